@@ -1,0 +1,63 @@
+"""Argument checks shared by every public function.
+
+Each raises ``ValueError`` naming the argument, what was expected and what was given, so a
+wrong shape reads as a sentence instead of a matmul traceback deep inside torch.
+"""
+from __future__ import annotations
+
+import torch
+
+
+def tensor(name: str, value, *, ndim: int | tuple[int, ...] | None = None, floating: bool = True):
+    """Check that ``value`` is a tensor (optionally of ``ndim`` dims and a floating dtype)."""
+    if not isinstance(value, torch.Tensor):
+        raise ValueError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
+    if ndim is not None:
+        dims = (ndim,) if isinstance(ndim, int) else tuple(ndim)
+        if value.dim() not in dims:
+            want = " or ".join(f"{d}-D" for d in dims)
+            raise ValueError(f"{name} must be {want}, got shape {tuple(value.shape)}")
+    if floating and not value.is_floating_point():
+        raise ValueError(f"{name} must have a floating dtype (float32 or float64), got {value.dtype}")
+    return value
+
+
+def shape(name: str, value, expected: tuple) -> torch.Tensor:
+    """Check ``value.shape`` against ``expected``; ``None`` entries match any size."""
+    tensor(name, value, ndim=len(expected))
+    actual = tuple(value.shape)
+    if any(e is not None and e != a for e, a in zip(expected, actual)):
+        pretty = str(tuple("?" if e is None else e for e in expected)).replace("'?'", "?")
+        raise ValueError(f"{name} must have shape {pretty}, got {actual}")
+    return value
+
+
+def same_dtype_device(**tensors) -> None:
+    """All tensors share one dtype and one device (mixing them fails late and obscurely)."""
+    items = [(k, v) for k, v in tensors.items() if v is not None]
+    if not items:
+        return
+    name0, ref = items[0]
+    for name, t in items[1:]:
+        if t.dtype != ref.dtype:
+            raise ValueError(f"{name} has dtype {t.dtype} but {name0} has {ref.dtype}; use one dtype")
+        if t.device != ref.device:
+            raise ValueError(f"{name} is on {t.device} but {name0} is on {ref.device}; use one device")
+
+
+def lengths(name: str, value, batch: int, max_len: int) -> torch.Tensor:
+    """Per-sequence lengths: 1-D integer, ``batch`` entries, each in ``[1, max_len]``."""
+    if not isinstance(value, torch.Tensor):
+        value = torch.as_tensor(value)
+    if value.dim() != 1 or value.shape[0] != batch:
+        raise ValueError(f"{name} must have shape ({batch},), got {tuple(value.shape)}")
+    if value.is_floating_point() or value.dtype == torch.bool:
+        raise ValueError(f"{name} must be an integer tensor, got {value.dtype}")
+    if batch and (int(value.min()) < 1 or int(value.max()) > max_len):
+        raise ValueError(f"{name} must lie in [1, {max_len}], got min {int(value.min())} max {int(value.max())}")
+    return value.to("cpu", torch.long)
+
+
+def positive(name: str, value) -> None:
+    if not (isinstance(value, (int, float)) and value > 0) or value != value:
+        raise ValueError(f"{name} must be a positive number, got {value!r}")
