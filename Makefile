@@ -6,13 +6,15 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 BUDGET ?= default
 
-.PHONY: run test setup clean
+.PHONY: run test setup chromium clean
 
-run: setup
+run: setup chromium
 	$(PY) -m course_lib.main --budget $(BUDGET)
 
-test: setup
-	$(PY) -m pytest -n 2 --durations=15 -q
+# --dist loadfile: a test module stays on one worker, so module fixtures (the lectures executed
+# once at the ci budget, the site built from them) run once
+test: setup chromium
+	$(PY) -m pytest -n 2 --dist loadfile --durations=15 -q
 
 setup: $(VENV)/.installed
 
@@ -22,6 +24,11 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e ".[test]"
 	touch $@
+
+# headless Chromium for the browser tests and the site's screenshots (Debian's package, via
+# apt-get when run as root; elsewhere a warning, and the browser tests skip saying why)
+chromium:
+	@bash scripts/ensure_chromium.sh
 
 clean:
 	rm -rf build .pytest_cache

@@ -73,9 +73,13 @@ def main(argv=None) -> int:
     (out / "lectures.json").write_text(json.dumps(lectures, indent=1))
     print(path.read_text())
     print(f"report: {path}\nexecuted lectures: {out / 'lectures'}\nfigures: {out / 'figures'}")
+    # the static site of the executed lectures (and screenshots of its pages): course_lib/site.py
+    from . import site
+
+    site_result = site.publish(out)
     failed = [r for r in lectures if not r["ok"]]
     claims_failed = [c for c in report.read_claims(out) if not c["holds"]]
-    return 1 if failed or claims_failed else 0
+    return 1 if failed or claims_failed or not site_result["ok"] else 0
 
 
 if __name__ == "__main__":
