@@ -1,0 +1,102 @@
+"""Lecture 3's claims, asserted at the ci budget with the functions the notebook calls."""
+import numpy as np
+import pytest
+import torch
+
+from course_lib.experiments import lstm as L
+
+
+def test_reference_cell_equals_nn_lstmcell():
+    for seed in range(3):
+        r = L.cell_agreement(seed=seed)
+        assert r["max_diff_h"] < 1e-12 and r["max_diff_c"] < 1e-12 and r["max_diff_grad"] < 1e-12, r
+    r32 = L.cell_agreement(seed=0, dtype=torch.float32)
+    assert r32["max_diff_h"] < 1e-5 and r32["max_diff_c"] < 1e-5, r32
+
+
+def test_lstm_gates_reproduce_nn_lstm():
+    model = L.build_model("lstm", 6, seed=1)
+    x = torch.randn(3, 7, 2)
+    gates = L.lstm_gates(model.rnn, x)
+    with torch.no_grad():
+        out, (h, c) = model.rnn(x)
+    np.testing.assert_allclose(gates["h"], out.numpy(), atol=1e-5)
+    np.testing.assert_allclose(gates["c"][:, -1], c[0].numpy(), atol=1e-5)
+    for k in "ifo":
+        assert ((gates[k] > 0) & (gates[k] < 1)).all()
+
+
+def test_jacobian_norms_match_a_jacobian_built_by_functional_autograd():
+    """The batched one-pass Jacobian norm equals that of torch.autograd.functional.jacobian.
+
+    c_t's effect on c_T goes through every path, including h_t = o_t * tanh(c_t)."""
+    from course_lib import reference as ref
+
+    model = L.build_model("lstm", 4, seed=2).double()
+    x = torch.rand(6, 2, dtype=torch.float64)
+    r = L.state_jacobian_norms(model.rnn, x)
+    W = [w.detach() for w in ref.weights_from_module(model.rnn)[0]]
+    o_1 = torch.as_tensor(L.lstm_gates(model.rnn, x.unsqueeze(0))["o"][0, 1])  # the gate that read c_2
+
+    def c_T_from(c2):
+        h, c = o_1.view(1, 4) * torch.tanh(c2.view(1, 4)), c2.view(1, 4)
+        for t in range(2, 6):
+            h, c = ref.lstm_cell(x[t:t + 1], (h, c), *W)
+        return c[0]
+
+    h, c = torch.zeros(1, 4, dtype=torch.float64), torch.zeros(1, 4, dtype=torch.float64)
+    for t in range(2):
+        h, c = ref.lstm_cell(x[t:t + 1], (h, c), *W)
+    J = torch.autograd.functional.jacobian(c_T_from, c[0])
+    assert abs(float(torch.linalg.matrix_norm(J, ord=2)) - r["dc"][2]) < 1e-10
+    assert r["dc"][-1] == pytest.approx(1.0) and r["direct"][-1] == pytest.approx(1.0)
+
+
+def test_validation_names_the_argument():
+    with pytest.raises(ValueError, match="T"):
+        L.gradient_flow(T=0)
+    with pytest.raises(ValueError, match="seeds"):
+        L.gradient_flow(seeds=())
+    with pytest.raises(ValueError, match="cells"):
+        L.adding_vs_length(cells=("transformer",))
+    with pytest.raises(ValueError, match="x must be one sequence"):
+        L.state_jacobian_norms(torch.nn.LSTM(2, 3), torch.zeros(1, 4, 2))
+
+
+def test_forget_bias_one_keeps_the_cell_path_open():
+    r = L.gradient_flow()
+    T = r["T"]
+    rnn = r["rnn_dh"][:, T]
+    b0, b1 = r["lstm"][0.0]["dc"][:, T], r["lstm"][1.0]["dc"][:, T]
+    # every seed: the cell path with forget bias 1 carries >= 100x more than the RNN and than bias 0
+    assert (b1 > 100 * rnn).all(), (b1, rnn)
+    assert (b1 > 100 * b0).all(), (b1, b0)
+    # with bias 0 the LSTM is no better than the plain RNN by more than 100x (both vanish)
+    assert np.median(b0) < 100 * np.median(rnn)
+    # the gradient norms fall with distance for both at this length
+    assert np.median(r["rnn_dh"][:, T]) < 1e-3 * np.median(r["rnn_dh"][:, 1])
+    # what the lecture prints is what was asserted
+    assert all(c["holds"] for c in L.claims_gradient_flow(r))
+
+
+def test_lstm_solves_adding_where_rnn_stays_at_chance():
+    r = L.adding_vs_length()
+    n = len(r["seeds"])
+    assert n >= 3
+    longest = -1
+    assert r["solved"]["lstm"][longest] == n, r["nmse"]["lstm"]
+    assert r["at_chance"]["rnn"][longest] == n, r["nmse"]["rnn"]
+    # at the shortest length the RNN does learn something (it is the length that defeats it)
+    assert np.median(r["nmse"]["rnn"][0]) < 0.6, r["nmse"]["rnn"]
+    # after training, the LSTM's cell path carries gradient across the whole sequence
+    T = r["lengths"][-1]
+    assert r["trained_flow"]["lstm"]["direct"][T] > 0.1
+    assert r["trained_flow"]["lstm"]["dc"][T] > 100 * r["trained_flow"]["rnn"]["dh"][T]
+    assert r["gates"]["memory_corr"][0] > 0.8
+    # the trained LSTM writes at the marked steps: its best memory unit's input gate is larger there
+    g = r["gates"]
+    k = g["memory_units"][0]
+    marked = g["x"][:, :, 1] > 0.5
+    assert g["i"][:, :, k][marked].mean() > 2 * g["i"][:, :, k][~marked].mean()
+    assert all(c["holds"] for c in L.claims_adding(r))
+    assert all(c["holds"] for c in L.claims_cell(L.cell_agreement()))
