@@ -1,0 +1,82 @@
+"""Lecture 1's claims, asserted at the ci budget with the same functions the notebook calls."""
+import numpy as np
+import pytest
+
+from course_lib.experiments import vanishing as V
+
+
+@pytest.fixture(scope="module")
+def tanh_norms():
+    return V.gradient_norms(nonlinearity="tanh")
+
+
+def test_gradient_norms_shapes_and_determinism(tanh_norms):
+    r = tanh_norms
+    assert r["measured"].shape == r["bound"].shape == (len(V.SIGMAS), r["T"] + 1)
+    assert np.all(r["measured"][:, 0] == 1.0)  # dh_T/dh_T is the identity
+    again = V.gradient_norms(nonlinearity="tanh")
+    assert np.array_equal(again["measured"], r["measured"])
+
+
+@pytest.mark.parametrize("nonlinearity", ["tanh", "sigmoid", "relu"])
+def test_measured_norm_never_exceeds_the_bound(nonlinearity):
+    s = V.bound_summary(V.gradient_norms(nonlinearity=nonlinearity))
+    assert max(s["max_ratio"]) <= 1.0 + 1e-9, s["max_ratio"]
+
+
+def test_bound_is_tight_for_linear_orthogonal():
+    s = V.bound_summary(V.gradient_norms(sigmas=(0.5, 0.9, 1.0, 1.5, 3.0), nonlinearity="linear"))
+    assert max(s["max_rel_gap"]) <= 1e-6, s["max_rel_gap"]
+
+
+def test_tanh_decays_at_least_as_fast_as_the_bound(tanh_norms):
+    s = V.bound_summary(tanh_norms)
+    checked = 0
+    for sigma, fitted, bound in zip(s["sigmas"], s["fitted_rate"], s["bound_rate"]):
+        if sigma < 1:
+            assert fitted <= bound, (sigma, fitted, bound)
+            checked += 1
+    assert checked >= 2
+
+
+def test_sigmoid_vanishes_even_with_sigma_above_one():
+    # gamma * sigma = 0.75 < 1: the sufficient condition for vanishing holds although sigma = 3 > 1
+    r = V.gradient_norms(sigmas=(3.0,), nonlinearity="sigmoid")
+    assert r["measured"][0, -1] < 1e-3
+
+
+def test_chain_rule_product_matches_autograd():
+    assert V.chain_rule_check()["max_rel_diff"] < 1e-10
+
+
+def test_bad_arguments_are_named():
+    with pytest.raises(ValueError, match="nonlinearity"):
+        V.gradient_norms(nonlinearity="softplus")
+    with pytest.raises(ValueError, match="sigmas"):
+        V.gradient_norms(sigmas=(0.0,))
+    with pytest.raises(ValueError, match="hidden"):
+        V.gradient_norms(hidden=0)
+    with pytest.raises(ValueError, match="ks"):
+        V.recall_vs_distance(ks=[])
+
+
+@pytest.mark.slow
+def test_recall_falls_to_chance_with_distance():
+    r = V.recall_vs_distance()  # ci: k = 2 and 40, seeds 0, 1, 2
+    acc, chance = r["accuracy"], r["chance"]
+    assert len(r["seeds"]) >= 3
+    assert np.all(acc[0] >= 0.95), acc[0]  # a short gap: every seed recalls the key
+    assert np.all(acc[-1] <= chance + 0.08), acc[-1]  # a long gap: every seed at chance
+    # the gradient reaching the key at initialisation falls by orders of magnitude
+    assert np.all(r["grad_at_key"][-1] < 1e-4 * r["grad_at_key"][0])
+
+
+@pytest.mark.slow
+def test_agreement_errors_rise_with_attractors():
+    r = V.agreement_vs_attractors()  # ci: 0..4 attractors, seeds 0, 1, 2
+    err, ctrl = r["error"], r["control_error"]
+    assert len(r["seeds"]) >= 3
+    assert np.all(err[0] <= 0.05), err[0]  # no attractor: (nearly) no errors
+    assert np.all(err[-1] >= err[0] + 0.1), err  # four attractors: clearly more, in every seed
+    assert np.all(np.diff(err.mean(1)) >= -0.02), err.mean(1)  # the mean rises with each attractor
+    assert np.all(ctrl <= 0.05), ctrl  # the same distance without attractors is easy
