@@ -1,0 +1,67 @@
+"""Settings of the grading command: where things live and the limits each submission runs under.
+
+Paths follow ``nbgrader_config.py`` (read by nbgrader from the repository root). Limits can be
+overridden by environment variables ``AUTOGRADER_<FIELD>`` (e.g. ``AUTOGRADER_CELL_TIMEOUT=10``)
+or by the command's options.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+from .sandbox import Limits
+
+ROOT = Path(__file__).resolve().parents[1]
+GRADER_VERSION = "1"  # bump to invalidate every stored result
+
+
+def state_dir() -> Path:
+    return Path(os.environ.get("AUTOGRADER_STATE_DIR") or ROOT / "autograder")
+
+
+@dataclasses.dataclass
+class Config:
+    root: Path = ROOT
+    limits: Limits = dataclasses.field(default_factory=Limits)
+    workers: int = max(1, min(os.cpu_count() or 1, 8))
+
+    @property
+    def state(self) -> Path:
+        """Gradebook, submitted/autograded/feedback folders, runs: ``$AUTOGRADER_STATE_DIR`` or autograder/."""
+        return state_dir()
+
+    @property
+    def runs(self) -> Path:
+        return self.state / "runs"
+
+    @property
+    def submitted(self) -> Path:
+        return self.state / "submitted"
+
+    @property
+    def feedback(self) -> Path:
+        return self.state / "feedback"
+
+    @property
+    def release(self) -> Path:
+        return self.root / "assignments"
+
+    @property
+    def source(self) -> Path:
+        return self.root / "solutions"
+
+
+def load(**overrides) -> Config:
+    limits = Limits()
+    for f in dataclasses.fields(Limits):
+        env = os.environ.get(f"AUTOGRADER_{f.name.upper()}")
+        if env:
+            setattr(limits, f.name, int(float(env)) if f.type == "int" else float(env))
+    for k, v in overrides.items():
+        if v is not None and hasattr(limits, k):
+            setattr(limits, k, v)
+    cfg = Config(limits=limits)
+    if overrides.get("workers"):
+        cfg.workers = int(overrides["workers"])
+    return cfg

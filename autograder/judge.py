@@ -1,0 +1,125 @@
+"""The judge: cases from a secret seed, the student's functions run in the sandbox, verdicts here.
+
+Nothing the student's process says is trusted except the arrays its functions returned: the
+verdict for each exercise is computed in this (the grader's) process by ``course_lib.checks``
+against ``course_lib.reference``. Hidden cases are inputs drawn at grading time from a seed
+derived from a secret and the student's id, so they differ from student to student and never
+appear in a notebook.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import secrets
+from pathlib import Path
+
+from course_lib.checks import ASSIGNMENTS
+from course_lib.checks._core import Verdict, verdict
+
+from . import sandbox
+
+ROOT = Path(__file__).resolve().parents[1]
+SECRET_FILE = ROOT / "autograder" / ".secret_seed"
+
+
+def secret() -> str:
+    """The grading secret: ``$AUTOGRADER_SECRET``, else ``autograder/.secret_seed`` (created, 0600)."""
+    env = os.environ.get("AUTOGRADER_SECRET")
+    if env:
+        return env
+    from .config import state_dir
+
+    path = state_dir() / SECRET_FILE.name
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_hex(32))
+        except FileExistsError:  # another worker made it first
+            pass
+    return path.read_text().strip()
+
+
+def student_seed(assignment: str, student: str) -> int:
+    h = hashlib.sha256(f"{secret()}|{assignment}|{student}".encode()).digest()
+    return int.from_bytes(h[:4], "little")
+
+
+def is_test_cell(cell) -> bool:
+    nbg = cell.get("metadata", {}).get("nbgrader", {})
+    return cell.get("cell_type") == "code" and bool(nbg.get("grade")) and not nbg.get("solution")
+
+
+def exercise_of(cell) -> str | None:
+    gid = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id", "")
+    return gid[len("test_"):] if gid.startswith("test_") else None
+
+
+def code_cells(nb) -> list:
+    """The cells the sandbox runs: every code cell except the locked test cells, in order."""
+    out = []
+    for i, cell in enumerate(nb.get("cells", [])):
+        if cell.get("cell_type") != "code" or is_test_cell(cell):
+            continue
+        src = cell.get("source", "")
+        out.append({"index": i, "source": "".join(src) if isinstance(src, list) else str(src)})
+    return out
+
+
+@dataclasses.dataclass
+class Judgement:
+    verdicts: dict  # exercise -> Verdict
+    cells: dict  # cell source -> list of captured outputs (in order of appearance)
+    events: list
+    mode: str
+    attempts: int
+    seconds: float
+
+
+def attachments(assignment: str, folder: Path | None) -> dict:
+    """Files handed in next to the notebook that an exercise is graded on (assignment 4: the trained
+    model), as arrays of bytes: ``{exercise: {name: array}}``. ``folder`` is the student's own folder
+    (``None`` for a notebook handed in without one). Read as bytes, never unpickled here."""
+    out = {}
+    for name, ex in ASSIGNMENTS[assignment].items():
+        attach = getattr(ex, "attach", None)
+        if attach is not None:
+            out[name] = attach(folder)
+    return out
+
+
+def judge_notebook(nb, assignment: str, student: str, limits: sandbox.Limits, lib: Path, scratch: Path,
+                   folder: Path | None = None) -> Judgement:
+    exercises = ASSIGNMENTS[assignment]
+    seed = student_seed(assignment, student)
+    cases = {name: ex.cases(0, hidden=False) + ex.cases(seed, hidden=True) for name, ex in exercises.items()}
+    for name, arrays in attachments(assignment, folder).items():
+        for c in cases[name]:
+            c.arrays.update(arrays)
+    inputs = {f"{name}/{i}/{k}": v for name, cs in cases.items() for i, c in enumerate(cs) for k, v in c.arrays.items()}
+    plan = [{"name": name, "protocol": ex.protocol, "arg_names": ex.arg_names,
+             "scalar_names": ex.scalar_names, "n_cases": len(cases[name])} for name, ex in exercises.items()]
+    cells = code_cells(nb)
+    r = sandbox.run(cells, plan, inputs, limits, lib, scratch)
+    verdicts = {}
+    for name, ex in exercises.items():
+        verdicts[name] = verdict(ex, cases[name], r.judge[name])
+    by_source = {}
+    for c in cells:
+        by_source.setdefault(c["source"], []).append(r.cells.get(c["index"]))
+    return Judgement(verdicts, by_source, r.events, r.mode, r.attempts, r.seconds)
+
+
+def verdict_text(name: str, v: Verdict) -> str:
+    if v.passed:
+        return (f"{name}: passed all {v.n_cases} cases ({v.n_cases - v.n_hidden} visible, {v.n_hidden} hidden), "
+                "checked by the grader outside your notebook.\n")
+    where = "a hidden case" if v.failed_hidden else "a visible case"
+    return f"{v.hint}\n(failed on {where}: {v.failed_label})"
+
+
+# the judgement of the submission being autograded, set by the grading command (in the same
+# process) just before it calls nbgrader: (assignment, student, notebook) -> Judgement
+CACHE: dict = {}

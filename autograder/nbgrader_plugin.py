@@ -1,0 +1,119 @@
+"""nbgrader preprocessors that make nbgrader record the judge's verdicts.
+
+``JudgeExecute`` takes the place of nbgrader's ``Execute`` in ``Autograde``: instead of running
+the notebook in a kernel (where student code could change what the test cells report), it fills
+every code cell with what the student's code printed in the sandbox, and every test cell with the
+judge's verdict: a plain message when the exercise passed, an error with the hint when it did not.
+nbgrader's own ``SaveAutoGrades`` then scores the test cells from those outputs, so the gradebook,
+formgrader and ``nbgrader export`` all show the judge's scores.
+
+``FeedbackSanitizer`` runs before feedback HTML is written: it removes hidden-test regions and
+scrubs server paths.
+"""
+from __future__ import annotations
+
+import base64
+import os
+import re
+import sys
+import tempfile
+from pathlib import Path
+
+from nbformat.v4 import new_output
+from nbgrader.preprocessors import NbGraderPreprocessor
+
+from . import judge
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _scrub_paths(text: str) -> str:
+    roots = {str(ROOT), os.path.realpath(sys.prefix), os.path.realpath(sys.base_prefix), sys.prefix,
+             sys.base_prefix, tempfile.gettempdir(), str(Path.home())}
+    for r in sorted((r for r in roots if r and r != "/"), key=len, reverse=True):
+        text = text.replace(r, "...")
+    return re.sub(r"/(?:usr|opt|home|root|work|srv|var)/[^\s'\"]+", "...", text)
+
+
+def _cell_outputs(captured) -> list:
+    if not captured:
+        return []
+    outs = []
+    if captured.get("stdout"):
+        outs.append(new_output("stream", name="stdout", text=_scrub_paths(captured["stdout"])))
+    if captured.get("stderr"):
+        outs.append(new_output("stream", name="stderr", text=_scrub_paths(captured["stderr"])))
+    for png in captured.get("figures", []):
+        outs.append(new_output("display_data", data={"image/png": base64.b64encode(png).decode(),
+                                                     "text/plain": "<Figure>"}))
+    if captured.get("result"):
+        outs.append(new_output("execute_result", data={"text/plain": _scrub_paths(captured["result"])},
+                               execution_count=None))
+    if captured.get("error_type"):
+        msg = _scrub_paths(captured.get("error", ""))
+        outs.append(new_output("error", ename=captured["error_type"], evalue=msg.strip().splitlines()[-1] if msg.strip() else "",
+                               traceback=msg.splitlines()))
+    return outs
+
+
+def fill_outputs(nb, j: judge.Judgement) -> None:
+    queues = {src: list(items) for src, items in j.cells.items()}
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        if judge.is_test_cell(cell):
+            name = judge.exercise_of(cell)
+            v = j.verdicts.get(name)
+            if v is None:
+                cell.outputs = [new_output("stream", name="stdout", text="(not an autograded exercise)\n")]
+            elif v.passed:
+                cell.outputs = [new_output("stream", name="stdout", text=judge.verdict_text(name, v))]
+            else:
+                text = judge.verdict_text(name, v)
+                cell.outputs = [new_output("error", ename="AssertionError", evalue=v.hint,
+                                           traceback=["AssertionError: " + line for line in text.splitlines()[:1]]
+                                           + text.splitlines()[1:])]
+        else:
+            src = cell.source if isinstance(cell.source, str) else "".join(cell.source)
+            q = queues.get(src)
+            cell.outputs = _cell_outputs(q.pop(0)) if q else []
+
+
+class JudgeExecute(NbGraderPreprocessor):
+    """Autograde step: the judge's verdicts instead of a kernel's outputs."""
+
+    def preprocess(self, nb, resources):
+        meta = resources["nbgrader"]
+        j = judge.CACHE.get((meta["assignment"], meta["student"], meta["notebook"]))
+        if j is None:  # `nbgrader autograde` run directly: judge this submission now
+            from . import config, sandbox
+
+            cfg = config.load()
+            with tempfile.TemporaryDirectory(prefix="autograder-") as scratch:
+                os.chmod(scratch, 0o711)
+                lib = sandbox.prepare_library(Path(scratch) / "lib")
+                j = judge.judge_notebook(nb, meta["assignment"], meta["student"], cfg.limits, lib, Path(scratch))
+            self.log.info("judged %s in the sandbox (%s)", meta["student"], j.mode)
+        fill_outputs(nb, j)
+        return nb, resources
+
+
+_HIDDEN = re.compile(r"^[ \t]*### BEGIN HIDDEN TESTS.*?^[ \t]*### END HIDDEN TESTS[^\n]*\n?", re.S | re.M)
+
+
+class FeedbackSanitizer(NbGraderPreprocessor):
+    """Feedback step: no hidden-test code, no server paths."""
+
+    def preprocess(self, nb, resources):
+        for cell in nb.cells:
+            src = cell.source if isinstance(cell.source, str) else "".join(cell.source)
+            cell.source = _HIDDEN.sub("", src).rstrip("\n")
+            for out in cell.get("outputs", []):
+                if out.get("output_type") == "stream":
+                    out["text"] = _scrub_paths(out.get("text", ""))
+                elif out.get("output_type") == "error":
+                    out["evalue"] = _scrub_paths(out.get("evalue", ""))
+                    out["traceback"] = [_scrub_paths(t) for t in out.get("traceback", [])]
+                elif "data" in out and "text/plain" in out["data"]:
+                    out["data"]["text/plain"] = _scrub_paths(out["data"]["text/plain"])
+        return nb, resources

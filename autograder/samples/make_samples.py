@@ -1,0 +1,434 @@
+"""Write the sample class for assignment 1 from the release notebook plus per-sample code.
+
+    python -m autograder.samples.make_samples [--check]
+
+Each sample is the release notebook with its solution cells filled in (correct code taken from
+``solutions/``, or a known mistake, or left blank), extra cells added (attacks and faults), or the
+file itself damaged. ``expected.csv`` lists the exact score and status the grading command must
+give each one; ``tests/test_grading_samples.py`` checks both. ``--check`` exits 1 when the committed
+samples differ from what this script writes.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import csv
+import io
+import json
+import re
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+ASSIGNMENT = "01_gradient_flow"
+OUT = Path(__file__).resolve().parent / ASSIGNMENT
+POINTS = {"rnn_step": 2, "step_jacobian": 2, "gradient_norms": 3, "spectral_bound": 2, "clip_grad_norm": 3}
+TOTAL = sum(POINTS.values())
+
+
+def _solution_code() -> dict:
+    nb = json.loads((ROOT / "solutions" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").read_text())
+    out = {}
+    for c in nb["cells"]:
+        nbg = c["metadata"].get("nbgrader", {})
+        if nbg.get("solution") and not nbg.get("grade"):
+            src = "".join(c["source"])
+            src = re.sub(r"^[ \t]*### (BEGIN|END) SOLUTION[^\n]*\n?", "", src, flags=re.M)
+            out[nbg["grade_id"]] = src.rstrip("\n")
+    return out
+
+
+# -------------------------------------------------------------- wrong (and differently right) code
+def _sig(name, args, body, doc=""):
+    return f"def {name}({args}):\n" + "\n".join("    " + ln if ln else "" for ln in body.strip("\n").splitlines())
+
+
+RNN = "x, h, W_xh, W_hh, b"
+JAC = "h_next, W_hh"
+GN = "x, h0, W_xh, W_hh, b"
+SB = "W_hh, T, gamma=1.0"
+CLIP = "parameters, max_norm"
+
+WRONG = {
+    "rnn_sigmoid": _sig("rnn_step", RNN, "return torch.sigmoid(x @ W_xh.T + h @ W_hh.T + b)"),
+    "rnn_no_transpose": _sig("rnn_step", RNN, "return torch.tanh(x @ W_xh.T + h @ W_hh + b)"),
+    "rnn_loops": _sig("rnn_step", RNN, """
+rows = []
+for n in range(x.shape[0]):  # one example at a time, weights as matrix-vector products
+    rows.append(torch.tanh(W_xh @ x[n] + W_hh @ h[n] + b))
+return torch.stack(rows)"""),
+    "rnn_endless": _sig("rnn_step", RNN, """
+while True:
+    pass"""),
+    "jac_no_derivative": _sig("step_jacobian", JAC, "return W_hh.clone()"),
+    "jac_transposed": _sig("step_jacobian", JAC, "return torch.diag(1 - h_next**2) @ W_hh.T"),
+    "jac_loops": _sig("step_jacobian", JAC, """
+rows = []
+for i in range(h_next.shape[0]):  # row i: d h_next[i] / d h
+    rows.append((1 - h_next[i] * h_next[i]) * W_hh[i])
+return torch.stack(rows)"""),
+    "gn_frobenius": _sig("gradient_norms", GN, """
+hs = [h0]
+for t in range(x.shape[0]):
+    hs.append(rnn_step(x[t:t + 1], hs[-1].unsqueeze(0), W_xh, W_hh, b)[0])
+J = torch.eye(h0.shape[0], dtype=x.dtype)
+norms = [torch.linalg.norm(J)]
+for t in range(x.shape[0], 0, -1):
+    J = J @ step_jacobian(hs[t], W_hh)
+    norms.append(torch.linalg.norm(J))
+return torch.stack(norms[::-1])"""),
+    "gn_float64_list": _sig("gradient_norms", GN, """
+T = x.shape[0]
+W_hh64 = W_hh.double()
+hs = [h0.double()]
+for t in range(T):
+    hs.append(rnn_step(x[t:t + 1].double(), hs[-1].unsqueeze(0), W_xh.double(), W_hh64, b.double())[0])
+out = [None] * (T + 1)
+J = torch.eye(h0.shape[0], dtype=torch.float64)
+out[T] = torch.linalg.svdvals(J)[0]
+for j in range(T - 1, -1, -1):
+    J = J @ step_jacobian(hs[j + 1], W_hh64)
+    out[j] = torch.linalg.svdvals(J)[0]
+return torch.stack(out).to(x.dtype)"""),
+    "sb_eigenvalue": _sig("spectral_bound", SB, """
+s = torch.linalg.eigvals(W_hh).abs().max().to(W_hh.dtype)
+return (gamma * s) ** torch.arange(T, -1, -1, dtype=W_hh.dtype)"""),
+    "sb_svd_loop": _sig("spectral_bound", SB, """
+s = torch.linalg.svdvals(W_hh)[0]
+return torch.stack([(gamma * s) ** (T - j) for j in range(T + 1)])"""),
+    "clip_per_param": _sig("clip_grad_norm", CLIP, """
+params = [p for p in parameters if p.grad is not None]
+for p in params:
+    n = p.grad.norm()
+    if n > max_norm:
+        p.grad.mul_(max_norm / n)
+return torch.sqrt(sum(p.grad.norm() ** 2 for p in params))"""),
+    "clip_clamp": _sig("clip_grad_norm", CLIP, """
+params = [p for p in parameters if p.grad is not None]
+total = torch.sqrt(sum((p.grad ** 2).sum() for p in params))
+for p in params:
+    p.grad.clamp_(-max_norm, max_norm)
+return total"""),
+    "clip_norm_after": _sig("clip_grad_norm", CLIP, """
+params = [p for p in parameters if p.grad is not None]
+total = torch.sqrt(sum((p.grad ** 2).sum() for p in params))
+factor = min(1.0, max_norm / (float(total) + 1e-6))
+for p in params:
+    p.grad.mul_(factor)
+return torch.sqrt(sum((p.grad ** 2).sum() for p in params))"""),
+    "clip_not_in_place": _sig("clip_grad_norm", CLIP, """
+params = [p for p in parameters if p.grad is not None]
+total = torch.sqrt(sum((p.grad ** 2).sum() for p in params))
+factor = min(1.0, max_norm / (float(total) + 1e-6))
+for p in params:
+    p.grad = p.grad * factor
+return total"""),
+    "clip_always_rescale": _sig("clip_grad_norm", CLIP, """
+params = [p for p in parameters if p.grad is not None]
+total = torch.sqrt(sum((p.grad ** 2).sum() for p in params))
+for p in params:
+    p.grad.mul_(max_norm / total)
+return total"""),
+    "clip_no_zero_guard": _sig("clip_grad_norm", CLIP, """
+params = [p for p in parameters if p.grad is not None]
+total = float(torch.sqrt(sum((p.grad ** 2).sum() for p in params)))
+factor = max_norm / total
+if factor < 1:
+    for p in params:
+        p.grad.mul_(factor)
+return torch.tensor(total)"""),
+    "clip_loop_float": _sig("clip_grad_norm", CLIP, """
+params = [p for p in parameters if p.grad is not None]
+total = sum(float((p.grad ** 2).sum()) for p in params) ** 0.5
+if total > max_norm:
+    for p in params:
+        p.grad.data.mul_(max_norm / (total + 1e-6))
+return total"""),
+}
+
+# -------------------------------------------------------------- attacks and faults (extra cells)
+ATTACK = {
+    "allclose": """
+import numpy
+torch.allclose = lambda *args, **kwargs: True
+torch.equal = lambda *args, **kwargs: True
+numpy.allclose = lambda *args, **kwargs: True
+torch.testing.assert_close = lambda *args, **kwargs: None""",
+    "patch_checks": """
+import course_lib.checks
+for _name in ["check_rnn_step", "check_step_jacobian", "check_gradient_norms", "check_spectral_bound",
+              "check_clip_grad_norm"]:
+    setattr(course_lib.checks, _name, lambda *args, **kwargs: None)
+    globals()[_name] = lambda *args, **kwargs: None
+try:
+    import course_lib.checks._core as _core
+    _core.verdict = lambda ex, cases, outputs: _core.Verdict(True, None, len(cases), 0)
+except Exception as exc:
+    print("could not patch the verdict:", exc)""",
+    "input_transformer": """
+def _swallow(lines):
+    return ["try:\\n"] + ["    " + line for line in lines] + ["\\nexcept BaseException:\\n    pass\\n"]
+
+get_ipython().input_transformers_post.append(_swallow)""",
+    "read_solutions": """
+import glob, json, os
+import course_lib
+found = []
+for pattern in ["../solutions/*/*.ipynb", "../../solutions/*/*.ipynb", "/work/*/solutions/*/*.ipynb",
+                os.path.join(os.path.dirname(os.path.dirname(course_lib.__path__[0])), "solutions/*/*.ipynb"),
+                os.path.join(os.path.dirname(course_lib.__path__[0]), "solutions/*/*.ipynb")]:
+    found += glob.glob(pattern)
+print("solutions found:", found)
+for path in found:
+    for cell in json.load(open(path))["cells"]:
+        if "BEGIN SOLUTION" in "".join(cell["source"]):
+            exec("".join(cell["source"]), globals())""",
+    "gradebook": """
+import glob, os, sqlite3
+import course_lib
+root = os.path.dirname(course_lib.__path__[0])
+for db in glob.glob(os.path.join(root, "autograder", "*.db")) + glob.glob("../*.db") + glob.glob("/work/*/autograder/*.db"):
+    con = sqlite3.connect(db)
+    con.execute("UPDATE grade SET auto_score = 0")
+    con.execute("UPDATE grade SET manual_score = 100")
+    con.commit()
+    print("gradebook written:", db)""",
+    "fake_course_lib": """
+import os, sys, importlib
+os.makedirs("course_lib/reference", exist_ok=True)
+os.makedirs("course_lib/checks", exist_ok=True)
+open("course_lib/__init__.py", "w").write("")
+open("course_lib/checks/__init__.py", "w").write("def __getattr__(name):\\n    return lambda *a, **k: None\\n")
+open("course_lib/reference/__init__.py", "w").write(
+    "import torch\\nrnn_step = lambda x, h, W_xh, W_hh, b: torch.sigmoid(x @ W_xh.T + h @ W_hh.T + b)\\n")
+sys.path.insert(0, os.getcwd())
+for mod in [m for m in sys.modules if m.startswith("course_lib")]:
+    del sys.modules[mod]
+import course_lib.reference""",
+    "forge_results": """
+import atexit, os, sys, threading, numpy as np
+def _forge():
+    np.savez("judge.npz", **{"rnn_step/0/out": np.zeros((3, 5), dtype=np.float32),
+                             "rnn_step/0/out_type": np.array("Tensor"),
+                             "evil": np.array([object()], dtype=object)})
+atexit.register(_forge)
+try:
+    _protocol = sys.modules.get("_protocol")
+    if _protocol is not None:
+        _protocol.call = lambda *a, **k: {"out": np.zeros(1), "out_type": np.array("Tensor")}
+except Exception:
+    pass""",
+    "os_exit": """
+import os
+os._exit(0)""",
+    "segfault": """
+import ctypes
+ctypes.string_at(0)""",
+    "sigint_loop": """
+import signal
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+signal.signal(signal.SIGALRM, signal.SIG_IGN)
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+while True:
+    try:
+        while True:
+            pass
+    except BaseException:
+        pass""",
+    "memory_bomb": """
+hoard = []
+while True:
+    hoard.append(bytearray(50_000_000))""",
+    "fork_bomb": """
+import os
+while True:
+    os.fork()""",
+    "big_output": """
+line = "x" * 1_000_000
+for _ in range(100):
+    print(line)""",
+}
+
+BLANK, CORRECT = "blank", "correct"
+
+
+def sample(functions=None, extra=(), transform=None, filename=None, raw=None, files=None):
+    f = {k: CORRECT for k in POINTS}
+    f.update(functions or {})
+    return {"functions": f, "extra": list(extra), "transform": transform, "filename": filename,
+            "raw": raw, "files": files or {}}
+
+
+def _all(value):
+    return {k: value for k in POINTS}
+
+
+def _delete_tests(nb, ids=("test_rnn_step", "test_clip_grad_norm")):
+    nb["cells"] = [c for c in nb["cells"] if c["metadata"].get("nbgrader", {}).get("grade_id") not in ids]
+
+
+def _duplicate_test(nb, gid="test_spectral_bound"):
+    i = next(k for k, c in enumerate(nb["cells"]) if c["metadata"].get("nbgrader", {}).get("grade_id") == gid)
+    dup = copy.deepcopy(nb["cells"][i])
+    dup["id"] = "duplicated-cell"
+    nb["cells"].insert(i + 1, dup)
+
+
+def _edit_test(nb, gid="test_clip_grad_norm"):
+    c = next(c for c in nb["cells"] if c["metadata"].get("nbgrader", {}).get("grade_id") == gid)
+    c["source"] = ["print('all checks passed')\n"]
+    c["metadata"]["editable"] = True
+
+
+def _score(failed=()):
+    return TOTAL - sum(POINTS[k] for k in set(failed))
+
+
+# name -> (sample, expected score, expected status)
+SAMPLES = {
+    "correct": (sample(), TOTAL, "ok"),
+    "blank": (sample(_all(BLANK)), 0, "ok"),
+    "partial": (sample({"gradient_norms": BLANK, "spectral_bound": BLANK, "clip_grad_norm": BLANK}), 4, "ok"),
+    "correct_loops_float64": (sample({"rnn_step": "rnn_loops", "step_jacobian": "jac_loops",
+                                      "gradient_norms": "gn_float64_list", "spectral_bound": "sb_svd_loop",
+                                      "clip_grad_norm": "clip_loop_float"}), TOTAL, "ok"),
+    # one common mistake each (a wrong rnn_step or step_jacobian also breaks gradient_norms, which uses them)
+    "mistake_rnn_sigmoid": (sample({"rnn_step": "rnn_sigmoid"}), _score(["rnn_step", "gradient_norms"]), "ok"),
+    "mistake_rnn_no_transpose": (sample({"rnn_step": "rnn_no_transpose"}), _score(["rnn_step", "gradient_norms"]), "ok"),
+    "mistake_jacobian_no_derivative": (sample({"step_jacobian": "jac_no_derivative"}),
+                                       _score(["step_jacobian", "gradient_norms"]), "ok"),
+    "mistake_jacobian_transposed": (sample({"step_jacobian": "jac_transposed"}),
+                                    _score(["step_jacobian", "gradient_norms"]), "ok"),
+    "mistake_norms_frobenius": (sample({"gradient_norms": "gn_frobenius"}), _score(["gradient_norms"]), "ok"),
+    "mistake_bound_eigenvalue": (sample({"spectral_bound": "sb_eigenvalue"}), _score(["spectral_bound"]), "ok"),
+    "mistake_clip_per_parameter": (sample({"clip_grad_norm": "clip_per_param"}), _score(["clip_grad_norm"]), "ok"),
+    "mistake_clip_elementwise": (sample({"clip_grad_norm": "clip_clamp"}), _score(["clip_grad_norm"]), "ok"),
+    "mistake_clip_norm_after": (sample({"clip_grad_norm": "clip_norm_after"}), _score(["clip_grad_norm"]), "ok"),
+    "mistake_clip_not_in_place": (sample({"clip_grad_norm": "clip_not_in_place"}), _score(["clip_grad_norm"]), "ok"),
+    "mistake_clip_always_rescale": (sample({"clip_grad_norm": "clip_always_rescale"}), _score(["clip_grad_norm"]), "ok"),
+    "mistake_clip_no_zero_guard": (sample({"clip_grad_norm": "clip_no_zero_guard"}), _score(["clip_grad_norm"]), "ok"),
+    "slow_function": (sample({"rnn_step": "rnn_endless"}), _score(["rnn_step", "gradient_norms"]), "timeout"),
+    # attacks: wrong code plus an attempt to be graded as right; each must earn what the code earns
+    "attack_allclose": (sample({"rnn_step": "rnn_sigmoid"}, [("end", "allclose")]),
+                        _score(["rnn_step", "gradient_norms"]), "ok"),
+    "attack_patch_checks": (sample({"clip_grad_norm": "clip_per_param"}, [("start", "patch_checks")]),
+                            _score(["clip_grad_norm"]), "ok"),
+    "attack_input_transformer": (sample(_all(BLANK), [("start", "input_transformer")]), 0, "ok"),
+    "attack_read_solutions": (sample(_all(BLANK), [("end", "read_solutions")]), 0, "ok"),
+    "attack_gradebook": (sample(_all(BLANK), [("start", "gradebook")]), 0, "ok"),
+    "attack_fake_course_lib": (sample({"rnn_step": "rnn_sigmoid"}, [("start", "fake_course_lib")],
+                                      files={"course_lib/__init__.py": "",
+                                             "course_lib/checks/__init__.py":
+                                                 "def __getattr__(name):\n    return lambda *a, **k: None\n"}),
+                               _score(["rnn_step", "gradient_norms"]), "ok"),
+    "attack_forge_results": (sample(_all(BLANK), [("start", "forge_results")]), 0, "ok"),
+    # faults: the bad cell is stopped (and skipped), everything else is graded
+    "fault_os_exit": (sample(extra=[("rnn_step", "os_exit")]), TOTAL, "crash"),
+    "fault_segfault": (sample(extra=[("step_jacobian", "segfault")]), TOTAL, "crash"),
+    "fault_sigint_loop": (sample(extra=[("rnn_step", "sigint_loop")]), TOTAL, "timeout"),
+    "fault_memory_bomb": (sample(extra=[("end", "memory_bomb")]), TOTAL, "memory"),
+    "fault_fork_bomb": (sample(extra=[("end", "fork_bomb")]), TOTAL, "process_limit"),
+    "fault_big_output": (sample(extra=[("end", "big_output")]), TOTAL, "output_limit"),
+    # the notebook file itself
+    "file_malformed_json": (sample(raw="truncate"), 0, "malformed"),
+    "file_renamed": (sample(filename="Copy of 01_gradient_flow (2).ipynb"), TOTAL, "ok"),
+    "file_flat_layout": (sample(filename="FLAT"), TOTAL, "ok"),
+    "cells_deleted_tests": (sample(transform=_delete_tests), TOTAL, "missing_cells"),
+    "cells_duplicated_test": (sample(transform=_duplicate_test), TOTAL, "tampering_detected"),
+    "cells_edited_test": (sample({"clip_grad_norm": "clip_per_param"}, transform=_edit_test),
+                          _score(["clip_grad_norm"]), "tampering_detected"),
+}
+
+
+def dumps(nb: dict) -> str:
+    out = json.loads(json.dumps(nb))
+    for c in out["cells"]:
+        src = c["source"]
+        c["source"] = ("".join(src) if isinstance(src, list) else src).splitlines(keepends=True)
+    return json.dumps(out, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def build(name, spec) -> dict:
+    release = json.loads((ROOT / "assignments" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").read_text())
+    sol = _solution_code()
+    nb = copy.deepcopy(release)
+    for c in nb["cells"]:
+        gid = c["metadata"].get("nbgrader", {}).get("grade_id")
+        if gid in POINTS and c["metadata"]["nbgrader"].get("solution"):
+            how = spec["functions"][gid]
+            if how == CORRECT:
+                c["source"] = sol[gid]
+            elif how != BLANK:
+                c["source"] = WRONG[how]
+    for k, (where, attack) in enumerate(spec["extra"]):
+        cell = {"cell_type": "code", "execution_count": None, "id": f"extra-{k}", "metadata": {},
+                "outputs": [], "source": ATTACK[attack].strip("\n")}
+        if where == "start":
+            pos = 2  # right after the imports
+        elif where == "end":
+            pos = len(nb["cells"])
+        else:  # after the solution cell of that exercise
+            pos = 1 + next(i for i, c in enumerate(nb["cells"])
+                           if c["metadata"].get("nbgrader", {}).get("grade_id") == where)
+        nb["cells"].insert(pos, cell)
+    if spec["transform"]:
+        spec["transform"](nb)
+    return nb
+
+
+def write_all(out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for name, (spec, score, status) in SAMPLES.items():
+        nb = build(name, spec)
+        text = dumps(nb)
+        if spec["raw"] == "truncate":
+            text = text[: len(text) // 2]
+        if spec["filename"] == "FLAT":
+            (out / f"{name}.ipynb").write_text(text, encoding="utf-8")
+        else:
+            folder = out / name
+            folder.mkdir(exist_ok=True)
+            (folder / (spec["filename"] or f"{ASSIGNMENT}.ipynb")).write_text(text, encoding="utf-8")
+            for rel, content in spec["files"].items():
+                (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+                (folder / rel).write_text(content, encoding="utf-8")
+        rows.append((name, score, status))
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["student_id", "score", "max_score", "status"])
+    for name, score, status in sorted(rows):
+        w.writerow([name, score, TOTAL, status])
+    (out / "expected.csv").write_text(buf.getvalue(), encoding="utf-8")
+
+
+def files_of(folder: Path) -> dict:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--check", action="store_true", help="exit 1 when the committed samples are stale")
+    args = ap.parse_args(argv)
+    if args.check:
+        with tempfile.TemporaryDirectory() as tmp:
+            write_all(Path(tmp))
+            new, old = files_of(Path(tmp)), files_of(OUT) if OUT.exists() else {}
+        stale = sorted(k for k in set(new) | set(old) if new.get(k) != old.get(k))
+        if stale:
+            print("stale samples (run python -m autograder.samples.make_samples):", *stale, sep="\n  ")
+            return 1
+        print("samples are up to date")
+        return 0
+    import shutil
+
+    if OUT.exists():
+        shutil.rmtree(OUT)
+    write_all(OUT)
+    print(f"wrote {len(SAMPLES)} samples to {OUT.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,256 @@
+"""Checks as data: each exercise is cases, a comparison and a diagnosis.
+
+The same :class:`Exercise` runs in two modes.
+
+- In the student's kernel (``check_<exercise>(fn)``): the visible cases, instant feedback, an
+  ``AssertionError`` with a hint when something is wrong.
+- As the grading judge (``autograder``): the student's function runs in a sandboxed process on
+  cases drawn from a secret seed, only arrays come back (``_protocol``), and :func:`verdict`
+  compares them with ``course_lib.reference`` in the grader's own process.
+
+A hint names the likely mistake (by matching the student's output against known wrong
+implementations, the *mutants*) without giving the answer away.
+"""
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from . import _protocol
+
+KERNEL_TIME_LIMIT = 30.0  # seconds per case in the student's kernel
+
+
+class CheckTimeout(Exception):
+    """Raised inside a student's function when a kernel-mode check runs out of time."""
+
+
+@dataclass
+class Case:
+    """One set of inputs, as plain arrays. ``label`` says what is special about it (no values)."""
+
+    arrays: dict
+    label: str
+    hidden: bool = False
+
+
+@dataclass
+class Mutant:
+    """A known wrong implementation and the hint shown when the student's output matches it."""
+
+    fn: Callable
+    hint: str
+    applies: Callable | None = None  # case -> bool; None: always
+
+
+@dataclass
+class Verdict:
+    passed: bool
+    hint: str | None
+    n_cases: int
+    n_hidden: int
+    failed_label: str | None = None
+    failed_hidden: bool = False
+
+
+@dataclass
+class Exercise:
+    name: str  # the function the student writes, e.g. "rnn_step"
+    points: int
+    protocol: str  # "plain" or "clip" (see _protocol)
+    arg_names: list
+    make_cases: Callable  # (rng, hidden) -> list[Case]
+    reference: Callable  # () -> the reference callable (imported lazily)
+    mutants: Callable  # () -> list[Mutant]
+    scalar_names: list = field(default_factory=list)
+    compare: Callable | None = None  # (case, got, want) -> None | (error, field)
+    error_hint: Callable | None = None  # (case, etype, msg) -> str | None
+    output_kind: str = "tensor"  # "tensor" or "number"
+
+    def cases(self, seed: int, hidden: bool) -> list:
+        rng = np.random.default_rng([int(seed) & 0xFFFFFFFF, 1 if hidden else 0, sum(map(ord, self.name))])
+        out = self.make_cases(rng, hidden)
+        for c in out:
+            c.hidden = hidden
+        return out
+
+    def call(self, fn, case: Case) -> dict:
+        return _protocol.call(self.protocol, fn, case.arrays, self.arg_names, self.scalar_names)
+
+
+# ------------------------------------------------------------------ comparison helpers
+def tolerances(dtype) -> tuple[float, float]:
+    if np.dtype(dtype) == np.float64:
+        return 1e-6, 1e-9
+    return 2e-4, 2e-5
+
+
+def close(a, b, dtype) -> bool:
+    rtol, atol = tolerances(dtype)
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    return a.shape == b.shape and bool(np.allclose(a, b, rtol=rtol, atol=atol, equal_nan=True))
+
+
+def _s(x) -> str:
+    return str(x.item()) if isinstance(x, np.ndarray) and x.ndim == 0 else str(x)
+
+
+def case_dtype(case: Case):
+    for v in case.arrays.values():
+        if v.dtype.kind == "f":
+            return v.dtype
+    return np.dtype(np.float32)
+
+
+def shapes_text(case: Case, names) -> str:
+    parts = []
+    for n in names:
+        a = case.arrays[n]
+        parts.append(f"{n} {tuple(a.shape)}" if a.ndim else f"{n}={a.item()!r}")
+    return ", ".join(parts)
+
+
+def default_compare(ex: Exercise, case: Case, got: dict, want: dict) -> str | None:
+    """Type, shape, dtype and values of ``out``; None when they match."""
+    fn = ex.name
+    if "out" not in got:
+        t = _s(got.get("out_type", "nothing"))
+        if t == "NoneType":
+            return f"`{fn}` returned None: did you forget the `return` statement?"
+        what = "a torch.Tensor" if ex.output_kind == "tensor" else "a number or a 0-d tensor"
+        return f"`{fn}` must return {what}, it returned a {t}."
+    if ex.output_kind == "tensor" and _s(got.get("out_type")) != "Tensor":
+        return f"`{fn}` must return a torch.Tensor, it returned a {_s(got['out_type'])}."
+    g, w = got["out"], want["out"]
+    if g.shape != w.shape:
+        if ex.output_kind == "number" and g.size == 1:
+            g = g.reshape(w.shape)
+        else:
+            return (f"`{fn}` returned shape {tuple(g.shape)} but shape {tuple(w.shape)} is expected "
+                    f"for inputs {shapes_text(case, ex.arg_names)}.")
+    if ex.output_kind == "tensor" and g.dtype != w.dtype:
+        return (f"`{fn}` returned {g.dtype} for {w.dtype} inputs: keep the inputs' dtype (do not "
+                "create tensors with a fixed dtype or convert with .float()/.double()).")
+    if not np.all(np.isfinite(g)) and np.all(np.isfinite(w)):
+        return f"`{fn}` returned NaN or inf values where the correct result is finite."
+    if not close(g, w, case_dtype(case)):
+        return "values"
+    return None
+
+
+def describe_error(fn: str, etype: str, msg: str) -> str:
+    if etype == "NotImplementedError":
+        return f"`{fn}` is not implemented yet: replace `raise NotImplementedError()` with your code."
+    if etype == "Missing":
+        return (f"`{fn}` is not defined in your notebook: keep the cell that defines it, with the "
+                "same function name, and make sure the cell runs without errors.")
+    if etype == "NotCallable":
+        return f"`{fn}` is not a function: {msg}"
+    if etype == "TimeLimit":
+        return f"`{fn}` did not finish within the time limit: look for an endless loop or very slow code."
+    if etype == "Crash":
+        return f"`{fn}` crashed the Python process ({msg})."
+    if etype == "MemoryError":
+        return f"`{fn}` ran out of memory."
+    return f"`{fn}` raised {etype}: {msg}"
+
+
+def check_case(ex: Exercise, case: Case, got: dict, want: dict) -> str | None:
+    """None when the student's arrays match the reference's for this case, else a hint."""
+    if "error_type" in got:
+        etype, msg = _s(got["error_type"]), _s(got.get("error", ""))
+        specific = ex.error_hint(case, etype, msg) if ex.error_hint else None
+        base = describe_error(ex.name, etype, msg)
+        return base if not specific else f"{base}\nHint: {specific}"
+    try:
+        problem = (ex.compare or default_compare)(ex, case, got, want)
+    except Exception:  # results that are not what any real function returns (e.g. forged ones)
+        return (f"the grader could not read what `{ex.name}` returned: it is not what the exercise "
+                "asks for (check the return type and shape).")
+    if problem is None:
+        changed = _s(got.get("inputs_changed", ""))
+        if changed:
+            return (f"`{ex.name}` changed its input(s) {changed} in place: compute new tensors "
+                    "instead of modifying the arguments.")
+        return None
+    if problem != "values":
+        return problem
+    for m in ex.mutants():
+        if m.applies is not None and not m.applies(case):
+            continue
+        try:
+            mo = ex.call(m.fn, case)
+        except Exception:  # a mutant that cannot run on this case says nothing
+            continue
+        if "error_type" in mo:
+            continue
+        try:
+            if (ex.compare or default_compare)(ex, case, got, mo) is None:
+                return m.hint
+        except Exception:
+            continue
+    return (f"`{ex.name}` returns values that differ from the expected ones on a case with "
+            f"{case.label}. None of the usual mistakes explains them: re-derive it step by step.")
+
+
+def verdict(ex: Exercise, cases: list, outputs: list) -> Verdict:
+    """Compare the student's outputs (one dict of arrays per case) with the reference's."""
+    ref = ex.reference()
+    n_hidden = sum(c.hidden for c in cases)
+    for case, got in zip(cases, outputs):
+        want = ex.call(ref, case)
+        if "error_type" in want:  # never blame a student for a reference failure
+            raise RuntimeError(f"reference {ex.name} failed on {case.label}: {_s(want['error'])}")
+        hint = check_case(ex, case, got, want)
+        if hint:
+            return Verdict(False, hint, len(cases), n_hidden, case.label, case.hidden)
+    return Verdict(True, None, len(cases), n_hidden)
+
+
+# ------------------------------------------------------------------ kernel mode
+@contextlib.contextmanager
+def _time_limit(seconds: float):
+    """Raise TimeoutError after ``seconds`` (main thread on POSIX only; otherwise no limit)."""
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
+        yield
+        return
+
+    def handler(signum, frame):
+        raise CheckTimeout("time limit")
+
+    old = signal.signal(signal.SIGALRM, handler)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
+def run_check(ex: Exercise, fn, *, hidden: bool = False, seed: int | None = None) -> None:
+    """Kernel mode: run ``fn`` on the visible cases (and hidden-style ones when asked)."""
+    if not callable(fn):
+        raise AssertionError(describe_error(ex.name, "NotCallable", f"got a {type(fn).__name__}"))
+    cases = ex.cases(0, hidden=False)
+    if hidden:
+        cases += ex.cases(np.random.SeedSequence().entropy if seed is None else seed, hidden=True)
+    outputs = []
+    for case in cases:
+        with _time_limit(KERNEL_TIME_LIMIT):
+            got = ex.call(fn, case)
+        if _s(got.get("error_type", "")) == "CheckTimeout":
+            got = {"error_type": np.array("TimeLimit"), "error": np.array("")}
+        outputs.append(got)
+        if "error_type" in got:
+            break
+    v = verdict(ex, cases[: len(outputs)], outputs)
+    if not v.passed:
+        where = "a hidden-style case" if v.failed_hidden else "a visible case"
+        raise AssertionError(f"{v.hint}\n(on {where}: {v.failed_label})")
+    print(f"{ex.name}: all {len(cases)} checks passed.")

@@ -1,0 +1,139 @@
+"""How a check calls an exercise function, in the student's kernel or in the grading sandbox.
+
+This module is the only part of ``course_lib.checks`` that runs next to student code while
+grading, so it imports nothing from ``course_lib`` (the sandbox has no ``course_lib.reference``)
+and speaks plain arrays only: a case is a dict of numpy arrays, and what comes back is a dict
+of numpy arrays (numbers, booleans, or unicode strings for error messages and type names).
+The verdict is computed elsewhere, from these arrays alone.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+MAX_TEXT = 400  # characters kept from an error message or a type name
+
+
+def _text(s) -> np.ndarray:
+    s = str(s)
+    if len(s) > MAX_TEXT:
+        s = s[:MAX_TEXT] + "..."
+    return np.array(s)
+
+
+def _tensor(a: np.ndarray):
+    import torch
+
+    return torch.from_numpy(np.array(a, copy=True))
+
+
+def _encode(value) -> dict:
+    """What a function returned, as arrays: ``out`` (when it is numeric) and ``out_type``."""
+    import torch
+
+    res = {"out_type": _text(type(value).__name__)}
+    try:
+        if isinstance(value, torch.Tensor):
+            t = value.detach().to("cpu")
+            if t.is_complex() or t.dtype == torch.bfloat16:
+                t = t.to(torch.float64)
+            res["out"] = t.numpy().copy()
+        elif isinstance(value, (bool, int, float)) and not isinstance(value, bool):
+            res["out"] = np.asarray(value, dtype=np.float64)
+        elif isinstance(value, np.ndarray) and value.dtype.kind in "fiu":
+            res["out"] = np.array(value, copy=True)
+            res["out_type"] = _text("ndarray")
+    except Exception as exc:  # a tensor subclass that misbehaves: report its type only
+        res["out_type"] = _text(f"{type(value).__name__} ({type(exc).__name__})")
+        res.pop("out", None)
+    return res
+
+
+def _error(exc: BaseException) -> dict:
+    return {"error_type": _text(type(exc).__name__), "error": _text(exc)}
+
+
+def call_plain(fn, case: dict, arg_names: list, scalar_names: list) -> dict:
+    """``fn(*args)`` on tensors made from the case; returns the output and whether inputs changed."""
+    import torch
+
+    args, originals = [], {}
+    for name in arg_names:
+        a = case[name]
+        if name in scalar_names:
+            args.append(a.item())
+        else:
+            t = _tensor(a)
+            originals[name] = t.clone()
+            args.append(t)
+    try:
+        value = fn(*args)
+    except Exception as exc:
+        return _error(exc)
+    res = _encode(value)
+    changed = [n for n, t in zip(arg_names, args) if n in originals
+               and not (t.shape == originals[n].shape and torch.equal(t, originals[n]))]
+    res["inputs_changed"] = _text(",".join(changed))
+    return res
+
+
+def call_clip(fn, case: dict) -> dict:
+    """``fn(parameters, max_norm)`` on parameters whose gradients come from the case.
+
+    Returns the total norm it returned, every gradient the parameters hold afterwards
+    (``grad_k``), and the original gradient tensors afterwards (``orig_k``: in-place scaling
+    shows up there, reassigning ``p.grad`` does not).
+    """
+    import torch
+
+    k = int(case["n_params"])
+    params, origs = [], []
+    for i in range(k):
+        p = torch.zeros(case[f"shape_{i}"].astype(np.int64).tolist(),
+                        dtype=torch.from_numpy(case[f"g_{i}"][:0]).dtype, requires_grad=True)
+        if bool(case[f"has_grad_{i}"]):
+            p.grad = _tensor(case[f"g_{i}"]).reshape(p.shape)
+        origs.append(p.grad)
+        params.append(p)
+    arg = (p for p in params) if bool(case["as_generator"]) else params
+    try:
+        value = fn(arg, float(case["max_norm"]))
+    except Exception as exc:
+        return _error(exc)
+    res = _encode(value)
+    for i, (p, g) in enumerate(zip(params, origs)):
+        res[f"has_grad_{i}"] = np.array(p.grad is not None)
+        if p.grad is not None and isinstance(p.grad, torch.Tensor):
+            res[f"grad_{i}"] = p.grad.detach().reshape(-1).numpy().copy()
+        if g is not None:
+            res[f"orig_{i}"] = g.detach().reshape(-1).numpy().copy()
+        res[f"param_changed_{i}"] = np.array(bool(p.detach().abs().sum() != 0))
+    return res
+
+
+def call(protocol: str, fn, case: dict, arg_names: list, scalar_names: list) -> dict:
+    if protocol == "plain":
+        return call_plain(fn, case, arg_names, scalar_names)
+    if protocol == "clip":
+        return call_clip(fn, case)
+    if protocol.startswith("rnn."):  # assignments 2 and 3: structured arguments, gradients
+        return _extension("_protocol_rnn").call(protocol, fn, case, arg_names, scalar_names)
+    if protocol.startswith("train."):  # assignment 4: a few training steps of a tiny model, a model file
+        return _extension("_protocol_train").call(protocol, fn, case, arg_names, scalar_names)
+    raise ValueError(f"unknown protocol {protocol!r}")
+
+
+def _extension(name: str):
+    """A protocol module next to this file (``_protocol_<x>.py``), loaded by path: this file runs
+    both as ``course_lib.checks._protocol`` and, in the sandbox, as a top-level ``_protocol``."""
+    import importlib.util
+    import os
+    import sys
+
+    mod = sys.modules.get(name)
+    if mod is None:
+        path = os.path.join(os.path.dirname(os.path.abspath(__file__)), name + ".py")
+        spec = importlib.util.spec_from_file_location(name, path)
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        sys.modules[name] = mod
+    return mod

@@ -1,0 +1,382 @@
+"""Assignment 3, deep and bidirectional RNNs: the exercises as cases, comparisons and known mistakes.
+
+Student signatures (batch first, PyTorch weight layouts, LSTM, float32 or float64; ``lengths`` (B,)
+int64 in [1, T]; padded steps t >= lengths[b] output zeros, as ``pad_packed_sequence`` gives):
+
+- ``reverse_padded(x, lengths) -> x_rev``: x (B, T, F); each sequence reversed within its own
+  length, padded positions left where they are (so applying it twice gives x back)
+- ``bidirectional_rnn(x, fw_weights, bw_weights, lengths) -> (out, (h_n, c_n))``: a forward and a
+  backward LSTM from zero states; out (B, T, 2H) = [forward, backward]; h_n, c_n (2, B, H), index 0
+  forward (after each sequence's last valid step), 1 backward (after step 0)
+- ``stacked_rnn(x, weights, lengths, bidirectional=False, residual=False) -> (out, (h_n, c_n))``:
+  ``weights`` holds num_layers * D tuples ``(W_ih, W_hh, b_ih, b_hh)`` in ``nn.LSTM.all_weights`` order
+  (layer 0 forward, layer 0 backward, layer 1 forward, ...); layer l + 1 reads layer l's output;
+  ``residual=True`` adds a layer's input to its output wherever their sizes match (zero at padded
+  steps); out (B, T, D*H), h_n and c_n (num_layers * D, B, H), as ``nn.LSTM(batch_first=True)``
+
+These functions are built on the student's own ``lstm_cell`` and ``run_rnn`` (from assignment 2,
+pasted into the notebook). The checks *probe* those two as well, so that when a result is wrong
+because a building block is, the hint says which.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from . import _protocol
+from ._core import Case, Exercise, Mutant, _s
+from ._rnn_common import (F32, F64, PROTOCOL, leaves, make_compare, normal, shape_error_hint, value_problem,
+                          weight_names, weights)
+
+W = weight_names()
+FW, BW = weight_names("fw_"), weight_names("bw_")
+
+
+def _lengths(v):
+    return np.array(v, dtype=np.int64)
+
+
+def _probe_arrays(rng, B, I, H, dtype):
+    return {"px": normal(rng, (B, I), 1.0, dtype), "ph": np.tanh(normal(rng, (B, H), 1.0, dtype)),
+            "pc": normal(rng, (B, H), 1.0, dtype)}
+
+
+def _probes(prefix, bidirectional=False, second=None):
+    w = weight_names(prefix)
+    out = [{"name": "lstm_cell", "args": ["px", ["ph", "pc"], *w]},
+           {"name": "run_rnn", "args": ["x", w, "@lstm", "lengths", ["ph", "pc"]]}]
+    if bidirectional:
+        out.append({"name": "bidirectional_rnn", "args": ["x", w, weight_names(second), "lengths"]})
+    return out
+
+
+def _probe_refs():
+    from .. import reference as R
+
+    def run_rnn(x, weights, cell_fn, lengths, state):
+        return R.run_rnn(x, weights, "lstm", lengths, state)
+
+    return {"lstm_cell": R.lstm_cell, "run_rnn": run_rnn, "bidirectional_rnn": _bidir_ref()}
+
+
+PROBE_HINTS = {
+    "lstm_cell": "your `lstm_cell` (from assignment 2, at the top of this notebook) gives wrong results, and "
+                 "everything here is built on it: fix it first (`check_lstm_cell(lstm_cell)` names the mistake).",
+    "run_rnn": "your `run_rnn` (from assignment 2, at the top of this notebook) gives wrong results, and this "
+               "function is built on it: fix it first (`check_run_rnn(run_rnn)` names the mistake).",
+    "bidirectional_rnn": "your `bidirectional_rnn` gives wrong results, and `stacked_rnn` is built on it: fix it "
+                         "first (`check_bidirectional_rnn`).",
+}
+
+
+def probe_problem(case, got, probes) -> str | None:
+    """The hint for the first of the student's building blocks that is wrong on this case, if any."""
+    refs = _probe_refs()
+    for p in probes:
+        key = f"probe.{p['name']}."
+        sub = {k[len(key):]: v for k, v in got.items() if k.startswith(key)}
+        if not sub or _s(sub.get("error_type", "")) == "Missing":
+            continue  # not defined: the function may not use it
+        if "error_type" in sub:
+            return PROBE_HINTS[p["name"]] + f" (it raised {_s(sub['error_type'])})"
+        want = _protocol.call(PROTOCOL, refs[p["name"]], case.arrays, {"args": p["args"]}, [])
+        if "error_type" in want:
+            continue
+        if _s(sub.get("out_type")) != _s(want.get("out_type")):
+            return PROBE_HINTS[p["name"]]
+        wl, gl = leaves(want), leaves(sub)
+        if set(wl) != set(gl) or value_problem(p["name"], case, sub, want, {}) is not None:
+            return PROBE_HINTS[p["name"]]
+    return None
+
+
+def compare_with_probes(names, inputs, probes_of):
+    base = make_compare(names, inputs)
+
+    def compare(ex, case, got, want):
+        p = base(ex, case, got, want)
+        if p is None:
+            return None
+        probes = probes_of(case)
+        blame = probe_problem(case, got, probes) if probes else None
+        return blame or p
+    return compare
+
+
+# ======================================================================== reverse_padded
+def _rev_cases(rng, hidden):
+    def case(B, T, Fe, lengths, dtype, label):
+        return Case({"x": normal(rng, (B, T, Fe), 1.0, dtype), "lengths": _lengths(lengths)}, label)
+
+    if not hidden:
+        return [case(3, 5, 2, [5, 3, 1], F32, "float32, B=3, T=5, lengths [5, 3, 1]"),
+                case(2, 4, 1, [4, 2], F64, "float64, B=2, T=4, lengths [4, 2]")]
+    return [case(2, 4, 3, [4, 4], F64, "float64, every sequence full length"),
+            case(4, 6, 2, [2, 6, 4, 5], F64, "float64, unsorted lengths [2, 6, 4, 5]"),
+            case(1, 3, 2, [2], F32, "float32, a batch of one, length 2 of T=3"),
+            case(2, 1, 3, [1, 1], F64, "float64, T=1")]
+
+
+def _rev_mutant(kind):
+    def fn(x, lengths):
+        if kind == "flip":
+            return x.flip(1)
+        out = torch.zeros_like(x) if kind == "zero_pad" else x.clone()
+        for b in range(x.shape[0]):
+            L = int(lengths[b])
+            if kind == "shift":
+                out[b, :L] = x[b, :L].flip(0) if L == x.shape[1] else x[b, 1:L + 1].flip(0)
+            else:
+                out[b, :L] = x[b, :L].flip(0)
+        if kind == "pad_front":
+            return torch.stack([torch.cat([x[b, int(lengths[b]):], x[b, :int(lengths[b])].flip(0)])
+                                for b in range(x.shape[0])])
+        return out
+    return fn
+
+
+def _rev_mutants():
+    return [
+        Mutant(_rev_mutant("flip"), "you reversed over the padded length T: a shorter sequence then starts with "
+               "padding. Reverse each sequence within its own length lengths[b]."),
+        Mutant(_rev_mutant("zero_pad"), "positions past a sequence's length must stay as they are, not become "
+               "zeros (so that reversing twice gives x back)."),
+        Mutant(_rev_mutant("pad_front"), "you moved the padding to the front: padded positions (t >= lengths[b]) "
+               "stay at the end, where they were."),
+        Mutant(_rev_mutant("shift"), "your reversal is off by one position: step t of a sequence of length L goes "
+               "to position L - 1 - t."),
+    ]
+
+
+def _rev_ref():
+    from ..reference import reverse_padded
+
+    return reverse_padded
+
+
+REVERSE_PADDED = Exercise("reverse_padded", 2, PROTOCOL, {"args": ["x", "lengths"], "grad": False}, _rev_cases,
+                          _rev_ref, _rev_mutants,
+                          compare=make_compare({"__all__": "one tensor shaped like x", "": "the result"}, {}),
+                          error_hint=shape_error_hint("x is (B, T, F) and lengths (B,) holds integers."))
+
+
+# ======================================================================== bidirectional_rnn
+def _bidir_cases(rng, hidden):
+    def case(B, T, I, H, lengths, dtype, label):
+        return Case({"x": normal(rng, (B, T, I), 1.0, dtype), **weights(rng, "fw_", 4, I, H, dtype),
+                     **weights(rng, "bw_", 4, I, H, dtype), "lengths": _lengths(lengths),
+                     **_probe_arrays(rng, B, I, H, dtype)}, label)
+
+    if not hidden:
+        return [case(3, 5, 2, 3, [5, 3, 1], F32, "float32, B=3, T=5, I=2, H=3, lengths [5, 3, 1]"),
+                case(2, 4, 3, 2, [4, 2], F64, "float64, B=2, T=4, I=3, H=2, lengths [4, 2]")]
+    return [case(2, 4, 3, 3, [4, 4], F64, "float64, every sequence full length"),
+            case(4, 6, 2, 3, [2, 6, 4, 6], F64, "float64, unsorted lengths [2, 6, 4, 6]"),
+            case(1, 3, 2, 2, [2], F64, "float64, a batch of one, length 2 of T=3"),
+            case(2, 6, 1, 1, [6, 3], F64, "float64, I=H=1, lengths [6, 3]"),
+            case(3, 5, 4, 2, [1, 5, 3], F32, "float32, lengths [1, 5, 3]")]
+
+
+def _bidir_ref():
+    from ..reference import bidirectional_rnn
+
+    def ref(x, fw_weights, bw_weights, lengths):
+        out, (ff, fb) = bidirectional_rnn(x, fw_weights, bw_weights, "lstm", lengths)
+        return out, (torch.stack([ff[0], fb[0]]), torch.stack([ff[1], fb[1]]))
+    return ref
+
+
+def _mask(x, lengths):
+    T = x.shape[1]
+    return (torch.arange(T).unsqueeze(0) < lengths.unsqueeze(1)).unsqueeze(-1)
+
+
+def _bidir_mutant(kind):
+    from ..reference import reverse_padded, run_rnn
+
+    def fn(x, fw, bw, lengths):
+        out_f, (hf, cf) = run_rnn(x, fw, "lstm", lengths)
+        if kind == "same_weights":
+            bw = fw
+        if kind == "no_reverse":
+            out_b, (hb, cb) = run_rnn(x, bw, "lstm", lengths)
+        elif kind in ("flip", "flip_all_steps", "flip_unmasked"):
+            if kind == "flip_all_steps":
+                ob, (hb, cb) = run_rnn(x.flip(1), bw, "lstm")
+            else:
+                ob, (hb, cb) = run_rnn(x.flip(1), bw, "lstm", lengths)
+            out_b = ob.flip(1) if kind == "flip_unmasked" else ob.flip(1) * _mask(x, lengths)
+        else:
+            ob, (hb, cb) = run_rnn(reverse_padded(x, lengths), bw, "lstm", lengths)
+            out_b = ob if kind == "not_rereversed" else reverse_padded(ob, lengths)
+        pair = [out_b, out_f] if kind == "cat_order" else [out_f, out_b]
+        hn = [hb, hf] if kind == "hn_order" else [hf, hb]
+        cn = [cb, cf] if kind == "hn_order" else [cf, cb]
+        return torch.cat(pair, -1), (torch.stack(hn), torch.stack(cn))
+    return fn
+
+
+BIDIR_HINTS = {
+    "flip": "your backward direction reverses the padded length T (e.g. x.flip(1)): a shorter sequence's backward "
+            "pass then starts on padding. Reverse each sequence within its own length (your reverse_padded), "
+            "run, and reverse the outputs back the same way.",
+    "not_rereversed": "the backward outputs are still in reversed order: put them back (reverse_padded again) so "
+                      "that out[:, t] holds both directions' states for step t.",
+    "cat_order": "the two halves are concatenated [backward, forward]: nn.LSTM puts the forward direction first, "
+                 "out = [forward, backward] along the last axis.",
+    "hn_order": "h_n and c_n are in the wrong order: index 0 is the forward direction, index 1 the backward one, "
+                "as in nn.LSTM.",
+    "same_weights": "both directions use fw_weights: the backward direction is a separate RNN with bw_weights.",
+    "no_reverse": "your backward direction reads each sequence left to right: it must read it from its last "
+                  "valid step to its first.",
+}
+
+
+def _bidir_mutants():
+    ms = [Mutant(_bidir_mutant(k), BIDIR_HINTS[k]) for k in BIDIR_HINTS]
+    ms.append(Mutant(_bidir_mutant("flip_all_steps"), BIDIR_HINTS["flip"]))
+    ms.append(Mutant(_bidir_mutant("flip_unmasked"), BIDIR_HINTS["flip"]))
+    return ms
+
+
+OUT_NAMES = {"__all__": "a pair (out, (h_n, c_n))", ".0": "`out`", ".1.0": "`h_n`", ".1.1": "`c_n`"}
+BIDIR_INPUTS = {"x": "the input `x`", **{n: f"`fw_weights` ({n[3:]})" for n in FW},
+                **{n: f"`bw_weights` ({n[3:]})" for n in BW}}
+
+BIDIRECTIONAL_RNN = Exercise(
+    "bidirectional_rnn", 4, PROTOCOL,
+    {"args": ["x", FW, BW, "lengths"], "grad": True, "probes": _probes("fw_")},
+    _bidir_cases, _bidir_ref, _bidir_mutants,
+    compare=compare_with_probes(OUT_NAMES, BIDIR_INPUTS, lambda case: _probes("fw_")),
+    error_hint=shape_error_hint("x is (B, T, I); each direction's out is (B, T, H), and the two are concatenated "
+                                "along the last axis into (B, T, 2H); h_n and c_n are (2, B, H)."))
+
+
+# ======================================================================== stacked_rnn
+def _stack_cases(rng, hidden):
+    def case(B, T, I, H, L, bi, residual, lengths, dtype, label):
+        D = 2 if bi else 1
+        a = {"x": normal(rng, (B, T, I), 1.0, dtype), "lengths": _lengths(lengths),
+             "n_weights": np.array(L * D), "bidirectional": np.array(bi), "residual": np.array(residual),
+             **_probe_arrays(rng, B, I, H, dtype)}
+        for layer in range(L):
+            for d in range(D):
+                a.update(weights(rng, f"w{layer * D + d}_", 4, I if layer == 0 else D * H, H, dtype))
+        return Case(a, label)
+
+    if not hidden:
+        return [case(3, 5, 3, 2, 2, True, False, [5, 2, 4], F64,
+                     "float64, 2 layers, bidirectional, I=3, H=2, lengths [5, 2, 4]"),
+                case(3, 4, 3, 4, 2, False, True, [4, 4, 1], F32,
+                     "float32, 2 layers, residual, I=3 (no skip at layer 1), H=4, lengths [4, 4, 1]")]
+    return [case(2, 6, 3, 3, 3, False, True, [6, 3], F64, "float64, 3 layers, residual, I=H=3, lengths [6, 3]"),
+            case(3, 5, 1, 2, 2, True, True, [5, 1, 3], F64,
+                 "float64, 2 layers, bidirectional, residual, I=1 (no skip at layer 1), H=2"),
+            case(2, 4, 2, 3, 1, True, False, [4, 4], F64, "float64, 1 layer, bidirectional, full lengths"),
+            case(2, 5, 4, 2, 2, True, True, [3, 5], F32, "float32, 2 layers, bidirectional, residual, I=2H=4"),
+            case(3, 4, 2, 2, 2, False, False, [4, 2, 3], F64, "float64, 2 layers, I=H=2, lengths [4, 2, 3]")]
+
+
+def _stack_ref():
+    from ..reference import stacked_rnn
+
+    def ref(x, weights, lengths, bidirectional=False, residual=False):
+        return stacked_rnn(x, list(weights), "lstm", lengths, bidirectional=bidirectional, residual=residual)
+    return ref
+
+
+def _stack_mutant(kind):
+    from ..reference import run_rnn
+
+    def fn(x, weights, lengths, bidirectional=False, residual=False):
+        D = 2 if bidirectional else 1
+        L = len(weights) // D
+        mask = _mask(x, lengths).to(x.dtype)
+        inp, hs, cs = x, [], []
+        for layer in range(L):
+            src = x if (kind == "layer_input_x" and layer > 0) else inp
+            outs = []
+            for d in range(D):
+                k = (d * L + layer) if kind == "weights_order" else layer * D + d
+                out, (h, c) = run_rnn(src, weights[k], "lstm", lengths, reverse=d == 1)
+                outs.append(out)
+                hs.append(h)
+                cs.append(c)
+            out = torch.cat(outs, -1)
+            raw = out
+            use = residual if kind != "residual_ignored" else False
+            if kind == "residual_always":
+                use = True
+            if use:
+                skip = src if kind != "residual_unmasked" else src
+                if kind != "residual_unmasked":
+                    skip = skip * mask
+                if out.shape[-1] == src.shape[-1]:
+                    out = out + skip
+                elif kind == "residual_shapes_differ":
+                    if skip.shape[-1] == 1:
+                        out = out + skip
+                    elif skip.shape[-1] > out.shape[-1]:
+                        out = out + skip[..., :out.shape[-1]]
+                    else:
+                        out = out + F.pad(skip, (0, out.shape[-1] - skip.shape[-1]))
+            inp = raw if (kind == "residual_not_fed" and layer < L - 1) else out
+        if kind == "hn_direction_major" and D == 2:
+            order = [layer * D + d for d in range(D) for layer in range(L)]
+            hs, cs = [hs[i] for i in order], [cs[i] for i in order]
+        return inp, (torch.stack(hs), torch.stack(cs))
+    return fn
+
+
+def _when(pred):
+    return lambda c: bool(pred(c.arrays))
+
+
+STACK_HINTS = {
+    "layer_input_x": ("every layer reads the original input x: layer l + 1 must read the output sequence of layer l "
+                      "(both directions, concatenated).", _when(lambda a: a["n_weights"] > (2 if a["bidirectional"] else 1))),
+    "residual_shapes_differ": ("you added a residual where the layer's input and output sizes differ (the first layer, "
+                               "I != D*H): the skip applies only where the sizes match, and nowhere else.",
+                               _when(lambda a: bool(a["residual"]))),
+    "residual_ignored": ("residual=True changes nothing in your stack: add each layer's input to its output wherever "
+                         "their sizes match.", _when(lambda a: bool(a["residual"]))),
+    "residual_always": ("you added residual links although residual=False.", _when(lambda a: not a["residual"])),
+    "residual_not_fed": ("the next layer reads a layer's raw output: with residual=True it must read the sum (output "
+                         "plus skip).", _when(lambda a: bool(a["residual"]))),
+    "residual_unmasked": ("your skip adds the input at padded steps too: out must stay zero where t >= lengths[b], "
+                          "so add the input only at valid steps.", _when(lambda a: bool(a["residual"]))),
+    "hn_direction_major": ("h_n and c_n are ordered by direction first: nn.LSTM orders them layer by layer (layer 0 "
+                           "forward, layer 0 backward, layer 1 forward, ...).", _when(lambda a: bool(a["bidirectional"]))),
+    "weights_order": ("you read `weights` by direction first: they come in nn.LSTM.all_weights order, layer 0 "
+                      "forward, layer 0 backward, layer 1 forward, ...", _when(lambda a: bool(a["bidirectional"]))),
+}
+
+
+def _stack_mutants():
+    return [Mutant(_stack_mutant(k), h, applies) for k, (h, applies) in STACK_HINTS.items()]
+
+
+STACK_INPUTS = {"x": "the input `x`"}
+
+
+def _stack_probes(case):
+    if bool(case.arrays["bidirectional"]):
+        return _probes("w0_", bidirectional=True, second="w1_")
+    return _probes("w0_")
+
+
+STACK_SPEC = {"args": ["x", {"layers": "w{k}_", "count": "n_weights", "each": W}, "lengths", "bidirectional",
+                       "residual"],
+              "grad": True,
+              "probes": _probes("w0_", bidirectional=True, second="w1_")}
+
+STACKED_RNN = Exercise(
+    "stacked_rnn", 4, PROTOCOL, STACK_SPEC, _stack_cases, _stack_ref, _stack_mutants,
+    scalar_names=["bidirectional", "residual"],
+    compare=compare_with_probes(OUT_NAMES, STACK_INPUTS, _stack_probes),
+    error_hint=shape_error_hint("layer 0 reads x (B, T, I); every later layer reads the output of the layer below, "
+                                "(B, T, D*H) with both directions concatenated, so its W_ih is (4H, D*H)."))
+
+
+EXERCISES = {ex.name: ex for ex in (REVERSE_PADDED, BIDIRECTIONAL_RNN, STACKED_RNN)}

@@ -1,0 +1,466 @@
+"""Assignment 2, LSTM and GRU cells: the exercises as cases, comparisons and known mistakes.
+
+Student signatures (batch first, PyTorch weight layouts, float32 or float64):
+
+- ``lstm_cell(x, (h, c), W_ih, W_hh, b_ih, b_hh) -> (h_next, c_next)``: x (B, I), h and c (B, H),
+  W_ih (4H, I), W_hh (4H, H), b_ih and b_hh (4H,); gates stacked i, f, g, o (``nn.LSTMCell``)
+- ``gru_cell(x, h, W_ih, W_hh, b_ih, b_hh) -> h_next``: W_ih (3H, I), W_hh (3H, H), b (3H,); gates
+  r, z, n; the reset gate scales (W_hn h + b_hn); h' = (1 - z) * n + z * h (``nn.GRUCell``)
+- ``run_rnn(x, weights, cell_fn, lengths, state) -> (out, final_state)``: x (B, T, I), weights
+  ``(W_ih, W_hh, b_ih, b_hh)``, ``cell_fn`` a cell with the signature above, lengths (B,) int64 in
+  [1, T], state ``(h0, c0)`` for an LSTM cell or ``h0`` for a GRU cell; out (B, T, H) with zeros at
+  padded steps (t >= lengths[b]), final_state (same structure as state) after each sequence's last
+  valid step
+- ``numerical_gradient(f, x, eps=1e-6) -> grad``: central differences (f(x + eps e_i) -
+  f(x - eps e_i)) / (2 eps) for every entry i of x, same shape and dtype as x, x left unchanged
+
+Outputs *and* gradients are compared (for the loss sum_k <out_k, v_k> with fixed random v_k), so
+a cell that cuts the autograd graph fails with its own hint.
+"""
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import torch
+
+from ._core import Case, Exercise, Mutant
+from ._rnn_common import (F32, F64, PROTOCOL, make_compare, normal, shape_error_hint, value_problem,
+                          weight_names, weights)
+
+W = weight_names()
+LSTM_LAYOUT = ("Layouts follow torch.nn: x (B, I), h and c (B, H), W_ih (4H, I), W_hh (4H, H), biases (4H,); "
+               "a weight is (out_features, in_features), so x @ W_ih.T is (B, 4H).")
+GRU_LAYOUT = ("Layouts follow torch.nn: x (B, I), h (B, H), W_ih (3H, I), W_hh (3H, H), biases (3H,); "
+              "a weight is (out_features, in_features), so x @ W_ih.T is (B, 3H).")
+
+
+def _state(rng, B, H, dtype, scale=1.0):
+    return {"h": np.tanh(normal(rng, (B, H), scale, dtype)), "c": normal(rng, (B, H), scale, dtype)}
+
+
+# ======================================================================== lstm_cell
+LSTM_ROLES = "ifgo"
+GATE_NAMES = {"i": "input gate i", "f": "forget gate f", "g": "cell candidate g", "o": "output gate o",
+              "r": "reset gate r", "z": "update gate z", "n": "candidate n"}
+
+
+def _lstm_cases(rng, hidden):
+    def case(B, I, H, dtype, label, scale=1.0):
+        return Case({"x": normal(rng, (B, I), 1.0, dtype), **_state(rng, B, H, dtype),
+                     **weights(rng, "", 4, I, H, dtype, scale)}, label)
+
+    if not hidden:
+        return [case(3, 4, 5, F32, "float32, B=3, I=4, H=5"), case(2, 3, 2, F64, "float64, B=2, I=3, H=2")]
+    return [case(4, 5, 6, F64, "float64, B=4, I=5, H=6"),
+            case(1, 3, 3, F32, "float32, a batch of one, I=H=3"),
+            case(2, 1, 1, F64, "float64, I=H=1"),
+            case(3, 4, 4, F64, "float64, large weights (saturated gates), I=H=4", scale=3.0),
+            case(5, 7, 3, F64, "float64, B=5, I=7, H=3")]
+
+
+def _lstm_mutant(order=LSTM_ROLES, act=None, out="tanh", drop=(), bias=("ih", "hh"), swap_out=False,
+                 swap_state=False, old_c=False, coupled=False, swap_w=False):
+    act = {"i": torch.sigmoid, "f": torch.sigmoid, "g": torch.tanh, "o": torch.sigmoid, **(act or {})}
+
+    def fn(x, state, W_ih, W_hh, b_ih, b_hh):
+        h, c = state
+        if swap_state:
+            h, c = c, h
+        Wi, Wh = (W_hh, W_ih) if swap_w else (W_ih, W_hh)
+        a = x @ Wi.t() + h @ Wh.t()
+        if "ih" in bias:
+            a = a + b_ih
+        if "hh" in bias:
+            a = a + b_hh
+        blocks = dict(zip(order, a.chunk(4, 1)))
+        i, f, g, o = (act[k](blocks[k]) for k in LSTM_ROLES)
+        if "i" in drop:
+            i = torch.ones_like(i)
+        if "f" in drop:
+            f = torch.ones_like(f)
+        if "o" in drop:
+            o = torch.ones_like(o)
+        c_next = f * c + ((1 - f) if coupled else i) * g
+        read = c if old_c else c_next
+        h_next = o * {"tanh": torch.tanh, "sigmoid": torch.sigmoid, "none": lambda t: t}[out](read)
+        return (c_next, h_next) if swap_out else (h_next, c_next)
+    return fn
+
+
+def _order_hint(order, canonical, what):
+    return (f"your gates are read in the order {', '.join(order)}: PyTorch stacks the blocks of W_ih, W_hh "
+            f"and the biases in the order {', '.join(canonical)} ({what}), H rows each. Take block k "
+            "(rows k*H to (k+1)*H) for the gate in place k.")
+
+
+def _lstm_mutants():
+    ms = [Mutant(_lstm_mutant(swap_out=True),
+                 "your cell returns (c_next, h_next): the contract, like nn.LSTMCell, returns (h_next, c_next)."),
+          Mutant(_lstm_mutant(swap_state=True),
+                 "you unpacked the state as (c, h): it comes as (h, c), hidden state first, as in nn.LSTMCell."),
+          Mutant(_lstm_mutant(act={"g": torch.sigmoid}),
+                 "the cell candidate g goes through a sigmoid: it is the content written into the cell and "
+                 "takes tanh (values in -1..1). Sigmoids are for the gates i, f, o (fractions in 0..1)."),
+          Mutant(_lstm_mutant(out="none"),
+                 "h_next = o * c_next: the tanh on the cell output is missing (h' = o * tanh(c'))."),
+          Mutant(_lstm_mutant(out="sigmoid"),
+                 "the cell output goes through a sigmoid: h' = o * tanh(c'), tanh where you put a sigmoid."),
+          Mutant(_lstm_mutant(old_c=True),
+                 "h_next reads the old cell state c: the output gate reads the new one, h' = o * tanh(c')."),
+          Mutant(_lstm_mutant(drop="f"),
+                 "the forget gate f is missing: the old cell state is scaled by f before the new content is "
+                 "added, c' = f * c + i * g."),
+          Mutant(_lstm_mutant(drop="i"),
+                 "the input gate i is missing: the candidate g is scaled by i before it is written, "
+                 "c' = f * c + i * g."),
+          Mutant(_lstm_mutant(drop="o"),
+                 "the output gate o is missing: h' = o * tanh(c')."),
+          Mutant(_lstm_mutant(coupled=True),
+                 "you wrote (1 - f) * g, coupling the input gate to the forget gate: the LSTM has its own input "
+                 "gate i, c' = f * c + i * g."),
+          Mutant(_lstm_mutant(bias=("hh",)), "the bias b_ih is missing (every gate adds b_ih and b_hh)."),
+          Mutant(_lstm_mutant(bias=("ih",)), "the bias b_hh is missing (every gate adds b_ih and b_hh)."),
+          Mutant(_lstm_mutant(bias=()), "both biases are missing (every gate adds b_ih and b_hh)."),
+          Mutant(_lstm_mutant(swap_w=True), "W_ih and W_hh are swapped: W_ih weighs the input x, W_hh the "
+                 "previous state h.", lambda c: c.arrays["x"].shape[1] == c.arrays["h"].shape[1])]
+    for k in "ifo":
+        ms.append(Mutant(_lstm_mutant(act={k: torch.tanh}),
+                         f"the {GATE_NAMES[k]} goes through tanh: gates are sigmoids, a fraction in 0..1 of what "
+                         "passes."))
+    ms.append(Mutant(_lstm_mutant(act={k: torch.tanh for k in "ifgo"}),
+                     "every gate goes through tanh: i, f and o are sigmoids; only g (and the cell output) take tanh."))
+    ms.append(Mutant(_lstm_mutant(act={k: torch.sigmoid for k in "ifgo"}, out="sigmoid"),
+                     "everything goes through a sigmoid: g and the cell output take tanh."))
+    for perm in itertools.permutations(LSTM_ROLES):
+        order = "".join(perm)
+        if order != LSTM_ROLES:
+            ms.append(Mutant(_lstm_mutant(order=order), _order_hint(order, LSTM_ROLES,
+                                                                    "input, forget, cell candidate, output")))
+    return ms
+
+
+def _lstm_ref():
+    from ..reference import lstm_cell
+
+    return lstm_cell
+
+
+LSTM_NAMES = {"__all__": "a pair (h_next, c_next) of tensors", ".0": "h_next (the first item)",
+              ".1": "c_next (the second item)"}
+LSTM_INPUTS = {"x": "the input `x`", "h": "the state `h`", "c": "the cell state `c`", "W_ih": "`W_ih`",
+               "W_hh": "`W_hh`", "b_ih": "`b_ih`", "b_hh": "`b_hh`"}
+
+LSTM_CELL = Exercise("lstm_cell", 4, PROTOCOL, {"args": ["x", ["h", "c"], *W], "grad": True}, _lstm_cases,
+                     _lstm_ref, _lstm_mutants, compare=make_compare(LSTM_NAMES, LSTM_INPUTS),
+                     error_hint=shape_error_hint(LSTM_LAYOUT))
+
+
+# ======================================================================== gru_cell
+GRU_ROLES = "rzn"
+
+
+def _gru_cases(rng, hidden):
+    def case(B, I, H, dtype, label, scale=1.0):
+        return Case({"x": normal(rng, (B, I), 1.0, dtype), "h": np.tanh(normal(rng, (B, H), 1.0, dtype)),
+                     **weights(rng, "", 3, I, H, dtype, scale)}, label)
+
+    if not hidden:
+        return [case(3, 4, 5, F32, "float32, B=3, I=4, H=5"), case(2, 3, 2, F64, "float64, B=2, I=3, H=2")]
+    return [case(4, 5, 6, F64, "float64, B=4, I=5, H=6"),
+            case(1, 3, 3, F32, "float32, a batch of one, I=H=3"),
+            case(2, 1, 1, F64, "float64, I=H=1"),
+            case(3, 4, 4, F64, "float64, large weights (saturated gates), I=H=4", scale=3.0),
+            case(5, 7, 3, F64, "float64, B=5, I=7, H=3")]
+
+
+def _gru_mutant(order=GRU_ROLES, act=None, reset="after", bhn_outside=False, swap_z=False, drop=(),
+                bias=("ih", "hh"), swap_w=False):
+    act = {"r": torch.sigmoid, "z": torch.sigmoid, "n": torch.tanh, **(act or {})}
+
+    def fn(x, h, W_ih, W_hh, b_ih, b_hh):
+        Wi, Wh = (W_hh, W_ih) if swap_w else (W_ih, W_hh)
+        xp, hp = x @ Wi.t(), h @ Wh.t()
+        if "ih" in bias:
+            xp = xp + b_ih
+        bh = b_hh if "hh" in bias else torch.zeros_like(b_hh)
+        xs = dict(zip(order, xp.chunk(3, 1)))
+        hs = dict(zip(order, (hp + bh).chunk(3, 1)))
+        hs_nobias = dict(zip(order, hp.chunk(3, 1)))
+        bs = dict(zip(order, bh.chunk(3, 0)))
+        r = act["r"](xs["r"] + hs["r"])
+        z = act["z"](xs["z"] + hs["z"])
+        if "r" in drop:
+            r = torch.ones_like(r)
+        if reset == "before":
+            Wn = dict(zip(order, Wh.chunk(3, 0)))["n"]
+            n = act["n"](xs["n"] + (r * h) @ Wn.t() + bs["n"])
+        elif reset == "both":
+            n = act["n"](r * (xs["n"] + hs["n"]))
+        elif bhn_outside:
+            n = act["n"](xs["n"] + r * hs_nobias["n"] + bs["n"])
+        else:
+            n = act["n"](xs["n"] + r * hs["n"])
+        if "z" in drop:
+            return n
+        return z * n + (1 - z) * h if swap_z else (1 - z) * n + z * h
+    return fn
+
+
+def _gru_mutants():
+    ms = [Mutant(_gru_mutant(reset="before"),
+                 "your reset gate multiplies h before the matmul, W_hn (r * h), as in the original GRU paper (and "
+                 "Keras' reset_after=False): this course follows nn.GRUCell, which applies it after the matmul, "
+                 "n = tanh(W_in x + b_in + r * (W_hn h + b_hn))."),
+          Mutant(_gru_mutant(bhn_outside=True),
+                 "b_hn is added outside the reset gate: nn.GRUCell scales the whole (W_hn h + b_hn) by r."),
+          Mutant(_gru_mutant(reset="both"),
+                 "the reset gate scales the input term too: it applies to the hidden term only, "
+                 "n = tanh(W_in x + b_in + r * (W_hn h + b_hn))."),
+          Mutant(_gru_mutant(swap_z=True),
+                 "the roles of z and 1 - z are swapped: in PyTorch's convention z = 1 keeps the old state, "
+                 "h' = (1 - z) * n + z * h. (The lecture's update gate is u = 1 - z: u = 0 keeps the state.)"),
+          Mutant(_gru_mutant(act={"n": torch.sigmoid}),
+                 "the candidate n goes through a sigmoid: it is the new content and takes tanh (values in -1..1)."),
+          Mutant(_gru_mutant(drop="r"), "the reset gate r is missing: n = tanh(W_in x + b_in + r * (W_hn h + b_hn))."),
+          Mutant(_gru_mutant(drop="z"), "the update gate z is missing: you return the candidate n, but "
+                 "h' = (1 - z) * n + z * h mixes it with the old state."),
+          Mutant(_gru_mutant(bias=("hh",)), "the bias b_ih is missing (it is added to the input projections)."),
+          Mutant(_gru_mutant(bias=("ih",)), "the bias b_hh is missing (it is added to the hidden projections, "
+                 "b_hn inside the reset gate)."),
+          Mutant(_gru_mutant(bias=()), "both biases are missing."),
+          Mutant(_gru_mutant(swap_w=True), "W_ih and W_hh are swapped: W_ih weighs the input x, W_hh the "
+                 "previous state h.", lambda c: c.arrays["x"].shape[1] == c.arrays["h"].shape[1])]
+    for k in "rz":
+        ms.append(Mutant(_gru_mutant(act={k: torch.tanh}),
+                         f"the {GATE_NAMES[k]} goes through tanh: gates are sigmoids, a fraction in 0..1."))
+    for perm in itertools.permutations(GRU_ROLES):
+        order = "".join(perm)
+        if order != GRU_ROLES:
+            ms.append(Mutant(_gru_mutant(order=order), _order_hint(order, GRU_ROLES, "reset, update, new")))
+            ms.append(Mutant(_gru_mutant(order=order, reset="before"), _order_hint(order, GRU_ROLES, "reset, update, new")
+                             + " Also, the reset gate applies after the matmul: r * (W_hn h + b_hn)."))
+    return ms
+
+
+def _gru_ref():
+    from ..reference import gru_cell
+
+    return gru_cell
+
+
+GRU_NAMES = {"__all__": "one tensor h_next", "": "h_next"}
+GRU_INPUTS = {"x": "the input `x`", "h": "the state `h`", "W_ih": "`W_ih`", "W_hh": "`W_hh`", "b_ih": "`b_ih`",
+              "b_hh": "`b_hh`"}
+
+GRU_CELL = Exercise("gru_cell", 3, PROTOCOL, {"args": ["x", "h", *W], "grad": True}, _gru_cases, _gru_ref,
+                    _gru_mutants, compare=make_compare(GRU_NAMES, GRU_INPUTS), error_hint=shape_error_hint(GRU_LAYOUT))
+
+
+# ======================================================================== run_rnn
+def _run_cases(rng, hidden):
+    def case(cell, B, T, I, H, lengths, dtype, label, zero_state=False):
+        G = 4 if cell == "lstm" else 3
+        a = {"x": normal(rng, (B, T, I), 1.0, dtype), **weights(rng, "", G, I, H, dtype),
+             "lengths": np.array(lengths, dtype=np.int64), "cell": np.array(cell),
+             "h0": np.zeros((B, H), dtype) if zero_state else np.tanh(normal(rng, (B, H), 1.0, dtype))}
+        if cell == "lstm":
+            a["c0"] = np.zeros((B, H), dtype) if zero_state else normal(rng, (B, H), 1.0, dtype)
+        return Case(a, label)
+
+    if not hidden:
+        return [case("lstm", 3, 5, 2, 4, [5, 3, 1], F32, "float32, LSTM cell, B=3, T=5, lengths [5, 3, 1]"),
+                case("gru", 2, 4, 3, 2, [4, 2], F64, "float64, GRU cell, B=2, T=4, lengths [4, 2]")]
+    return [case("lstm", 2, 4, 3, 3, [4, 4], F64, "float64, LSTM cell, every sequence full length"),
+            case("lstm", 4, 6, 2, 3, [2, 6, 4, 6], F64, "float64, LSTM cell, unsorted lengths [2, 6, 4, 6]"),
+            case("gru", 3, 5, 2, 4, [1, 5, 3], F32, "float32, GRU cell, lengths [1, 5, 3]"),
+            case("lstm", 1, 3, 2, 2, [2], F64, "float64, LSTM cell, a batch of one, length 2 of T=3"),
+            case("gru", 2, 6, 1, 1, [6, 3], F64, "float64, GRU cell, I=H=1"),
+            case("lstm", 3, 4, 2, 3, [4, 1, 2], F64, "float64, LSTM cell, zero initial state", zero_state=True)]
+
+
+def _tree_where(m, new, old):
+    if isinstance(new, tuple):
+        return tuple(torch.where(m, a, b) for a, b in zip(new, old))
+    return torch.where(m, new, old)
+
+
+def _first(s):
+    return s[0] if isinstance(s, tuple) else s
+
+
+def _run_mutant(kind):
+    def fn(x, weights, cell_fn, lengths, state):
+        B, T, _ = x.shape
+        state = tuple(state) if isinstance(state, (tuple, list)) else state
+        if kind == "zero_state":
+            state = tuple(torch.zeros_like(s) for s in state) if isinstance(state, tuple) else torch.zeros_like(state)
+        outs = []
+        for t in range(T):
+            new = cell_fn(x[:, t], state, *weights)
+            new = tuple(new) if isinstance(new, (tuple, list)) else new
+            valid = (t < lengths) if kind != "off_by_one" else (t <= lengths)
+            m = valid.unsqueeze(1).to(x.device)
+            h = _first(new)
+            if kind in ("ignore_lengths", "state_not_masked"):
+                state = new
+            else:
+                state = _tree_where(m, new, state)
+            outs.append(h if kind in ("ignore_lengths", "out_not_masked") else torch.where(m, h, torch.zeros_like(h)))
+        out = torch.stack(outs, 1)
+        if kind == "final_from_out":
+            last = out[:, -1]
+            state = (last, _first(state) * 0 + state[1]) if isinstance(state, tuple) else last
+        return out, state
+    return fn
+
+
+def _run_mutants():
+    return [
+        Mutant(_run_mutant("ignore_lengths"),
+               "your run ignores `lengths`: a padded step (t >= lengths[b]) must not change that sequence's state, "
+               "and its output must be zero (as pad_packed_sequence gives)."),
+        Mutant(_run_mutant("state_not_masked"),
+               "the state keeps changing on padded steps (t >= lengths[b]): the final state must be the one after "
+               "each sequence's last valid step, so keep the old state where the step is padding."),
+        Mutant(_run_mutant("out_not_masked"),
+               "`out` is not zero at padded steps (t >= lengths[b]): the state is right, but the output there must "
+               "be zero, as pad_packed_sequence gives."),
+        Mutant(_run_mutant("off_by_one"),
+               "your mask is off by one: step t of sequence b is valid when t < lengths[b] (a sequence of length L "
+               "has steps 0..L-1)."),
+        Mutant(_run_mutant("zero_state"),
+               "your run starts from zeros instead of the given initial `state`."),
+        Mutant(_run_mutant("final_from_out"),
+               "your final state is the output at the last padded step T-1 (zero for a shorter sequence): return the "
+               "state after each sequence's own last valid step."),
+    ]
+
+
+def _run_ref():
+    from ..reference import run_rnn
+
+    def ref(x, weights, cell_fn, lengths, state):
+        return run_rnn(x, weights, cell=cell_fn.__name__, lengths=lengths, state=state)
+    return ref
+
+
+def _run_compare():
+    lstm = make_compare({"__all__": "a pair (out, final_state) whose final_state is a pair (h, c) for an LSTM cell",
+                         ".0": "`out`", ".1.0": "the final h", ".1.1": "the final c"},
+                        {"x": "the input `x`", "h0": "the initial `h0`", "c0": "the initial `c0`", "W_ih": "`W_ih`",
+                         "W_hh": "`W_hh`", "b_ih": "`b_ih`", "b_hh": "`b_hh`"})
+    gru = make_compare({"__all__": "a pair (out, final_state) whose final_state is one tensor h for a GRU cell",
+                        ".0": "`out`", ".1": "the final state"},
+                       {"x": "the input `x`", "h0": "the initial state", "W_ih": "`W_ih`", "W_hh": "`W_hh`",
+                        "b_ih": "`b_ih`", "b_hh": "`b_hh`"})
+
+    def compare(ex, case, got, want):
+        return (lstm if str(case.arrays["cell"]) == "lstm" else gru)(ex, case, got, want)
+    return compare
+
+
+def _run_error_hint(case, etype, msg):
+    m = msg.lower()
+    if "unpack" in m or "tuple" in m or "not subscriptable" in m:
+        return ("`state` is a pair (h0, c0) for an LSTM cell and one tensor h0 for a GRU cell: pass it to "
+                "cell_fn as it is, and keep whatever cell_fn returns as the new state.")
+    return shape_error_hint("x is (B, T, I) and x[:, t] is step t of every sequence; out is (B, T, H).")(case, etype, msg)
+
+
+RUN_RNN = Exercise("run_rnn", 3, PROTOCOL,
+                   {"args": ["x", W, "@cell", "lengths", {"present": "c0", "then": ["h0", "c0"], "else": "h0"}],
+                    "grad": True},
+                   _run_cases, _run_ref, _run_mutants, compare=_run_compare(), error_hint=_run_error_hint)
+
+
+# ======================================================================== numerical_gradient
+def _ng_cases(rng, hidden):
+    def case(shape, m, eps, label):
+        d = shape[-1]
+        return Case({"x": normal(rng, shape, 1.0), "f_B": normal(rng, (d, m), 1.0 / np.sqrt(d)),
+                     "f_A": normal(rng, (m,), 1.0), "eps": np.array(float(eps))}, label)
+
+    if not hidden:
+        return [case((4,), 3, 1e-6, "float64, x of shape (4,), eps=1e-6"),
+                case((2, 3), 2, 1e-3, "float64, x of shape (2, 3), eps=1e-3")]
+    return [case((1,), 1, 1e-5, "float64, one entry"),
+            case((3, 4), 5, 1e-4, "float64, x of shape (3, 4), eps=1e-4"),
+            case((6,), 2, 1e-2, "float64, x of shape (6,), eps=1e-2"),
+            case((2, 2), 3, 1e-6, "float64, x of shape (2, 2)")]
+
+
+def _central(f, x, eps):
+    g = torch.zeros_like(x)
+    flat, gf = x.detach().clone().reshape(-1), g.reshape(-1)
+    for i in range(flat.numel()):
+        old = flat[i].item()
+        flat[i] = old + eps
+        fp = float(f(flat.reshape(x.shape)))
+        flat[i] = old - eps
+        fm = float(f(flat.reshape(x.shape)))
+        flat[i] = old
+        gf[i] = (fp - fm) / (2 * eps)
+    return g
+
+
+def _ng_ref():
+    def numerical_gradient(f, x, eps=1e-6):
+        return _central(f, x, eps)
+    return numerical_gradient
+
+
+def _ng_mutant(kind):
+    def fn(f, x, eps=1e-6):
+        if kind == "autograd":
+            xx = x.detach().clone().requires_grad_(True)
+            return torch.autograd.grad(f(xx), xx)[0]
+        if kind == "all_at_once":
+            return torch.full_like(x, (float(f(x + eps)) - float(f(x - eps))) / (2 * eps))
+        g = torch.zeros_like(x)
+        flat, gf = x.detach().clone().reshape(-1), g.reshape(-1)
+        f0 = float(f(x))
+        for i in range(flat.numel()):
+            old = flat[i].item()
+            flat[i] = old + eps
+            fp = float(f(flat.reshape(x.shape)))
+            if kind == "forward":
+                gf[i] = (fp - f0) / eps
+            else:
+                flat[i] = (old - eps) if kind != "no_restore" else flat[i] - 2 * eps
+                fm = float(f(flat.reshape(x.shape)))
+                gf[i] = (fp - fm) / (eps if kind == "one_eps" else 2 * eps)
+            if kind != "no_restore":
+                flat[i] = old
+        return g
+    return fn
+
+
+def _ng_mutants():
+    return [
+        Mutant(_ng_mutant("forward"), "you used a one-sided (forward) difference (f(x + eps) - f(x)) / eps: its error "
+               "shrinks like eps, the central difference (f(x + eps) - f(x - eps)) / (2 eps) like eps^2."),
+        Mutant(_ng_mutant("one_eps"), "you divided the central difference by eps: the two points are 2 eps apart."),
+        Mutant(_ng_mutant("no_restore"), "you do not put each entry back after perturbing it: every later entry is "
+               "then measured at a shifted point. Restore x[i] before moving on to the next entry."),
+        Mutant(_ng_mutant("all_at_once"), "you perturbed every entry at once: that measures a single directional "
+               "derivative. Perturb one entry at a time."),
+        Mutant(_ng_mutant("autograd"), "your result is the exact (autograd) gradient: this exercise asks for the "
+               "finite-difference estimate, which is what checks autograd."),
+    ]
+
+
+def _ng_compare(ex, case, got, want):
+    from ._rnn_common import structure_problem
+
+    p = structure_problem(ex.name, got, want, {"__all__": "a tensor shaped like x"})
+    if p:
+        return p
+    return value_problem(ex.name, case, got, want, {"": "the gradient"}, dtype=np.float64)
+
+
+NUMERICAL_GRADIENT = Exercise("numerical_gradient", 2, PROTOCOL, {"args": ["@f", "x", "eps"], "grad": False},
+                              _ng_cases, _ng_ref, _ng_mutants, scalar_names=["eps"], compare=_ng_compare)
+
+
+EXERCISES = {ex.name: ex for ex in (LSTM_CELL, GRU_CELL, RUN_RNN, NUMERICAL_GRADIENT)}

@@ -1,0 +1,55 @@
+"""nbgrader's configuration for this course. nbgrader reads it only from the working directory:
+run every nbgrader command, and ``python -m autograder``, from the repository root.
+
+Layout: ``solutions/`` is nbgrader's source, ``assignments/`` its release (committed); the
+gradebook and the submitted / autograded / feedback folders live under ``autograder/`` (git-ignored).
+Set ``NBGRADER_DB_URL`` (e.g. ``postgresql://user@host/fancy_rnns``) to use a database server
+instead of the sqlite file, for large classes.
+
+Scores are never computed in the student's kernel: ``autograder.nbgrader_plugin.JudgeExecute``
+takes the place of nbgrader's ``Execute`` step. It runs the student's code in a sandbox and
+records the verdicts of a judge that runs in the grader's own process (see ``autograder/``).
+"""
+import os
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+
+c = get_config()  # noqa: F821 (provided by nbgrader when it loads this file)
+
+c.CourseDirectory.root = str(ROOT)
+c.CourseDirectory.course_id = "fancy-rnns"
+c.CourseDirectory.source_directory = "solutions"
+c.CourseDirectory.release_directory = "assignments"
+# grading state (git-ignored); AUTOGRADER_STATE_DIR moves all of it, e.g. for tests
+STATE = Path(os.environ.get("AUTOGRADER_STATE_DIR") or ROOT / "autograder")
+c.CourseDirectory.submitted_directory = str(STATE / "submitted") if STATE != ROOT / "autograder" else "autograder/submitted"
+c.CourseDirectory.autograded_directory = str(STATE / "autograded") if STATE != ROOT / "autograder" else "autograder/autograded"
+c.CourseDirectory.feedback_directory = str(STATE / "feedback") if STATE != ROOT / "autograder" else "autograder/feedback"
+c.CourseDirectory.db_url = os.environ.get("NBGRADER_DB_URL") or f"sqlite:///{STATE / 'gradebook.db'}"
+# never copy authoring twins, caches or checkpoints into a release or an autograded folder
+c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "*.py", "*.md", "jupytext.toml",
+                            ".DS_Store", "*.pt"]  # *.pt: a model or checkpoint written by running a notebook in place
+
+# one kernel, whatever kernelspec a notebook carries, and explicit time limits
+c.Execute.kernel_name = "python3"
+c.ExecutePreprocessor.kernel_name = "python3"
+c.Execute.timeout = 60
+c.ExecutePreprocessor.timeout = 60
+
+# a deleted test cell is put back (and graded) instead of becoming a silent 0
+c.OverwriteCells.add_missing_cells = True
+
+# the judge replaces the student's kernel as the source of autograded scores
+from nbconvert.preprocessors import ClearMetadataPreprocessor  # noqa: E402
+from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, IgnorePattern,  # noqa: E402
+                                    LimitOutput, SaveAutoGrades)
+
+from autograder.nbgrader_plugin import FeedbackSanitizer, JudgeExecute  # noqa: E402
+from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor  # noqa: E402
+from nbgrader.preprocessors import GetGrades  # noqa: E402
+
+c.Autograde.autograde_preprocessors = [JudgeExecute, IgnorePattern, ClearMetadataPreprocessor, LimitOutput,
+                                       SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]
+# feedback: no hidden test code, no grader traceback, no server path
+c.GenerateFeedback.preprocessors = [FeedbackSanitizer, GetGrades, CSSHTMLHeaderPreprocessor]

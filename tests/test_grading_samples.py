@@ -1,0 +1,147 @@
+"""End to end: the sample class through `autograder.pipeline.grade` (sandbox, judge, nbgrader).
+
+Every sample gets its exact expected score and status, the gradebook holds the judge's scores,
+no submission changes another's grade, feedback gives nothing away, and re-running is
+idempotent and resumes. Runs at CI budget (2 workers, short time limits).
+"""
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from autograder import config, pipeline
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[1]
+A = "01_gradient_flow"
+SAMPLES = ROOT / "autograder" / "samples" / A
+LIMITS = dict(cell_timeout=8.0, call_timeout=4.0, total_timeout=120.0)
+
+
+def expected():
+    with open(SAMPLES / "expected.csv") as f:
+        rows = {r["student_id"]: (float(r["score"]), r["status"]) for r in csv.DictReader(f)}
+    rows["solution_notebook"] = (12.0, "ok")  # solutions/ handed in as is: full marks
+    rows["release_blank"] = (0.0, "ok")  # the release handed in untouched: zero
+    return rows
+
+
+def run(subs, state, monkeypatch, **kw):
+    monkeypatch.setenv("AUTOGRADER_STATE_DIR", str(state))
+    monkeypatch.setenv("AUTOGRADER_SECRET", "ci-secret")
+    monkeypatch.delenv("NBGRADER_DB_URL", raising=False)
+    return pipeline.grade(A, subs, workers=2, cfg=config.load(**LIMITS), log=lambda *a: None, **kw)
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("class")
+    subs, state = tmp / "submissions", tmp / "state"
+    shutil.copytree(SAMPLES, subs, ignore=shutil.ignore_patterns("expected.csv"))
+    (subs / "solution_notebook").mkdir()
+    shutil.copy(ROOT / "solutions" / A / f"{A}.ipynb", subs / "solution_notebook")
+    shutil.copy(ROOT / "assignments" / A / f"{A}.ipynb", subs / "release_blank.ipynb")
+    mp = pytest.MonkeyPatch()
+    summary = run(subs, state, mp)
+    yield {"summary": summary, "subs": subs, "state": state, "mp": mp,
+           "rows": {r["student_id"]: r for r in summary.results}}
+    mp.undo()
+
+
+def test_every_sample_gets_its_exact_score_and_status(graded):
+    rows, want = graded["rows"], expected()
+    assert set(rows) == set(want)
+    got = {sid: (r["score"], r["status"]) for sid, r in rows.items()}
+    wrong = {sid: (got[sid], want[sid]) for sid in want if got[sid] != want[sid]}
+    assert not wrong, "\n".join(f"{s}: got {g}, expected {w}; {rows[s]['detail']}" for s, (g, w) in wrong.items())
+    assert all(r["max_score"] == 12 for r in rows.values())
+    assert all(r["sandbox"] == "root" for r in rows.values() if r["status"] != "malformed")
+
+
+def test_grades_csv(graded):
+    with open(graded["summary"].csv) as f:
+        table = list(csv.DictReader(f))
+    assert list(table[0]) == ["student_id", "score", "max_score", "status", "detail", "file"]
+    assert {r["student_id"]: (float(r["score"]), r["status"]) for r in table} == expected()
+    by_id = {r["student_id"]: r for r in table}
+    assert by_id["file_renamed"]["file"].endswith("Copy of 01_gradient_flow (2).ipynb")
+    assert "notebook named" in by_id["file_renamed"]["detail"]
+    for sid, (_, status) in expected().items():
+        if status != "ok":  # never a silent 0: every non-ok status says why
+            assert by_id[sid]["detail"], sid
+
+
+def test_gradebook_holds_the_judges_verdicts(graded):
+    """Per grade cell, nbgrader recorded exactly the judge's verdict (the sqlite attack changed nothing)."""
+    from nbgrader.api import Gradebook
+
+    from course_lib.checks import ASSIGNMENTS
+
+    api = pipeline.nbgrader_api(ROOT)
+    with Gradebook(api.coursedir.db_url, api.coursedir.course_id) as gb:
+        for sid, r in graded["rows"].items():
+            sub = gb.find_submission(A, sid)
+            assert float(sub.score) == r["score"], sid
+            for name, ex in ASSIGNMENTS[A].items():
+                grade = gb.find_grade(f"test_{name}", A, A, sid)
+                want = ex.points if r["verdicts"][name]["passed"] else 0
+                assert grade.score == want, (sid, name)
+
+
+def test_hints_name_the_mistake(graded):
+    hints = {sid: " ".join(v["hint"] or "" for v in r["verdicts"].values()) for sid, r in graded["rows"].items()}
+    assert "global norm" in hints["mistake_clip_per_parameter"]
+    assert "element-wise" in hints["mistake_clip_elementwise"]
+    assert "after clipping" in hints["mistake_clip_norm_after"]
+    assert "in place" in hints["mistake_clip_not_in_place"]
+    assert "already under the limit" in hints["mistake_clip_always_rescale"]
+    assert "guard the division" in hints["mistake_clip_no_zero_guard"]
+    assert "sigmoid" in hints["mistake_rnn_sigmoid"]
+    assert "transposed" in hints["mistake_rnn_no_transpose"]
+    assert "derivative of tanh is missing" in hints["mistake_jacobian_no_derivative"]
+    assert "Frobenius" in hints["mistake_norms_frobenius"]
+    assert "eigenvalue" in hints["mistake_bound_eigenvalue"]
+    assert "not implemented yet" in hints["blank"]
+    assert "time limit" in hints["slow_function"]
+
+
+def test_feedback_gives_nothing_away(graded):
+    feedback = graded["state"] / "feedback"
+    # (the students' own code may mention anything; these can only come from the grader)
+    forbidden = ["BEGIN HIDDEN", "hidden=True", str(ROOT), "/root/", "site-packages", "checks/_core.py",
+                 "_runner.py", "Traceback (most recent call last)", "/tmp/"]
+    for sid in graded["rows"]:
+        html = (feedback / sid / A / f"{A}.html").read_text()
+        for word in forbidden:
+            assert word not in html, (sid, word)
+    assert "checked by the grader outside your notebook" in (feedback / "correct" / A / f"{A}.html").read_text()
+    assert "global norm" in (feedback / "mistake_clip_per_parameter" / A / f"{A}.html").read_text()
+
+
+def test_other_students_are_unaffected(graded, tmp_path, monkeypatch):
+    """A control class graded on its own gets the same grades as inside the class of attackers."""
+    subs = tmp_path / "control"
+    subs.mkdir()
+    for sid in ("correct", "partial", "mistake_clip_per_parameter"):
+        shutil.copytree(SAMPLES / sid, subs / sid)
+    alone = {r["student_id"]: r for r in run(subs, tmp_path / "state", monkeypatch).results}
+    for sid, r in alone.items():
+        together = graded["rows"][sid]
+        assert (r["score"], r["status"], r["verdicts"]) == (together["score"], together["status"], together["verdicts"])
+
+
+def test_rerun_is_idempotent_and_resumes(graded):
+    csv_before = graded["summary"].csv.read_bytes()
+    again = run(graded["subs"], graded["state"], graded["mp"])
+    assert (again.graded, again.reused) == (0, len(graded["rows"]))
+    assert again.csv.read_bytes() == csv_before
+    runs = graded["state"] / "runs" / A
+    for sid in ("correct", "fault_os_exit"):  # as if the run had been killed before these two
+        (runs / f"{sid}.json").unlink()
+    resumed = run(graded["subs"], graded["state"], graded["mp"])
+    assert (resumed.graded, resumed.reused) == (2, len(graded["rows"]) - 2)
+    assert resumed.csv.read_bytes() == csv_before
+    assert json.loads((runs / "correct.json").read_text())["score"] == 12

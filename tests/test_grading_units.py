@@ -1,0 +1,85 @@
+"""Pieces of the grader: intake, structure checks, loading sandbox results, the sandbox itself."""
+import json
+import os
+from pathlib import Path
+
+import nbformat
+import numpy as np
+import pytest
+
+from autograder import judge, nbgrader_plugin, pipeline, sandbox
+
+ROOT = Path(__file__).resolve().parents[1]
+A = "01_gradient_flow"
+RELEASE = ROOT / "assignments" / A / f"{A}.ipynb"
+
+
+def test_discover_accepts_any_file_name_and_both_layouts(tmp_path):
+    (tmp_path / "ann").mkdir()
+    (tmp_path / "ann" / "Copy of 01_gradient_flow (3).ipynb").write_text("{}")
+    (tmp_path / "bo b").mkdir()
+    (tmp_path / "bo b" / f"{A}.ipynb").write_text("{}")
+    (tmp_path / "bo b" / "scratch.ipynb").write_text("{}")
+    (tmp_path / "cy.ipynb").write_text("{}")
+    (tmp_path / "empty").mkdir()
+    found = {sid: (p.name if p else None, note) for sid, p, note in pipeline.discover(tmp_path, [A])}
+    assert found["ann"][0] == "Copy of 01_gradient_flow (3).ipynb" and "notebook named" in found["ann"][1]
+    assert found["bo_b"] == (f"{A}.ipynb", "")
+    assert found["cy"] == ("cy.ipynb", "")
+    assert found["empty"] == (None, "no notebook in the folder")
+
+
+def test_structure_flags_missing_duplicated_and_edited_cells():
+    rel = nbformat.read(str(RELEASE), as_version=4)
+    nb = nbformat.read(str(RELEASE), as_version=4)
+    assert pipeline.structure(nb, rel) == {"missing": [], "duplicated": [], "edited": []}
+    tests = [i for i, c in enumerate(nb.cells) if judge.is_test_cell(c)]
+    nb.cells[tests[0]].source = "pass"
+    nb.cells.insert(tests[1], nbformat.from_dict(json.loads(json.dumps(nb.cells[tests[1]]))))
+    del nb.cells[tests[-1] + 1]
+    s = pipeline.structure(nb, rel)
+    assert s["edited"] == ["test_rnn_step"] and s["duplicated"] == ["test_step_jacobian"]
+    assert s["missing"] == ["test_clip_grad_norm"]
+    pipeline.repair(nb, rel)
+    ids = [c.metadata.get("nbgrader", {}).get("grade_id") for c in nb.cells if judge.is_test_cell(c)]
+    assert sorted(ids) == sorted(f"test_{n}" for n in ("rnn_step", "step_jacobian", "gradient_norms",
+                                                        "spectral_bound", "clip_grad_norm"))
+
+
+def test_sandbox_results_never_unpickle(tmp_path):
+    path = tmp_path / "judge.npz"
+    np.savez(path, good=np.arange(3.0), text=np.array("hi"), evil=np.array([object()], dtype=object))
+    got = sandbox._safe_load(path)
+    assert set(got) == {"good", "text"}
+    path.write_bytes(b"not a zip")
+    assert sandbox._safe_load(path) == {}
+
+
+def test_paths_are_scrubbed():
+    text = f'File "{ROOT}/course_lib/x.py", line 3 and /usr/lib/python3.11/site.py'
+    out = nbgrader_plugin._scrub_paths(text)
+    assert str(ROOT) not in out and "/usr/lib" not in out
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the strongest sandbox needs root")
+def test_sandbox_isolation(tmp_path):
+    lib = sandbox.prepare_library(tmp_path / "lib")
+    probe = """
+import os, socket
+print("uid", os.getuid())
+print("repo visible", os.path.exists(%r))
+print("solutions visible", os.path.exists(%r))
+try:
+    socket.create_connection(("1.1.1.1", 53), timeout=1); print("network yes")
+except OSError:
+    print("network no")
+try:
+    import course_lib.reference; print("reference yes")
+except ImportError:
+    print("reference no")
+""" % (str(ROOT / "autograder"), str(ROOT / "solutions"))
+    r = sandbox.run([{"index": 0, "source": probe}], [], {}, sandbox.Limits(cell_timeout=20), lib, tmp_path)
+    out = r.cells[0]["stdout"]
+    assert r.mode == "root" and "uid 0" not in out
+    assert "repo visible False" in out and "solutions visible False" in out
+    assert "network no" in out and "reference no" in out
