@@ -159,6 +159,8 @@ def _launch_command(mode, root_dir: Path, work: Path, lib: Path, uid: int, limit
             lines.append(f"ln -s {q(os.readlink(host))} {R}/{d}")
         elif host.is_dir():
             lines.append(f"mkdir -p {R}/{d} && mount -o bind,ro /{d} {R}/{d}")
+    # /tmp first: a checkout or venv that lives under /tmp is bound on top of it, not hidden by it
+    lines.append(f"mkdir -p {R}/tmp && mount -t tmpfs -o mode=1777,size=64m tmpfs {R}/tmp")
     for p in _bind_targets():
         lines.append(f"mkdir -p {R}{q(p)} && mount -o bind,ro {q(p)} {R}{q(p)}")
     lines.append(f"mkdir -p {R}{q(lib_target)} && mount -o bind,ro {q(str(lib))} {R}{q(lib_target)}")
@@ -166,7 +168,6 @@ def _launch_command(mode, root_dir: Path, work: Path, lib: Path, uid: int, limit
     lines.append(f"mkdir -p {R}/dev && for d in null zero urandom random; do "
                  f"touch {R}/dev/$d && mount --bind /dev/$d {R}/dev/$d; done")
     lines.append(f"mkdir -p {R}/proc && mount -t proc proc {R}/proc")
-    lines.append(f"mkdir -p {R}/tmp && mount -t tmpfs -o mode=1777,size=64m tmpfs {R}/tmp")
     user = [f"--userspec={uid}:{uid}", f"--groups={uid}"] if mode == "root" else []
     inner = ["chroot", *user, str(root_dir), "/usr/bin/setpriv", "--no-new-privs", *rl,
              "/usr/bin/env", "-i", *env, python, "-I", "-B", "/sandbox/runner.py"]
