@@ -61,3 +61,36 @@ def lengths(name: str, value, batch: int, max_len: int) -> torch.Tensor:
 def positive(name: str, value) -> None:
     if not (isinstance(value, (int, float)) and value > 0) or value != value:
         raise ValueError(f"{name} must be a positive number, got {value!r}")
+
+
+def positive_int(name: str, value) -> int:
+    """An integer >= 1 (not a bool); returned as ``int``."""
+    import numpy as np
+
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def positive_number(name: str, value) -> float:
+    """A finite number > 0 (not a bool); returned as ``float``."""
+    import math
+
+    import numpy as np
+
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)) \
+            or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a finite positive number, got {value!r}")
+    return float(value)
+
+
+def seed_list(name: str, seeds) -> list[int]:
+    """A count (``3`` means seeds 0, 1, 2) or a non-empty list of non-negative seeds."""
+    import numpy as np
+
+    if isinstance(seeds, (int, np.integer)) and not isinstance(seeds, bool):
+        seeds = range(int(seeds))
+    seeds = [int(s) for s in seeds]
+    if not seeds or any(s < 0 for s in seeds):
+        raise ValueError(f"{name} must be a count or a non-empty list of non-negative seeds, got {seeds!r}")
+    return seeds

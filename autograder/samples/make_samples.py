@@ -27,8 +27,9 @@ POINTS = {"rnn_step": 2, "step_jacobian": 2, "gradient_norms": 3, "spectral_boun
 TOTAL = sum(POINTS.values())
 
 
-def _solution_code() -> dict:
-    nb = json.loads((ROOT / "solutions" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").read_text())
+def _solution_code(assignment: str = ASSIGNMENT) -> dict:
+    """The code of each solution cell of ``solutions/ASSIGNMENT``, by grade id, markers removed."""
+    nb = json.loads((ROOT / "solutions" / assignment / f"{assignment}.ipynb").read_text())
     out = {}
     for c in nb["cells"]:
         nbg = c["metadata"].get("nbgrader", {})

@@ -23,7 +23,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .make_samples import dumps, files_of
+from .make_samples import _solution_code, dumps, files_of
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -367,18 +367,6 @@ A3_HINTS = {
 
 
 # ================================================================ building
-def _solution_code(assignment) -> dict:
-    nb = json.loads((ROOT / "solutions" / assignment / f"{assignment}.ipynb").read_text())
-    out = {}
-    for c in nb["cells"]:
-        nbg = c["metadata"].get("nbgrader", {})
-        if nbg.get("solution") and not nbg.get("grade"):
-            src = "".join(c["source"])
-            src = re.sub(r"^[ \t]*### (BEGIN|END) SOLUTION[^\n]*\n?", "", src, flags=re.M)
-            out[nbg["grade_id"]] = src.rstrip("\n")
-    return out
-
-
 def _replace_def(src: str, name: str, code: str) -> str:
     """``src`` with the top-level function ``name`` replaced by ``code``."""
     m = re.search(rf"^def {name}\(.*?(?=^\S|\Z)", src, flags=re.S | re.M)

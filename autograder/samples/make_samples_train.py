@@ -20,13 +20,12 @@ import copy
 import csv
 import io
 import json
-import re
 import shutil
 import sys
 import tempfile
 from pathlib import Path
 
-from .make_samples import dumps, files_of
+from .make_samples import _solution_code, dumps, files_of
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -247,21 +246,9 @@ MODELS = {"correct": "trained", "model_too_weak": "untrained16", "model_pickled"
 
 
 # ================================================================ building
-def _solution_code() -> dict:
-    nb = json.loads((ROOT / "solutions" / A4 / f"{A4}.ipynb").read_text())
-    out = {}
-    for c in nb["cells"]:
-        nbg = c["metadata"].get("nbgrader", {})
-        if nbg.get("solution") and not nbg.get("grade"):
-            src = "".join(c["source"])
-            src = re.sub(r"^[ \t]*### (BEGIN|END) SOLUTION[^\n]*\n?", "", src, flags=re.M)
-            out[nbg["grade_id"]] = src.rstrip("\n")
-    return out
-
-
 def build(spec) -> dict:
     release = json.loads((ROOT / "assignments" / A4 / f"{A4}.ipynb").read_text())
-    sol = _solution_code()
+    sol = _solution_code(A4)
     nb = copy.deepcopy(release)
     for c in nb["cells"]:
         nbg = c["metadata"].get("nbgrader", {})

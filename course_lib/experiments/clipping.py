@@ -26,6 +26,7 @@ import math
 import numpy as np
 import torch
 
+from .._validate import positive_int as _positive_int, positive_number as _positive, seed_list as _seed_list
 from .. import budget, plots, widgets
 from ..models import SequenceModel
 from ..reference.clipping import clip_grad_norm
@@ -35,28 +36,6 @@ from .vanishing import single_thread, widgets_slider
 
 CLIFF = {"T": 50, "x0": 0.5, "target": 0.7, "w_range": (-2.0, 12.0), "b_range": (-8.0, 2.0)}
 START, LR, TAU = (5.0, -2.55), 0.5, 1.0
-
-
-def _positive(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)) \
-            or not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be a finite positive number, got {value!r}")
-    return float(value)
-
-
-def _positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
-
-
-def _seed_list(seeds):
-    if isinstance(seeds, (int, np.integer)) and not isinstance(seeds, bool):
-        seeds = range(int(seeds))
-    seeds = [int(s) for s in seeds]
-    if not seeds or any(s < 0 for s in seeds):
-        raise ValueError(f"seeds must be a count or a non-empty list of non-negative seeds, got {seeds!r}")
-    return seeds
 
 
 # ---------------------------------------------------------------------------------------------
@@ -346,7 +325,7 @@ def clipping_direction(seeds=None, tau=TAU, T=50, hidden=32, batch_size=64):
     the norm of ``g``, the cosine of each clipped gradient with ``g``, and the share of elements the
     clamp changed.
     """
-    seeds = _seed_list(budget.pick(ci=3, default=5, full=10) if seeds is None else seeds)
+    seeds = _seed_list("seeds", budget.pick(ci=3, default=5, full=10) if seeds is None else seeds)
     tau = _positive("tau", tau)
     out = {"seeds": seeds, "tau": tau, "grad_norm": [], "cos_norm": [], "cos_value": [], "clamped_share": [],
            "norm_after_norm_clip": [], "norm_after_value_clip": []}
@@ -395,7 +374,7 @@ def divergence_over_seeds(seeds=None, lr=0.5, tau=TAU, steps=None, T=20, hidden=
     ``sigma_hh_end`` (sigma_max of the recurrent weights after the last step taken; about 1 at
     initialisation) and the per-step ``loss`` and ``grad_norm`` curves (NaN after a stop).
     """
-    seeds = _seed_list(budget.pick(ci=3, default=5, full=10) if seeds is None else seeds)
+    seeds = _seed_list("seeds", budget.pick(ci=3, default=5, full=10) if seeds is None else seeds)
     steps = _positive_int("steps", budget.pick(ci=60, default=200, full=500) if steps is None else steps)
     lr, tau = _positive("lr", lr), _positive("tau", tau)
 

@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .._validate import positive_int as _positive_int, positive_number as _positive
 from .. import budget, plots, widgets
 from ..models import CarryState, CharLM, count_parameters, set_forget_bias
 from ..reference.sequences import run_rnn, weights_from_module
@@ -46,19 +47,6 @@ PRECISIONS = ("auto", "fp32", "bf16")
 # ---------------------------------------------------------------------------------------------
 # argument checks
 # ---------------------------------------------------------------------------------------------
-def _positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
-
-
-def _positive(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)) \
-            or not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be a finite positive number, got {value!r}")
-    return float(value)
-
-
 def _seed(value):
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
         raise ValueError(f"seed must be a non-negative integer, got {value!r}")

@@ -22,6 +22,7 @@ import copy
 import numpy as np
 import torch
 
+from .._validate import positive_int as _positive_int
 from .. import budget, plots
 from .. import reference as ref
 from ..models import SequenceModel, count_parameters
@@ -46,12 +47,6 @@ def _seeds(seeds, n_ci=3, n_default=3, n_full=5):
     if not seeds or any(s < 0 for s in seeds):
         raise ValueError(f"seeds must be a non-empty list of integers >= 0, got {seeds!r}")
     return seeds
-
-
-def _positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-    return int(value)
 
 
 def _device(device):

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from matplotlib.ticker import MaxNLocator
 
+from .._validate import positive_int as _positive_int, seed_list as _seed_list
 from .. import budget, plots, report, widgets
 from ..models import SequenceModel
 from ..reference.connections import CONNECTIONS, DeepNet
@@ -42,21 +43,6 @@ FEATURES = 16  # input features of the feed-forward task
 # ---------------------------------------------------------------------------------------------
 # small shared pieces (bidirectional.py uses them too)
 # ---------------------------------------------------------------------------------------------
-def _positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
-
-
-def _seed_list(name, seeds):
-    if isinstance(seeds, (int, np.integer)) and not isinstance(seeds, bool):
-        seeds = range(int(seeds))
-    seeds = [int(s) for s in seeds]
-    if not seeds or any(s < 0 for s in seeds):
-        raise ValueError(f"{name} must be a count or a non-empty list of non-negative seeds, got {seeds!r}")
-    return seeds
-
-
 def _int_list(name, values):
     values = [int(v) for v in np.atleast_1d(values)]
     if not values or any(v < 1 for v in values):

@@ -21,6 +21,7 @@ import math
 import numpy as np
 import torch
 
+from .._validate import positive_int as _check_positive_int, seed_list as _seed_list
 from .. import budget, plots, widgets
 from ..models import SequenceModel
 from ..reference.gradflow import (
@@ -57,21 +58,6 @@ def single_thread():
 def _check_nonlinearity(nonlinearity):
     if nonlinearity not in GAMMA:
         raise ValueError(f"nonlinearity must be one of {NONLINEARITIES}, got {nonlinearity!r}")
-
-
-def _check_positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
-
-
-def _seed_list(name, seeds):
-    if isinstance(seeds, (int, np.integer)) and not isinstance(seeds, bool):
-        seeds = range(int(seeds))
-    seeds = [int(s) for s in seeds]
-    if not seeds or any(s < 0 for s in seeds):
-        raise ValueError(f"{name} must be a count or a non-empty list of non-negative seeds, got {seeds!r}")
-    return seeds
 
 
 # ---------------------------------------------------------------------------------------------
