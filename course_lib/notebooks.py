@@ -6,6 +6,8 @@ the executed notebook, so the tests and the main job execute lectures the same w
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import time
 from pathlib import Path
 
@@ -17,12 +19,13 @@ def lecture_paths() -> list[Path]:
     return sorted((ROOT / "lectures").glob("[0-9][0-9]_*.ipynb"))
 
 
-def execute(path, budget="ci", timeout=900, output_dir=None, extra_env=None):
+def execute(path, budget="ci", timeout=600, output_dir=None, extra_env=None):
     """Run ``path`` top to bottom at ``budget`` and return ``(notebook, seconds)``.
 
     Raises ``nbclient.exceptions.CellExecutionError`` naming the failing cell.
     """
     import nbformat
+    from jupyter_client.manager import KernelManager
     from nbclient import NotebookClient
 
     nb = nbformat.read(str(path), as_version=4)
@@ -33,8 +36,13 @@ def execute(path, budget="ci", timeout=900, output_dir=None, extra_env=None):
     if output_dir is not None:
         os.environ["COURSE_OUTPUT_DIR"] = str(output_dir)
     os.environ.update(extra_env or {})
+    # IPC sockets in a private folder, not TCP ports: two kernels started at the same moment (the
+    # test workers, a JupyterLab beside the main job) can race for the same free TCP port, and a
+    # message that reaches the wrong kernel leaves the client waiting for ever.
+    sockets = tempfile.mkdtemp(prefix="course-kernel-")
     try:
-        client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
+        km = KernelManager(kernel_name="python3", transport="ipc", ip=os.path.join(sockets, "kernel"))
+        client = NotebookClient(nb, km=km, timeout=timeout,
                                 resources={"metadata": {"path": str(Path(path).parent)}})
         t0 = time.perf_counter()
         client.execute()
@@ -42,3 +50,4 @@ def execute(path, budget="ci", timeout=900, output_dir=None, extra_env=None):
     finally:
         os.environ.clear()
         os.environ.update(env_backup)
+        shutil.rmtree(sockets, ignore_errors=True)
