@@ -35,6 +35,17 @@ GRU_LAYOUT = ("Layouts follow torch.nn: x (B, I), h (B, H), W_ih (3H, I), W_hh (
               "a weight is (out_features, in_features), so x @ W_ih.T is (B, 3H).")
 
 
+
+def _cell_sizes(case, hidden):
+    """The (B, I, H, dtype) grid both cells are checked on: visible cases, then hidden ones."""
+    if not hidden:
+        return [case(3, 4, 5, F32, "float32, B=3, I=4, H=5"), case(2, 3, 2, F64, "float64, B=2, I=3, H=2")]
+    return [case(4, 5, 6, F64, "float64, B=4, I=5, H=6"),
+            case(1, 3, 3, F32, "float32, a batch of one, I=H=3"),
+            case(2, 1, 1, F64, "float64, I=H=1"),
+            case(3, 4, 4, F64, "float64, large weights (saturated gates), I=H=4", scale=3.0),
+            case(5, 7, 3, F64, "float64, B=5, I=7, H=3")]
+
 def _state(rng, B, H, dtype, scale=1.0):
     return {"h": np.tanh(normal(rng, (B, H), scale, dtype)), "c": normal(rng, (B, H), scale, dtype)}
 
@@ -50,13 +61,7 @@ def _lstm_cases(rng, hidden):
         return Case({"x": normal(rng, (B, I), 1.0, dtype), **_state(rng, B, H, dtype),
                      **weights(rng, "", 4, I, H, dtype, scale)}, label)
 
-    if not hidden:
-        return [case(3, 4, 5, F32, "float32, B=3, I=4, H=5"), case(2, 3, 2, F64, "float64, B=2, I=3, H=2")]
-    return [case(4, 5, 6, F64, "float64, B=4, I=5, H=6"),
-            case(1, 3, 3, F32, "float32, a batch of one, I=H=3"),
-            case(2, 1, 1, F64, "float64, I=H=1"),
-            case(3, 4, 4, F64, "float64, large weights (saturated gates), I=H=4", scale=3.0),
-            case(5, 7, 3, F64, "float64, B=5, I=7, H=3")]
+    return _cell_sizes(case, hidden)
 
 
 def _lstm_mutant(order=LSTM_ROLES, act=None, out="tanh", drop=(), bias=("ih", "hh"), swap_out=False,
@@ -165,13 +170,7 @@ def _gru_cases(rng, hidden):
         return Case({"x": normal(rng, (B, I), 1.0, dtype), "h": np.tanh(normal(rng, (B, H), 1.0, dtype)),
                      **weights(rng, "", 3, I, H, dtype, scale)}, label)
 
-    if not hidden:
-        return [case(3, 4, 5, F32, "float32, B=3, I=4, H=5"), case(2, 3, 2, F64, "float64, B=2, I=3, H=2")]
-    return [case(4, 5, 6, F64, "float64, B=4, I=5, H=6"),
-            case(1, 3, 3, F32, "float32, a batch of one, I=H=3"),
-            case(2, 1, 1, F64, "float64, I=H=1"),
-            case(3, 4, 4, F64, "float64, large weights (saturated gates), I=H=4", scale=3.0),
-            case(5, 7, 3, F64, "float64, B=5, I=7, H=3")]
+    return _cell_sizes(case, hidden)
 
 
 def _gru_mutant(order=GRU_ROLES, act=None, reset="after", bhn_outside=False, swap_z=False, drop=(),
