@@ -40,6 +40,7 @@ def execute(path, budget="ci", timeout=600, output_dir=None, extra_env=None):
     # test workers, a JupyterLab beside the main job) can race for the same free TCP port, and a
     # message that reaches the wrong kernel leaves the client waiting for ever.
     sockets = tempfile.mkdtemp(prefix="course-kernel-")
+    km = client = None
     try:
         km = KernelManager(kernel_name="python3", transport="ipc", ip=os.path.join(sockets, "kernel"))
         client = NotebookClient(nb, km=km, timeout=timeout,
@@ -48,6 +49,27 @@ def execute(path, budget="ci", timeout=600, output_dir=None, extra_env=None):
         client.execute()
         return nb, time.perf_counter() - t0
     finally:
+        # nbclient shuts down only a kernel manager it created itself: stop this kernel now (also
+        # after an error), or each executed notebook leaves a ~450 MB kernel until this process exits
+        if km is not None:
+            _shutdown(km, client)
         os.environ.clear()
         os.environ.update(env_backup)
         shutil.rmtree(sockets, ignore_errors=True)
+
+
+def _shutdown(km, client=None) -> None:
+    """Stop the client's channels and kill the kernel (its whole process group), waiting for it."""
+    try:
+        if client is not None and getattr(client, "kc", None) is not None:
+            client.kc.stop_channels()
+    except Exception:  # noqa: BLE001
+        pass
+    try:
+        if km.has_kernel:
+            km.shutdown_kernel(now=True)
+    except Exception:  # noqa: BLE001 - never hide the notebook's own error behind a cleanup failure
+        try:
+            km.cleanup_resources()
+        except Exception:  # noqa: BLE001
+            pass
