@@ -21,7 +21,7 @@ from typing import Callable
 
 import numpy as np
 
-from . import _protocol
+from . import _protocol, _schema
 
 KERNEL_TIME_LIMIT = 30.0  # seconds per case in the student's kernel
 
@@ -163,6 +163,9 @@ def describe_error(fn: str, etype: str, msg: str) -> str:
 
 def check_case(ex: Exercise, case: Case, got: dict, want: dict) -> str | None:
     """None when the student's arrays match the reference's for this case, else a hint."""
+    malformed = _schema.problem(ex, got, want)  # first: the comparisons below read a complete result
+    if malformed:
+        return malformed
     if "error_type" in got:
         etype, msg = _s(got["error_type"]), _s(got.get("error", ""))
         specific = ex.error_hint(case, etype, msg) if ex.error_hint else None
@@ -174,7 +177,10 @@ def check_case(ex: Exercise, case: Case, got: dict, want: dict) -> str | None:
         return (f"the grader could not read what `{ex.name}` returned: it is not what the exercise "
                 "asks for (check the return type and shape).")
     if problem is None:
-        changed = _s(got.get("inputs_changed", ""))
+        key = _schema.nonfinite(ex, got, want)  # a net under the comparisons, which name the usual cases
+        if key:
+            return f"`{ex.name}` gave NaN or inf (in `{key}`) where the correct result is finite."
+        changed = _s(got["inputs_changed"]) if "inputs_changed" in want else ""
         if changed:
             return (f"`{ex.name}` changed its input(s) {changed} in place: compute new tensors "
                     "instead of modifying the arguments.")

@@ -25,8 +25,8 @@ where an ``ARG`` is
 What comes back (all numpy): ``out_type`` (the structure, e.g. ``"tuple(Tensor,Tensor)"``), one
 ``out.<path>`` array per tensor in it (``out.0``, ``out.1.0``, ...), ``out_rg.<path>`` (whether that
 tensor is attached to the autograd graph), ``inputs_changed``; with gradients, ``grad_status``
-(``ok``, ``no_graph`` or ``error: ...``) and ``grad.<input>`` for every input the output depends on,
-for the loss ``sum_k <out_k, v_k>`` with fixed random ``v_k``. A probe calls another function of the
+(``ok``, ``no_graph`` or ``error: ...``) and ``grad.<input>`` for every floating-point input (zero
+where the output does not depend on it), for the loss ``sum_k <out_k, v_k>`` with fixed random ``v_k``. A probe calls another function of the
 student's notebook (found in ``fn.__globals__``) on its own arguments and returns
 ``probe.<name>.out...`` the same way, so a hint can say which of the student's building blocks is off.
 """
@@ -156,9 +156,8 @@ def _gradients(tensors, leaves) -> dict:
         res["grad_status"] = _text(f"error: {type(exc).__name__}: {exc}")
         return res
     res["grad_status"] = _text("ok")
-    for n, g in zip(names, grads):
-        if g is not None:
-            res[f"grad.{n}"] = g.detach().numpy().copy()
+    for n, g in zip(names, grads):  # an input the output does not depend on: a zero gradient
+        res[f"grad.{n}"] = (g if g is not None else torch.zeros_like(leaves[n])).detach().numpy().copy()
     return res
 
 
@@ -189,10 +188,10 @@ def call(protocol: str, fn, case: dict, arg_names, scalar_names: list) -> dict:
         other = getattr(fn, "__globals__", {}).get(probe["name"])
         key = f"probe.{probe['name']}."
         if other is None or not callable(other):
-            res[key + "error_type"] = _text("Missing")
+            res.update({key + "error_type": _text("Missing"), key + "error": _text("")})
             continue
         try:
             res.update(_run(other, probe["args"], case, scalar_names, False, prefix=key))
         except Exception as exc:  # noqa: BLE001 - a probe only ever adds a hint
-            res[key + "error_type"] = _text(type(exc).__name__)
+            res.update({key + "error_type": _text(type(exc).__name__), key + "error": _text(exc)})
     return res

@@ -91,9 +91,11 @@ def _state_arrays(state, key, res):
 
     if state is None:
         res[key + "_type"] = _text("NoneType")
+        res[key + "_parts"] = np.zeros(0, dtype=bool)
         return
     parts = state if isinstance(state, (tuple, list)) else (state,)
     res[key + "_type"] = _text(type(state).__name__)
+    res[key + "_parts"] = np.array([isinstance(s, torch.Tensor) for s in parts[:4]], dtype=bool)  # which follow
     for i, s in enumerate(parts[:4]):
         if isinstance(s, torch.Tensor):
             res[f"{key}.{i}"] = s.detach().cpu().double().numpy().copy()
@@ -374,6 +376,7 @@ def call_model(fn, case) -> dict:
         for k, v in lm.state_dict().items():
             if isinstance(v, torch.Tensor) and v.is_floating_point():
                 res["sd." + k] = v.detach().cpu().float().numpy().copy()
+        res["sd_keys"] = np.array([k[3:] for k in res if k.startswith("sd.")], dtype=str)  # which came back
         return res
     finally:
         shutil.rmtree(d, ignore_errors=True)

@@ -107,7 +107,7 @@ def gradient_problem(fn, case, got, want, names, inputs=None):
                     "that is used again): compute new tensors instead.")
         return f"`{fn}` returns the right values, but backpropagating through it fails: {msg}"
     for path, rg in leaves(want, "out_rg").items():
-        if bool(rg) and not bool(got.get(f"out_rg{path}", np.array(False))):
+        if bool(rg) and not bool(got[f"out_rg{path}"]):
             what = names.get(path, f"output {path.lstrip('.')}")
             return (f"{what} returned by `{fn}` has the right values but is cut from the autograd graph "
                     f"(it does not require grad): look for {GRAPH_CUTTERS}.")
@@ -117,11 +117,11 @@ def gradient_problem(fn, case, got, want, names, inputs=None):
         if not key.startswith("grad."):
             continue
         name = key[len("grad."):]
-        g = got.get(key)
-        if _nonzero(w, dtype) and (g is None or not _nonzero(g, dtype)):
+        g = got[key]  # one per input (zero where no gradient reaches it), checked before comparing (_schema)
+        if _nonzero(w, dtype) and not _nonzero(g, dtype):
             return (f"`{fn}` returns the right values, but no gradient reaches {inputs.get(name, f'`{name}`')}: "
                     f"something cuts the autograd graph between it and your output. Look for {GRAPH_CUTTERS}.")
-        if g is None or g.shape != w.shape or not close(g, w, dtype):
+        if not close(g, w, dtype):
             wrong = True
     if wrong:
         return (f"`{fn}` returns the right values, but their gradients are not those of the formula: part of "

@@ -215,10 +215,10 @@ def _ckpt_ref():
 
 
 def _ckpt_compare(ex, case, got, want):
-    if not bool(got.get("weights_only", np.array(True))):
+    if not bool(got["weights_only"]):  # the result's schema is checked first (_schema)
         return ("your checkpoint cannot be read with `torch.load(path, weights_only=True)`: save only "
                 "`state_dict()`s, tensors and numbers (not the model or optimizer objects). Loading pickled "
-                f"objects can run arbitrary code. ({_s(got.get('weights_only_error', ''))[:120]})")
+                f"objects can run arbitrary code. ({_s(got['weights_only_error'])[:120]})")
     t = _s(got.get("out_type", "nothing"))
     if t != "tuple":
         return f"`load_checkpoint` must return `(step, state)`; it returned {t}."
@@ -385,13 +385,12 @@ def _loop_compare(ex, case, got, want):
     kind = int(case.arrays["kind"])
     same = _near(got["params"], want["params"], 1e-4, 1e-7)
     hist_ok = True
-    for key in ("h_loss", "h_grad_norm"):
-        g, w = got.get(key, np.zeros(0)), want[key]
+    for key in ("h_loss", "h_grad_norm"):  # there, as numbers: the result's schema is checked first (_schema)
+        g, w = got[key], want[key]
         if not _near(g[np.isfinite(g)], w[np.isfinite(w)], 1e-4, 1e-7):
             hist_ok = False
     if same and hist_ok and kind == 2:
-        if not _near(got.get("h_event_step"), want["h_event_step"]) or \
-                not _near(got.get("h_event_lr"), want["h_event_lr"]):
+        if not _near(got["h_event_step"], want["h_event_step"]) or not _near(got["h_event_lr"], want["h_event_lr"]):
             return (f"`{fn}` recovers, but its history does not record it: append `{{'step': step, 'lr': new_lr}}` "
                     "to `history['events']` for each recovery.")
     if same and hist_ok:
@@ -406,7 +405,7 @@ def _loop_compare(ex, case, got, want):
         return (f"the NaN was not caught: `{fn}` kept going with NaN weights. After each step, check that the loss "
                 "and the gradient norm are finite (`math.isfinite`); if not, restore the last checkpoint and halve "
                 "the learning rate.")
-    if same and not hist_ok and len(got.get("h_loss", ())) == len(want["h_loss"]):
+    if same and not hist_ok and len(got["h_loss"]) == len(want["h_loss"]):
         return (f"`{fn}` trains correctly, but its history is off: one loss and one gradient norm (before "
                 "clipping, as `train_step` returns them) per step, in order.")
     return "values"
