@@ -146,9 +146,68 @@ if total > max_norm:
     for p in params:
         p.grad.data.mul_(max_norm / (total + 1e-6))
 return total"""),
+    # right values, with a fault that only some entries of the result show (hidden by drop_keys below)
+    "rnn_changes_input": _sig("rnn_step", RNN, """
+out = torch.tanh(x @ W_xh.T + h @ W_hh.T + b)
+x.zero_()  # "free" the input
+return out"""),
+    "clip_never_clips": _sig("clip_grad_norm", CLIP, """
+return torch.sqrt(sum((p.grad ** 2).sum() for p in parameters if p.grad is not None))"""),
 }
 
 # -------------------------------------------------------------- attacks and faults (extra cells)
+def drop_keys(protocol: str, drop: tuple, only: tuple | None = None) -> str:
+    """A cell that patches the sandbox's helper modules (``_protocol``, ``_protocol_rnn``, ``_protocol_train``)
+    so that the results of ``protocol`` (a prefix) for the functions named ``only`` (None: all) lose the
+    keys that start with ``drop``: those already loaded now, one loaded later as it loads (an import hook),
+    the extensions loaded now the way ``_protocol._extension`` would later."""
+    return f"""
+import importlib.machinery, sys
+
+PROTOCOL, DROP, ONLY = {protocol!r}, {tuple(drop)!r}, {only!r}
+HELPERS = ("_protocol", "_protocol_rnn", "_protocol_train")
+
+
+def _dropping(call):
+    if getattr(call, "drops_keys", False):
+        return call
+
+    def call_dropping(protocol, fn, *args, **kwargs):
+        res = call(protocol, fn, *args, **kwargs)
+        if str(protocol).startswith(PROTOCOL) and (ONLY is None or getattr(fn, "__name__", "") in ONLY):
+            res = {{k: v for k, v in res.items() if not k.startswith(DROP)}}
+        return res
+    call_dropping.drops_keys = True
+    return call_dropping
+
+
+def _patch(module):
+    if module is not None and callable(getattr(module, "call", None)):
+        module.call = _dropping(module.call)
+
+
+class _PatchOnLoad:
+    def find_spec(self, name, path=None, target=None):
+        spec = importlib.machinery.PathFinder.find_spec(name, path) if name in HELPERS else None
+        if spec is not None and spec.loader is not None:
+            run = spec.loader.exec_module
+            spec.loader.exec_module = lambda module: (run(module), _patch(module))
+        return spec
+
+
+base = sys.modules.get("_protocol")
+for name in HELPERS[1:]:
+    if base is not None and name not in sys.modules and hasattr(base, "_extension"):
+        try:
+            base._extension(name)
+        except Exception as exc:
+            print("could not load", name, exc)
+for name in HELPERS:
+    _patch(sys.modules.get(name))
+sys.meta_path.insert(0, _PatchOnLoad())
+print("patched:", [name for name in HELPERS if name in sys.modules])"""
+
+
 ATTACK = {
     "allclose": """
 import numpy
@@ -220,6 +279,9 @@ try:
         _protocol.call = lambda *a, **k: {"out": np.zeros(1), "out_type": np.array("Tensor")}
 except Exception:
     pass""",
+    # results that lose the entries that show the fault (course_lib/checks/_schema.py must notice)
+    "drop_inputs_changed": drop_keys("plain", ("inputs_changed",), ("rnn_step", "gradient_norms")),
+    "drop_clipped_grads": drop_keys("clip", ("grad_", "orig_")),
     "os_exit": """
 import os
 os._exit(0)""",
@@ -324,6 +386,12 @@ SAMPLES = {
                                                  "def __getattr__(name):\n    return lambda *a, **k: None\n"}),
                                _score(["rnn_step", "gradient_norms"]), "ok"),
     "attack_forge_results": (sample(_all(BLANK), [("start", "forge_results")]), 0, "ok"),
+    # right values, a fault (an input changed in place; no clipping at all), and the entries that show it
+    # dropped from the helper's result: the incomplete result fails (gradient_norms calls rnn_step)
+    "attack_drop_keys_plain": (sample({"rnn_step": "rnn_changes_input"}, [("end", "drop_inputs_changed")]),
+                               _score(["rnn_step", "gradient_norms"]), "ok"),
+    "attack_drop_keys_clip": (sample({"clip_grad_norm": "clip_never_clips"}, [("end", "drop_clipped_grads")]),
+                              _score(["clip_grad_norm"]), "ok"),
     # faults: the bad cell is stopped (and skipped), everything else is graded
     "fault_os_exit": (sample(extra=[("rnn_step", "os_exit")]), TOTAL, "crash"),
     "fault_segfault": (sample(extra=[("step_jacobian", "segfault")]), TOTAL, "crash"),
