@@ -23,7 +23,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .make_samples import _solution_code, dumps, files_of
+from .make_samples import _solution_code, drop_keys, dumps, files_of
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -163,6 +163,9 @@ A2_CODE = {
     c *= torch.sigmoid(f)
     c += torch.sigmoid(i) * torch.tanh(g)
     return torch.sigmoid(o) * torch.tanh(c), c""",
+    # right values, but b_ih changed in place (``b = b_ih`` is the same tensor): only ``inputs_changed`` shows it
+    "lstm_bias_in_place": _lstm(unpack="h, c = state\n    b = b_ih\n    b += b_hh  # one bias for both products",
+                                gates="x @ W_ih.T + h @ W_hh.T + b"),
     "gru_reset_before": _gru(reset="xn + (r * h) @ W_hh[2 * h.shape[1]:].T + b_hh[2 * h.shape[1]:]"),
     "gru_swapped_z": _gru(update="z * n + (1 - z) * h"),
     "gru_no_grad": _gru(wrap="with torch.no_grad():"),
@@ -203,6 +206,10 @@ A2_SAMPLES = {
     "mistake_run_state_not_masked": (_a2(run_rnn="run_state_not_masked"), _a2_score("run_rnn"), "ok"),
     "mistake_numgrad_forward": (_a2(numerical_gradient="ng_forward"), _a2_score("numerical_gradient"), "ok"),
     "mistake_numgrad_no_restore": (_a2(numerical_gradient="ng_no_restore"), _a2_score("numerical_gradient"), "ok"),
+    # the in-place change hidden: an extra cell drops `inputs_changed` from lstm_cell's results in the sandbox
+    "attack_drop_keys_rnn": ({**_a2(lstm_cell="lstm_bias_in_place"),
+                              "extra": [drop_keys("rnn.", ("inputs_changed",), ("lstm_cell",))]},
+                             _a2_score("lstm_cell"), "ok"),
 }
 
 # the words each sample's hint must contain (tests/test_grading_rnn.py)
@@ -223,6 +230,7 @@ A2_HINTS = {
     "mistake_run_state_not_masked": "keeps changing on padded steps",
     "mistake_numgrad_forward": "one-sided",
     "mistake_numgrad_no_restore": "put each entry back",
+    "attack_drop_keys_rnn": "incomplete result for `lstm_cell` (missing `inputs_changed`)",
     "blank": "not implemented yet",
 }
 
@@ -407,6 +415,9 @@ def build(assignment, spec) -> dict:
             c["source"] = sol[gid]
         elif how != BLANK:
             c["source"] = code[how]
+    for k, src in enumerate(spec.get("extra", ())):  # extra cells at the end (attacks)
+        nb["cells"].append({"cell_type": "code", "execution_count": None, "id": f"extra-{k}", "metadata": {},
+                            "outputs": [], "source": src.strip("\n")})
     return nb
 
 
