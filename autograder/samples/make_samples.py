@@ -344,6 +344,103 @@ def _edit_test(nb, gid="test_clip_grad_norm"):
     c["metadata"]["editable"] = True
 
 
+def _png_1x1() -> str:
+    """A real 1x1 PNG (base64), built here so that the sample stays deterministic."""
+    import base64
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    png = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0))
+           + chunk(b"IDAT", zlib.compress(b"\x00\x33\x66\x99", 9)) + chunk(b"IEND", b""))
+    return base64.b64encode(png).decode()
+
+
+# every payload sets window.__pwned, changes document.title or opens a dialog if it ever runs
+_HTML_PAYLOADS = """\
+## My notes on vanishing gradients
+
+HARMLESS-TEXT: the gradient *vanishes* when $\\sigma_{\\max}(W_{hh}) < 1$, because
+
+$$\\Big\\|\\prod_{t=j+1}^{T} J_t\\Big\\|_2 \\le (\\gamma\\,\\sigma_{\\max})^{T-j}$$
+
+![a plot of mine](attachment:plot.png)
+
+<img src=x onerror="window.__pwned='img onerror'; document.title='PWNED'">
+
+<script>window.__pwned='script'; document.title='PWNED'; alert('script')</script>
+
+<svg onload="window.__pwned='svg onload'; alert('svg')"><circle r="4"></circle></svg>
+
+[a javascript: link](javascript:window.__pwned='javascript-link';alert(1)) and [a data: link](data:text/html;base64,PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==)
+
+<iframe srcdoc="<script>parent.__pwned='iframe'; parent.alert('iframe')</script>"></iframe>
+
+<form action="javascript:window.__pwned='form'"><button id="go" autofocus onfocus="window.__pwned='autofocus'">go</button></form>
+
+<details open ontoggle="window.__pwned='ontoggle'"><summary>more</summary>details text</details>
+
+<style>body { background: red; } .container { display: none; }</style>
+
+<meta http-equiv="refresh" content="0;url=javascript:window.__pwned='meta refresh'">
+
+<base href="https://attacker.invalid/">
+
+![an svg attachment](attachment:evil.svg)
+"""
+_SVG = ('<svg xmlns="http://www.w3.org/2000/svg" onload="window.__pwned=\'svg attachment\'">'
+        '<script>window.__pwned="svg attachment script"</script></svg>')
+
+
+def _student_html(nb):
+    """Student HTML that would run in the feedback page and the formgrader (it must not)."""
+    import base64
+
+    md = {"cell_type": "markdown", "id": "student-html", "source": _HTML_PAYLOADS,
+          "metadata": {"tags": ["x\" onmouseover=\"window.__pwned='tag'"], "jupyter": {"source_hidden": True}},
+          "attachments": {"plot.png": {"image/png": _png_1x1()},
+                          "evil.svg": {"image/svg+xml": base64.b64encode(_SVG.encode()).decode()}}}
+    raw = {"cell_type": "raw", "id": "student-raw", "metadata": {},
+           "source": "<img src=x onerror=\"window.__pwned='raw cell'\">RAW-TEXT"}
+    code = {"cell_type": "code", "execution_count": None, "id": "student-print", "metadata": {},
+            "source": "print(\"<img src=x onerror=window.__pwned='stdout'>\")",
+            "outputs": [{"output_type": "display_data", "metadata": {},
+                         "data": {"text/html": "<img src=x onerror=\"window.__pwned='stale output'\">",
+                                  "text/plain": "<IPython.core.display.HTML object>"}}]}
+    nb["cells"][2:2] = [md, raw, code]
+    nb["metadata"]["widgets"] = {"application/vnd.jupyter.widget-state+json": {
+        "state": {"w": {"model_name": "</script><script>window.__pwned='widget state'</script>",
+                        "model_module": "@jupyter-widgets/controls", "model_module_version": "2.0.0",
+                        "state": {}}},
+        "version_major": 2, "version_minor": 0}}
+
+
+def _mark_answer_graded(nb, gid="rnn_step"):
+    c = next(c for c in nb["cells"] if c["metadata"].get("nbgrader", {}).get("grade_id") == gid)
+    c["metadata"]["nbgrader"].update({"grade": True, "points": 100})
+
+
+def _add_graded_cells(nb):
+    """Cells of the student's own given nbgrader metadata: a new graded code cell, a markdown cell
+    made a graded task, a second cell with an answer cell's grade id (all worth 100 points)."""
+    def meta(gid, cell_type, **kw):
+        return {"nbgrader": {"cell_type": cell_type, "grade": True, "grade_id": gid, "locked": False, "points": 100,
+                             "schema_version": 3, "solution": False, "task": False, **kw}}
+
+    i = 1 + next(k for k, c in enumerate(nb["cells"])
+                 if c["metadata"].get("nbgrader", {}).get("grade_id") == "test_clip_grad_norm")
+    nb["cells"][i:i] = [
+        {"cell_type": "code", "execution_count": None, "id": "added-0", "metadata": meta("my_bonus", "code"),
+         "outputs": [], "source": "print('my bonus exercise: done')"},
+        {"cell_type": "markdown", "id": "added-1", "metadata": meta("my_essay", "markdown", task=True),
+         "source": "My essay on vanishing gradients: they vanish."},
+        {"cell_type": "code", "execution_count": None, "id": "added-2", "metadata": meta("rnn_step", "code"),
+         "outputs": [], "source": "print('graded twice')"},
+    ]
+
+
 def _score(failed=()):
     return TOTAL - sum(POINTS[k] for k in set(failed))
 
@@ -407,6 +504,8 @@ SAMPLES = {
     "cells_duplicated_test": (sample(transform=_duplicate_test), TOTAL, "tampering_detected"),
     "cells_edited_test": (sample({"clip_grad_norm": "clip_per_param"}, transform=_edit_test),
                           _score(["clip_grad_norm"]), "tampering_detected"),
+    # student HTML (markdown, raw cell, attachments, widget state, metadata) is cleaned, not tampering
+    "attack_student_html": (sample(transform=_student_html), TOTAL, "ok"),
 }
 
 

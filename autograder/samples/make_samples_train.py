@@ -25,7 +25,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .make_samples import _solution_code, dumps, files_of
+from .make_samples import _solution_code, drop_keys, dumps, files_of
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -171,6 +171,16 @@ CODE = {
                                              '        model.load_state_dict(ckpt["model"])\n'
                                              '        start, state = ckpt["step"], ckpt["state"]'),
     "loop_nan_not_detected": _loop(check_nan=False),
+    # works, but pickles the optimizer object: only the `weights_only` entries of the result show it
+    "ckpt_pickled_optimizer": '''def save_checkpoint(path, model, optimizer, step, state):
+    torch.save({"model": model.state_dict(), "optimizer": optimizer, "step": step, "state": state}, path)
+
+
+def load_checkpoint(path, model, optimizer):
+    ckpt = torch.load(path, weights_only=False)
+    model.load_state_dict(ckpt["model"])
+    optimizer.load_state_dict(ckpt["optimizer"].state_dict())
+    return ckpt["step"], ckpt["state"]''',
     "ckpt_no_optimizer": '''def save_checkpoint(path, model, optimizer, step, state):
     torch.save({"model": model.state_dict(), "step": step, "state": state}, path)
 
@@ -224,6 +234,11 @@ SAMPLES = {
                                  _score("train_loop", "load_model"), "ok"),
     "model_too_weak": (sample(model="untrained16", transform=_hidden16), _score("load_model"), "ok"),
     "model_pickled": (sample(model="pickled16", transform=_hidden16), _score("load_model"), "ok"),
+    # the pickled checkpoint hidden: an extra cell drops `weights_only*` from the checkpoint results in the
+    # sandbox (train_loop, on the same functions, is right; no model file)
+    "attack_drop_keys_train": ({**sample({"checkpoints": "ckpt_pickled_optimizer"}),
+                                "extra": [drop_keys("train.checkpoint", ("weights_only",))]},
+                               _score("load_checkpoint", "load_model"), "ok"),
 }
 
 # sample -> (exercise, words its hint must contain)
@@ -241,6 +256,7 @@ HINTS = {
     "mistake_nan_not_detected": ("train_loop", "the NaN was not caught"),
     "model_too_weak": ("load_model", "bits per character on the held-out text; the target is 2.8"),
     "model_pickled": ("load_model", "weights_only=True"),
+    "attack_drop_keys_train": ("load_checkpoint", "incomplete result for `load_checkpoint` (missing `weights_only`)"),
 }
 MODELS = {"correct": "trained", "model_too_weak": "untrained16", "model_pickled": "pickled16"}
 
@@ -260,6 +276,9 @@ def build(spec) -> dict:
             c["source"] = sol[gid]
         elif how != BLANK:
             c["source"] = CODE[how]
+    for k, src in enumerate(spec.get("extra", ())):  # extra cells at the end (attacks)
+        nb["cells"].append({"cell_type": "code", "execution_count": None, "id": f"extra-{k}", "metadata": {},
+                            "outputs": [], "source": src.strip("\n")})
     if spec["transform"]:
         spec["transform"](nb)
     return nb
