@@ -9,6 +9,11 @@ formgrader and ``nbgrader export`` all show the judge's scores.
 
 ``FeedbackSanitizer`` runs before feedback HTML is written: it removes hidden-test regions and
 scrubs server paths.
+
+``SanitizeStudentHTML`` makes the notebook safe to render on the instructor's origin (see
+``autograder.student_html``): it runs first when nbgrader autogrades (before anything is written
+to the autograded folder that the formgrader renders), again after ``JudgeExecute`` has filled in
+the outputs, and again in feedback, right before the HTML is made.
 """
 from __future__ import annotations
 
@@ -22,7 +27,7 @@ from pathlib import Path
 from nbformat.v4 import new_output
 from nbgrader.preprocessors import NbGraderPreprocessor
 
-from . import judge
+from . import judge, student_html
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -116,4 +121,27 @@ class FeedbackSanitizer(NbGraderPreprocessor):
                     out["traceback"] = [_scrub_paths(t) for t in out.get("traceback", [])]
                 elif "data" in out and "text/plain" in out["data"]:
                     out["data"]["text/plain"] = _scrub_paths(out["data"]["text/plain"])
+        return nb, resources
+
+
+class SanitizeStudentHTML(NbGraderPreprocessor):
+    """Autograde and feedback step: nothing the student wrote can run in the page that renders the
+    notebook (markdown, raw cells, attachments, outputs, cell and notebook metadata)."""
+
+    def _instructor_sources(self, resources) -> dict:
+        """grade id -> the instructor's source of that cell, from the gradebook (empty if none)."""
+        meta = (resources or {}).get("nbgrader") or {}
+        if not meta.get("db_url"):
+            return {}
+        from nbgrader.api import Gradebook, MissingEntry
+
+        try:
+            with Gradebook(meta["db_url"]) as gb:
+                notebook = gb.find_notebook(meta["notebook"], meta["assignment"])
+                return {c.name: c.source for c in notebook.source_cells}
+        except (MissingEntry, KeyError):
+            return {}
+
+    def preprocess(self, nb, resources):
+        student_html.sanitize_notebook(nb, self._instructor_sources(resources))
         return nb, resources
