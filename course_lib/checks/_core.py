@@ -209,6 +209,8 @@ def verdict(ex: Exercise, cases: list, outputs: list) -> Verdict:
     """Compare the student's outputs (one dict of arrays per case) with the reference's."""
     ref = ex.reference()
     n_hidden = sum(c.hidden for c in cases)
+    if len(outputs) != len(cases):  # one result per case, or cases would pass unseen (a grader error)
+        raise RuntimeError(f"{ex.name}: {len(outputs)} results for {len(cases)} cases")
     for case, got in zip(cases, outputs):
         want = ex.call(ref, case)
         if "error_type" in want:  # never blame a student for a reference failure
