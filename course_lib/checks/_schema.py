@@ -18,9 +18,9 @@ import numpy as np
 
 TEXT, BOOL, INT, FLOAT, NUM = "U", "b", "iu", "f", "biuf"
 
-TAMPERED = ("the course's helper code reports what your function returned, and something in your notebook "
-            "changed how it does (a patched or replaced module, e.g. through `sys.modules`). Remove that code: "
-            "your function is graded on what it returns.")
+TAMPERED = ("something in your notebook changed how your function's result is reported (a patched or replaced "
+            "helper module, e.g. through `sys.modules`). Remove that code: your function is graded on what it "
+            "returns.")
 
 
 @dataclass(frozen=True)
