@@ -91,9 +91,11 @@ def write_report(out: Path, budget: str, lectures: list[dict], grading: list[dic
         lines.append("(no claims recorded)")
     for c in claims:
         nums = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-                         for k, v in c.items() if k not in ("section", "claim", "holds"))
-        lines.append(f"- **{c['section']}**: {c['claim']} — {'holds' if c['holds'] else 'DOES NOT HOLD'}"
-                     + (f" ({nums})" if nums else ""))
+                         for k, v in c.items() if k not in ("section", "claim", "holds", "kind", "notebook")
+                         and v not in (None, [], ""))
+        verdict = ("illustration (not counted)" if c.get("kind") == "illustration"
+                   else "holds" if c["holds"] else "DOES NOT HOLD")
+        lines.append(f"- **{c['section']}**: {c['claim']} — {verdict}" + (f" ({nums})" if nums else ""))
     figs = sorted((out / "figures").glob("*.png")) if (out / "figures").exists() else []
     lines += ["", "## Figures", ""] + [f"- `{f.relative_to(out)}`" for f in figs]
     path = out / "report.md"
@@ -122,9 +124,26 @@ def main(argv=None) -> int:
 
     site_result = site.publish(out)
     failed = [r for r in lectures if not r["ok"]]
-    claims_failed = [c for c in report.read_claims(out) if not c["holds"]]
+    records = report.read_claims(out)
+    claims_failed = report.failed_claims(records)
     grading_failed = [g for g in grading if not g["ok"]]
+    print(summary_line(records, failed, grading_failed, site_result["ok"]))
     return 1 if failed or claims_failed or grading_failed or not site_result["ok"] else 0
+
+
+def summary_line(records: list[dict], failed_lectures=(), failed_grading=(), site_ok=True) -> str:
+    """The main job's last line: ``OK: ...`` or ``FAILED: ...`` naming each claim that did not hold
+    (with its lecture), each lecture that did not run, each sample class that graded wrong."""
+    bad = report.failed_claims(records)
+    counted = [c for c in records if c.get("kind", "claim") == "claim"]
+    problems = [f"claim did not hold [{c.get('notebook') or c['section']}]: {c['claim']}" for c in bad]
+    problems += [f"lecture did not run: {r['lecture']}" for r in failed_lectures]
+    problems += [f"sample class graded wrong: {g['assignment']}" for g in failed_grading]
+    if not site_ok:
+        problems.append("site check failed")
+    if not problems:
+        return f"OK: all {len(counted)} measured claims hold"
+    return f"FAILED ({len(bad)} of {len(counted)} claims did not hold): " + "; ".join(problems)
 
 
 if __name__ == "__main__":

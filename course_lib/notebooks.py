@@ -22,6 +22,9 @@ def lecture_paths() -> list[Path]:
 def execute(path, budget="ci", timeout=600, output_dir=None, extra_env=None):
     """Run ``path`` top to bottom at ``budget`` and return ``(notebook, seconds)``.
 
+    With ``output_dir``, the claims the notebook shows are appended to ``output_dir/claims.jsonl``,
+    each tagged with the notebook's stem (see :mod:`course_lib.report`).
+
     Raises ``nbclient.exceptions.CellExecutionError`` naming the failing cell.
     """
     import nbformat
@@ -31,6 +34,7 @@ def execute(path, budget="ci", timeout=600, output_dir=None, extra_env=None):
     nb = nbformat.read(str(path), as_version=4)
     env_backup = dict(os.environ)
     os.environ["COURSE_BUDGET"] = budget
+    os.environ["COURSE_NOTEBOOK"] = Path(path).stem  # report.record_claim tags each claim with it
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
     if output_dir is not None:

@@ -69,6 +69,9 @@ def test_recall_falls_to_chance_with_distance():
     assert np.all(acc[-1] <= chance + 0.08), acc[-1]  # a long gap: every seed at chance
     # the gradient reaching the key at initialisation falls by orders of magnitude
     assert np.all(r["grad_at_key"][-1] < 1e-4 * r["grad_at_key"][0])
+    from course_lib import claims as C
+
+    assert not C.failed(V.claims_recall(r))
 
 
 @pytest.mark.slow
@@ -80,3 +83,26 @@ def test_agreement_errors_rise_with_attractors():
     assert np.all(err[-1] >= err[0] + 0.1), err  # four attractors: clearly more, in every seed
     assert np.all(np.diff(err.mean(1)) >= -0.02), err.mean(1)  # the mean rises with each attractor
     assert np.all(ctrl <= 0.05), ctrl  # the same distance without attractors is easy
+    from course_lib import claims as C
+
+    assert not C.failed(V.claims_agreement(r)) and all(len(c.seeds) == len(r["seeds"]) for c in V.claims_agreement(r))
+
+
+def test_bound_claims_hold_and_leave_out_distance_zero(tanh_norms):
+    from course_lib import claims as C
+
+    lin = V.gradient_norms(sigmas=(0.5, 0.9, 1.0, 1.5, 3.0), nonlinearity="linear")
+    claims = V.claims_bound({"tanh": tanh_norms}, linear=lin)
+    assert not C.failed(claims), [str(c) for c in C.failed(claims)]
+    # true by construction: shown, not counted (distance 0, the attained linear bound)
+    assert sum(not c.counted for c in claims) == 2
+    s = V.bound_summary(tanh_norms)
+    ratio = tanh_norms["measured"] / tanh_norms["bound"]
+    assert s["max_ratio"] == [float(r[1:].max()) for r in ratio]
+    assert not C.failed(V.claims_chain_rule(V.chain_rule_check()))
+
+
+def test_non_normal_product_can_grow_when_a_derivative_shrinks():
+    r = V.non_normal_example()
+    assert r["norm_WW"] == pytest.approx(1.0) and r["norm_WDW"] > 5  # the product grew ...
+    assert r["norm_WDW"] <= np.linalg.norm(r["W"], 2) ** 2  # ... and the bound still holds

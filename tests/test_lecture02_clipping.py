@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 
+from course_lib import claims
 from course_lib.experiments import clipping as C
 
 
@@ -9,6 +10,8 @@ def test_the_wall_is_where_the_fixed_point_argument_puts_it():
     s = C.cliff_surface()
     assert abs(s["wall_b_at_5"] - s["wall_b_at_5_predicted"]) < 1e-4
     assert s["grad_ratio"] > 1e3  # a steep wall among gentle slopes
+    assert not claims.failed(C.claims_wall(s))
+    assert 4.25 < C.UNSTABLE_W < 4.27  # x0 = 0.5 is an unstable fixed point only for w above this
 
 
 def test_paths_from_the_same_start():
@@ -37,6 +40,7 @@ def test_without_clipping_most_starts_end_stranded_with_clipping_none():
     # where a start ends stranded, its unclipped loss is many times the clipped run's
     stranded = u["final_loss"] > r["stranded_loss"]
     assert np.all(u["final_loss"][stranded] >= 5 * c["final_loss"][stranded])
+    assert not claims.failed(C.claims_cliff_starts(r))
 
 
 def test_norm_clipping_keeps_the_direction_clamping_does_not():
@@ -46,6 +50,8 @@ def test_norm_clipping_keeps_the_direction_clamping_does_not():
     assert np.all(np.array(d["norm_after_norm_clip"]) <= d["tau"] + 1e-9)
     assert np.all(np.array(d["cos_value"]) < 0.95), d["cos_value"]
     assert np.all(np.array(d["clamped_share"]) > 0)
+    shown = C.claims_direction(d)
+    assert not claims.failed(shown) and [c.kind for c in shown] == ["claim", "illustration"]
 
 
 @pytest.mark.slow
@@ -59,6 +65,7 @@ def test_large_learning_rate_diverges_without_clipping_and_never_with_it():
     # the mechanism: unclipped steps blow sigma_max(W_hh) up from about 1; clipped ones keep it there
     assert np.median(r["unclipped"]["sigma_hh_end"]) > 100
     assert max(r["clipped"]["sigma_hh_end"]) < 3
+    assert not claims.failed(C.claims_divergence(r))
 
 
 def test_bad_arguments_are_named():

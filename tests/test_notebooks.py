@@ -5,7 +5,8 @@ The lectures are executed once (a module fixture) and that one run feeds both th
 checks and the site: myst-nb builds it from the executed notebooks without running them again,
 then headless Chromium opens every page from a server on 127.0.0.1, lets nothing be fetched
 from elsewhere, and checks that math rendered (no raw LaTeX), every image loaded and every link
-leads to a page that exists. Screenshots of each page are saved under pytest's tmp dir and
+leads to a page that exists. Each lecture's test also reads the claims the notebook recorded
+(``claims.jsonl``, tagged with the notebook): a claim that does not hold at the ci budget fails it. Screenshots of each page are saved under pytest's tmp dir and
 copied to build/screenshots/site/. ``make test`` runs pytest with ``--dist loadfile`` so this
 module stays on one worker and the fixtures run once. The browser checks skip with the reason
 when Chromium is absent (they fail under CI, which installs it: scripts/ensure_chromium.sh).
@@ -21,7 +22,7 @@ import traceback
 import nbformat
 import pytest
 
-from course_lib import browser, notebooks
+from course_lib import browser, notebooks, report
 from course_lib import site as site_mod
 
 LECTURES = notebooks.lecture_paths()
@@ -75,6 +76,14 @@ def test_lecture_executes_at_ci_budget(path, executed):
     # every code cell that draws must leave a figure, never a blank cell
     assert any(o.get("output_type") in ("display_data", "execute_result") and "image/png" in o.get("data", {})
                for o in _outputs(nb)), "no figure produced"
+    # claims that bind: every measured claim the lecture shows was recorded, and each one holds
+    records = [c for c in report.read_claims(out) if c.get("notebook") == path.stem]
+    assert [c for c in records if c.get("kind", "claim") == "claim"], f"{path.stem} recorded no measured claim"
+    bad = report.failed_claims(records)
+    assert not bad, f"{path.stem}: claims that DO NOT HOLD at the ci budget:\n" + "\n".join(
+        f"- {c['claim']} ({ {k: v for k, v in c.items() if k not in ('claim', 'section', 'notebook')} })" for c in bad)
+    printed = "".join(o.get("text", "") for o in _outputs(nb) if o.get("output_type") == "stream")
+    assert "DOES NOT HOLD" not in printed, f"{path.stem} printed a claim that does not hold but did not record it"
 
 
 @pytest.fixture(scope="module")

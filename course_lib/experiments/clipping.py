@@ -28,6 +28,7 @@ import torch
 
 from .._validate import positive_int as _positive_int, positive_number as _positive, seed_list as _seed_list
 from .. import budget, plots, widgets
+from ..claims import Claim
 from ..models import SequenceModel
 from ..reference.clipping import clip_grad_norm
 from ..tasks import fresh_batches, make_adding
@@ -451,3 +452,60 @@ def plot_divergence(result, name="lecture02_divergence", caption=None):
                    "by many orders of magnitude within a few steps, and soon a step overflows (X marks the last "
                    "finite one); clipped runs take steps no longer than lr·τ and stay finite.")
     return plots.finish(fig, name, caption)
+
+
+# ---------------------------------------------------------------------------------------------
+# the lecture's claims (the notebook shows them, the tests and the main job assert the same objects)
+# ---------------------------------------------------------------------------------------------
+UNSTABLE_W = 1 / (1 / (1 + math.exp(-0.5)) * (1 - 1 / (1 + math.exp(-0.5))))  # w sigma'(0.5) > 1: w above ~4.26
+
+
+def claims_wall(surface: dict) -> list[Claim]:
+    """Lecture 2: the wall found on the grid at w = 5 sits where x0 = 0.5 is the (unstable) fixed point,
+    b = 0.5 - 5 sigmoid(0.5), within 1e-4 either way; the gradient ratio is shown as an illustration."""
+    return [
+        Claim.compare(f"the wall at w = 5 is where x0 = 0.5 is a fixed point, b = 0.5 - 5*sigmoid(0.5) (unstable "
+                      f"there since w > {UNSTABLE_W:.2f}): |measured - predicted|",
+                      abs(surface["wall_b_at_5"] - surface["wall_b_at_5_predicted"]), "<", 1e-4,
+                      measured=surface["wall_b_at_5"], predicted=surface["wall_b_at_5_predicted"]),
+        Claim.illustration(f"largest gradient norm / median on the {surface['resolution']}x{surface['resolution']} grid",
+                           grad_ratio=surface["grad_ratio"]),
+    ]
+
+
+def claims_cliff_starts(starts: dict) -> list[Claim]:
+    """Lecture 2: from many starts near the wall, most unclipped runs end stranded, no clipped run does."""
+    n, su, sc = starts["n_starts"], starts["unclipped"], starts["clipped"]
+    seed = (starts["seed"],)
+    return [
+        Claim.compare(f"cliff, {n} starts: more than half of the unclipped runs end stranded (count)",
+                      su["stranded"], ">", n / 2, seed, starts=n),
+        Claim.compare(f"cliff, {n} starts: no clipped run ends stranded (count)", sc["stranded"], "<=", 0, seed,
+                      starts=n),
+        Claim.illustration("every clipped step is at most lr * tau long (true by construction of norm clipping)",
+                           max_clipped_step=float(np.max(sc["max_step"])), lr_times_tau=starts["lr"] * starts["tau"]),
+    ]
+
+
+def claims_direction(direction: dict) -> list[Claim]:
+    """Lecture 2: element-wise clamping turns the gradient (cosine below 0.95 in every seed); norm clipping's
+    cosine of 1 is true by construction and shown as an illustration."""
+    cos_n, cos_v = np.asarray(direction["cos_norm"]), np.asarray(direction["cos_value"])
+    return [
+        Claim.every("element-wise clamping changes the gradient's direction: cos(clamped, g) < 0.95 in every seed",
+                    cos_v, "<", 0.95, direction["seeds"]),
+        Claim.illustration("norm clipping keeps the direction: cos(clipped, g) = 1 (a rescaled vector; this "
+                           "checks the arithmetic)", cos_norm_min=float(cos_n.min()), seeds=list(direction["seeds"])),
+    ]
+
+
+def claims_divergence(div: dict) -> list[Claim]:
+    """Lecture 2: the large-lr plain RNN diverges in most seeds without clipping and in none with it."""
+    n, du, dc = len(div["seeds"]), div["unclipped"], div["clipped"]
+    common = {"lr": div["lr"], "steps": div["steps"]}
+    return [
+        Claim.compare(f"large-lr plain RNN without clipping: more than half of {n} seeds diverge (count)",
+                      du["diverged_count"], ">", n / 2, div["seeds"], **common),
+        Claim.compare(f"the same runs clipped at tau = 1: no seed diverges (count)", dc["diverged_count"], "<=", 0,
+                      div["seeds"], **common),
+    ]

@@ -24,6 +24,7 @@ import torch
 
 from .._validate import positive_int as _positive_int
 from .. import budget, plots
+from ..claims import Claim
 from .. import reference as ref
 from ..models import SequenceModel, count_parameters
 from ..tasks import fresh_batches, make_adding, normalized_mse
@@ -32,7 +33,8 @@ from ..train import pick_device, train
 __all__ = [
     "cell_agreement", "lstm_gates", "state_jacobian_norms", "gradient_flow", "adding_vs_length",
     "build_model", "plot_gradient_flow", "draw_forget_bias", "plot_adding_vs_length",
-    "plot_learning_curves", "draw_gates", "plot_trained_gradient_flow",
+    "plot_learning_curves", "draw_gates", "plot_trained_gradient_flow", "marked_sensitivity",
+    "claims_cell", "claims_gradient_flow", "claims_adding", "report_claims",
 ]
 
 SOLVED_NMSE = 0.1  # normalised MSE below this counts as solved (chance is 1.0)
@@ -181,6 +183,31 @@ def state_jacobian_norms(rnn: torch.nn.RNNBase, x: torch.Tensor) -> dict:
     return out
 
 
+def marked_sensitivity(model: torch.nn.Module, data) -> dict:
+    """How much the prediction moves with each marked number: d y_hat / d x_t (value channel).
+
+    ``model`` maps (n, T, 2) to (n, 1); ``data`` is a :func:`course_lib.tasks.make_adding` set. The
+    target is the sum of the two marked numbers, so a model that solves the task has both
+    derivatives near 1; one that ignores the first marked number has ``first`` near 0. This is
+    the like-for-like measure of "the gradient reaches the far input" for any cell (RNN, LSTM,
+    GRU): the derivative of the output, not of a hidden state whose size differs between cells.
+    Returns ``first`` and ``second``: the mean derivative over the set at the first / second
+    marked step (floats), and ``per_step``: the mean |derivative| at each step (T,), numpy.
+    """
+    model = model.cpu()
+    was_training = model.training
+    model.eval()
+    x = data.x.detach().clone().requires_grad_(True)
+    with torch.enable_grad():
+        (g,) = torch.autograd.grad(model(x).sum(), x)  # each prediction depends on its own row only
+    model.train(was_training)
+    g = g[:, :, 0].double()
+    rows = torch.arange(g.shape[0])
+    pos = data.info["positions"]
+    return {"first": float(g[rows, pos[:, 0]].mean()), "second": float(g[rows, pos[:, 1]].mean()),
+            "per_step": g.abs().mean(0).numpy()}
+
+
 # ---------------------------------------------------------------------------------------------
 # gradient flow at initialisation
 # ---------------------------------------------------------------------------------------------
@@ -315,7 +342,9 @@ def adding_vs_length(lengths=None, cells=("rnn", "lstm"), steps: int | None = No
     >= ``CHANCE_NMSE``, ``params[cell]``, and for the longest length (first seed) ``gates``: the
     trained LSTM's gates on ``n_trace`` test sequences (see :func:`lstm_gates`) with their ``x``
     and the indices of the ``memory_units`` (the cell states that best track the answer), and
-    ``trained_flow``: :func:`state_jacobian_norms` of the trained models on one test sequence.
+    ``trained_flow``: :func:`state_jacobian_norms` of the trained models on one test sequence;
+    ``sensitivity[cell]["init" | "trained"]``: :func:`marked_sensitivity` at the longest length for
+    every seed, before and after training (``first``, ``second``: (seeds,); ``per_step``: (seeds, T)).
     With ``matched_rnn`` (and both cells present), ``matched_rnn`` also holds a control at the
     longest length: a tanh RNN widened until it has at least the LSTM's parameter count
     (``hidden``, ``params``, ``nmse`` per seed, ``at_chance``). ``device=None`` trains on the CPU,
@@ -338,18 +367,25 @@ def adding_vs_length(lengths=None, cells=("rnn", "lstm"), steps: int | None = No
     nmse = {c: np.zeros((len(lengths), len(seeds))) for c in cells}
     curves = {c: {} for c in cells}
     params, trained = {}, {}
+    sens = {c: {"init": [], "trained": []} for c in cells}
+    sens_set = make_adding(500, lengths[-1], seed=TEST_SEED + 3)
     for li, T in enumerate(lengths):
         test = make_adding(test_size, T, seed=TEST_SEED + T)
         for c in cells:
             rows = []
             for si, s in enumerate(seeds):
+                if li == len(lengths) - 1:
+                    sens[c]["init"].append(marked_sensitivity(build_model(c, hidden, s, forget_bias=forget_bias),
+                                                              sens_set))
                 model, score, hist = _train_adding(c, T, hidden, steps, lr, s, batch_size, forget_bias,
                                                    eval_every, device, test)
                 nmse[c][li, si] = score
                 rows.append([v for _, v in hist.evals])
                 params[c] = count_parameters(model)
-                if li == len(lengths) - 1 and si == 0:
-                    trained[c] = model
+                if li == len(lengths) - 1:
+                    sens[c]["trained"].append(marked_sensitivity(model, sens_set))
+                    if si == 0:
+                        trained[c] = model
             curves[c][T] = np.array(rows)
     T = lengths[-1]
     matched = None
@@ -369,6 +405,8 @@ def adding_vs_length(lengths=None, cells=("rnn", "lstm"), steps: int | None = No
         "solved": {c: [int((nmse[c][li] < SOLVED_NMSE).sum()) for li in range(len(lengths))] for c in cells},
         "at_chance": {c: [int((nmse[c][li] >= CHANCE_NMSE).sum()) for li in range(len(lengths))] for c in cells},
         "params": params, "matched_rnn": matched,
+        "sensitivity": {c: {when: {k: np.array([r[k] for r in v[when]]) for k in ("first", "second", "per_step")}
+                            for when in ("init", "trained")} for c, v in sens.items()},
     }
     flow_x = make_adding(1, T, seed=TEST_SEED + 1).x[0]
     out["trained_flow"] = {c: {k: v[::-1] for k, v in state_jacobian_norms(trained[c].rnn, flow_x).items()}
@@ -387,6 +425,20 @@ def adding_vs_length(lengths=None, cells=("rnn", "lstm"), steps: int | None = No
         with torch.no_grad():
             out["gates"]["pred"] = trained["lstm"](tr.x[:n_trace]).numpy()[:, 0]
     return out
+
+
+IGNORE_FIRST_NMSE = 0.5  # predicting 0.5 + the second marked number: MSE Var(first) = 1/12, half of Var(y)
+
+
+def _reference_lines(ax, x_text):
+    """The two baselines of the adding problem on an nMSE axis: 1.0 uses neither marked number
+    (predicts the mean); 0.5 uses only the second (predicts 0.5 + it: MSE 1/12 of Var(y) = 1/6)."""
+    ax.axhline(1.0, color="grey", ls="--", lw=1)
+    ax.text(x_text, 1.03, "1.0: uses neither marked number (predicts the mean)", fontsize=8, color="grey",
+            va="bottom")
+    ax.axhline(IGNORE_FIRST_NMSE, color="grey", ls="-.", lw=1)
+    ax.text(x_text, IGNORE_FIRST_NMSE * 1.04, "0.5: ignores the first (predicts 0.5 + the second)", fontsize=8,
+            color="grey", va="bottom")
 
 
 def plot_adding_vs_length(result: dict, ax=None, name="lecture03_adding_vs_length", caption=None):
@@ -408,8 +460,7 @@ def plot_adding_vs_length(result: dict, ax=None, name="lecture03_adding_vs_lengt
     if m is not None:
         ax.scatter(np.full(len(m["nmse"]), m["T"] + 1.5), m["nmse"], facecolors="none", edgecolors=plots.colour("rnn"),
                    s=30, zorder=3, label=f"RNN, H = {m['hidden']} ({m['params']} parameters)")
-    ax.axhline(1.0, color="grey", ls="--", lw=1)
-    ax.text(L.min(), 1.03, "chance (predict the mean)", fontsize=8, color="grey", va="bottom")
+    _reference_lines(ax, L.min())
     ax.axhline(SOLVED_NMSE, color="grey", ls=":", lw=1)
     ax.text(L.min(), SOLVED_NMSE * 1.06, "solved", fontsize=8, color="grey", va="bottom")
     ax.set_yscale("log")
@@ -420,8 +471,9 @@ def plot_adding_vs_length(result: dict, ax=None, name="lecture03_adding_vs_lengt
     ax.set_title(f"Adding problem: {result['steps']} steps, H = {result['hidden']}, "
                  f"{len(result['seeds'])} seeds", fontsize=10)
     if own:
-        cap = caption or ("One dot per seed, line through the medians. The plain RNN drops off the task as T grows; "
-                          "the LSTM (forget bias 1) keeps solving it.")
+        cap = caption or ("One dot per seed, line through the medians. The plain RNN drops off the task as T grows, "
+                          "up to the 1.0 line: it uses neither marked number (ignoring only the first would "
+                          "score 0.5); the LSTM (forget bias 1) keeps solving it.")
         return plots.finish(fig, name, cap)
     return ax
 
@@ -433,19 +485,22 @@ def plot_learning_curves(result: dict, T=None, name="lecture03_learning_curves",
     T = result["lengths"][-1] if T is None else T
     fig, ax = plt.subplots(figsize=(6.5, 3.8))
     steps = result["eval_steps"]
+    styles = {"rnn": ("--", "s"), "lstm": ("-", "o"), "gru": (":", "^")}  # not by hue alone
     for c in result["cells"]:
         rows = result["curves"][c][T]
+        ls, marker = styles.get(c, ("-", None))
         for si, row in enumerate(rows):
-            ax.plot(steps[: len(row)], row, color=plots.colour(c), lw=1.2, alpha=0.8,
-                    label=c.upper() if si == 0 else None)
-    ax.axhline(1.0, color="grey", ls="--", lw=1)
+            ax.plot(steps[: len(row)], row, color=plots.colour(c), lw=1.4, alpha=0.85, ls=ls, marker=marker,
+                    markevery=max(1, len(row) // 6), ms=4, label=c.upper() if si == 0 else None)
+    _reference_lines(ax, steps[0])
     ax.set_yscale("log")
     ax.set_xlabel("training step")
     ax.set_ylabel("test MSE / Var(y)")
     ax.set_title(f"Learning curves at T = {T}", fontsize=10)
     ax.legend()
-    cap = caption or ("Each line one seed. The RNN never leaves the chance line; the LSTM sits there for a while, "
-                      "then drops by orders of magnitude once it finds the marked numbers.")
+    cap = caption or ("Each line one seed (RNN dashed with squares, LSTM solid with circles). The RNN never "
+                      "leaves the 1.0 line; the LSTM sits there for a while, then drops by orders of magnitude "
+                      "once it finds the marked numbers.")
     return plots.finish(fig, name, cap)
 
 
@@ -488,25 +543,52 @@ def draw_gates(result: dict):
 
 
 def plot_trained_gradient_flow(result: dict, name="lecture03_trained_gradient_flow", caption=None):
-    """||dc_T/dc_t|| of the trained LSTM and ||dh_T/dh_t|| of the trained RNN against distance."""
+    """Two panels after training at the longest T. Left: ||dc_T/dc_t|| of the trained LSTM and
+    ||dh_T/dh_t|| of the trained RNN against distance (first seed). Right: how much each trained
+    model's prediction moves with the first and the second marked number (every seed; ideal 1)."""
     import matplotlib.pyplot as plt
 
     flow = result["trained_flow"]
-    fig, ax = plt.subplots(figsize=(6.5, 3.8))
+    T = result["lengths"][-1]
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(10.5, 3.9), gridspec_kw={"width_ratios": [1.4, 1]})
     if "rnn" in flow:
-        ax.plot(flow["rnn"]["dh"], color=plots.colour("rnn"), lw=2, label=r"trained RNN $\|\partial h_T/\partial h_t\|$")
+        ax.plot(flow["rnn"]["dh"], color=plots.colour("rnn"), lw=2, ls="--",
+                label=r"trained RNN $\|\partial h_T/\partial h_t\|$")
     if "lstm" in flow:
         ax.plot(flow["lstm"]["dc"], color=plots.colour("lstm"), lw=2, label=r"trained LSTM $\|\partial c_T/\partial c_t\|$")
-        ax.plot(flow["lstm"]["direct"], color=plots.PALETTE["black"], lw=1.2, ls="--",
+        ax.plot(flow["lstm"]["direct"], color=plots.PALETTE["black"], lw=1.2, ls=":",
                 label=r"LSTM direct path $\max_k \prod f$")
     ax.set_yscale("log")
     ax.set_xlabel("distance T - t (steps)")
-    ax.set_ylabel("Jacobian norm")
-    ax.set_title(f"After training on T = {result['lengths'][-1]} (seed {result['seeds'][0]})", fontsize=10)
+    ax.set_ylabel("state-Jacobian norm")
+    ax.set_title(f"State Jacobians after training on T = {T} (seed {result['seeds'][0]})", fontsize=10)
     ax.legend(fontsize=8)
-    cap = caption or ("Training set the forget gates of a few units near 1: their cell path now carries gradient "
-                      "across the whole sequence, while the trained RNN's still vanishes.")
-    return plots.finish(fig, name, cap)
+    sens = result.get("sensitivity", {})
+    cells = [c for c in result["cells"] if c in sens]
+    for j, c in enumerate(cells):
+        for k, (which, hatch) in enumerate((("first", None), ("second", "//"))):
+            v = sens[c]["trained"][which]
+            x = j * 3 + k
+            ax2.bar(x, float(np.median(v)), color=plots.colour(c), alpha=0.6 if k else 0.9, hatch=hatch,
+                    edgecolor="black", lw=0.6)
+            ax2.scatter(np.full(len(v), x), v, color="black", s=12, zorder=3)
+    ax2.axhline(1.0, color="grey", ls="--", lw=1)
+    ax2.text(-0.5, 1.02, "ideal: 1 (y = first + second)", fontsize=8, color="grey", va="bottom")
+    ax2.set_xticks([j * 3 + k for j in range(len(cells)) for k in (0, 1)])
+    ax2.set_xticklabels([f"{c.upper()}\n{w}" for c in cells for w in ("first", "second")], fontsize=8)
+    ax2.set_ylim(min(-0.1, ax2.get_ylim()[0]), 1.25)
+    ax2.set_ylabel("d prediction / d marked number")
+    ax2.set_title(f"What the trained models use ({len(result['seeds'])} seeds, dots)", fontsize=10)
+    if caption is None and "rnn" in flow and "lstm" in flow and cells:
+        rnn_T, lstm_T = float(flow["rnn"]["dh"][T]), float(flow["lstm"]["dc"][T])
+        first = {c: float(np.median(sens[c]["trained"]["first"])) for c in cells}
+        caption = (f"Left: after training, the state-Jacobian norms across all {T} steps are {lstm_T:.2g} (LSTM cell) "
+                   f"and {rnn_T:.2g} (RNN): the trained RNN's does not vanish here, so these norms alone do not say "
+                   f"which model uses the far input (and they measure different states). Right, like for like: the "
+                   f"derivative of the prediction with respect to each marked number, ideal 1. With respect to the first: "
+                   + ", ".join(f"{c.upper()} {first[c]:.2f}" for c in cells)
+                   + " (medians over seeds). The gradient reaches the first marked number through the LSTM only.")
+    return plots.finish(fig, name, caption or "")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -520,78 +602,90 @@ def _fmt(v):
     return str(v)
 
 
-def report_claims(section: str, claims: list[dict]) -> bool:
-    """Record each claim with :func:`course_lib.report.record` and print it as a sentence with its numbers.
+def report_claims(section: str, claims) -> bool:
+    """Show and record ``claims`` (:class:`course_lib.claims.Claim`, or older dicts) with
+    :func:`course_lib.claims.show`; returns whether every counted claim held."""
+    from .. import claims as C
 
-    ``claims`` are dicts ``{"claim": str, "holds": bool, **numbers}``. Returns whether all held.
-    """
-    from .. import report
-
-    ok = True
-    for c in claims:
-        numbers = {k: v for k, v in c.items() if k not in ("claim", "holds")}
-        held = report.record(section, c["claim"], c["holds"],
-                             **{k: (v if isinstance(v, (int, float)) else _fmt(v)) for k, v in numbers.items()})
-        ok &= held
-        print(f"[{'holds' if held else 'DOES NOT HOLD'}] {c['claim']}\n    "
-              + ", ".join(f"{k} = {_fmt(v)}" for k, v in numbers.items()))
-    return ok
+    return not C.failed(C.show(claims, section))
 
 
-def claims_cell(agreement: dict) -> list[dict]:
+SENSITIVITY_BAND = (0.7, 1.3)  # d prediction / d first marked number of a model that uses it (ideal 1)
+IGNORES_BELOW = 0.2  # |d prediction / d first marked number| of a model that ignores it (ideal 0)
+
+
+def claims_cell(agreement: dict) -> list[Claim]:
+    """Lecture 3's first claim: the from-scratch cell is PyTorch's (float64, one seed: exact arithmetic)."""
     worst = max(agreement["max_diff_h"], agreement["max_diff_c"], agreement["max_diff_grad"])
-    return [{"claim": "reference.lstm_cell computes what nn.LSTMCell computes (outputs and weight gradients)",
-             "holds": worst < 1e-12, "max_abs_diff": worst, "dtype": agreement["dtype"]}]
+    return [Claim.compare("reference.lstm_cell computes what nn.LSTMCell computes (outputs and weight gradients)",
+                          worst, "<", 1e-12, dtype=agreement["dtype"])]
 
 
-def claims_gradient_flow(flow: dict) -> list[dict]:
+def claims_gradient_flow(flow: dict) -> list[Claim]:
+    """Lecture 3's claims on :func:`gradient_flow` (at initialisation), each over every seed."""
     T = flow["T"]
     rnn = flow["rnn_dh"][:, T]
     b0, b1 = flow["lstm"][0.0]["dc"][:, T], flow["lstm"][1.0]["dc"][:, T]
-    common = {"T": T, "hidden": flow["hidden"], "seeds": list(flow["seeds"])}
+    seeds, common = flow["seeds"], {"T": T, "hidden": flow["hidden"]}
     return [
-        {"claim": f"at distance {T}, the LSTM's cell path (forget bias 1) carries at least 100x the gradient "
-                  f"of a tanh RNN of the same size, in every seed",
-         "holds": bool((b1 > 100 * rnn).all()), "lstm_dc_bias1": float(np.median(b1)),
-         "rnn_dh": float(np.median(rnn)), "smallest_ratio": float((b1 / rnn).min()), **common},
-        {"claim": f"forget bias 1 against 0: at distance {T} the cell-path gradient is at least 100x larger, "
-                  f"in every seed",
-         "holds": bool((b1 > 100 * b0).all()), "lstm_dc_bias0": float(np.median(b0)),
-         "lstm_dc_bias1": float(np.median(b1)), "smallest_ratio": float((b1 / b0).min()), **common},
-        {"claim": "with forget bias 0 the LSTM's cell path vanishes like the plain RNN's (median within 100x)",
-         "holds": bool(np.median(b0) < 100 * np.median(rnn)), "lstm_dc_bias0": float(np.median(b0)),
-         "rnn_dh": float(np.median(rnn)), **common},
+        Claim.every(f"at distance {T}, the LSTM's cell path (forget bias 1) carries at least 100x the gradient "
+                    f"of a tanh RNN of the same size, in every seed (ratio ||dc_T/dc_0|| / ||dh_T/dh_0||)",
+                    b1 / rnn, ">", 100, seeds, lstm_dc_bias1=float(np.median(b1)), rnn_dh=float(np.median(rnn)),
+                    **common),
+        Claim.every(f"forget bias 1 against 0: at distance {T} the cell-path gradient is at least 100x larger, "
+                    f"in every seed (ratio)", b1 / b0, ">", 100, seeds, lstm_dc_bias0=float(np.median(b0)),
+                    lstm_dc_bias1=float(np.median(b1)), **common),
+        Claim.between("with forget bias 0 the LSTM's cell path vanishes like the plain RNN's: at distance "
+                      f"{T} the two agree within a factor 100 either way (median ratio)",
+                      [float(np.median(b0) / np.median(rnn))], 0.01, 100, seeds,
+                      lstm_dc_bias0=float(np.median(b0)), rnn_dh=float(np.median(rnn)), **common),
     ]
 
 
-def claims_adding(result: dict) -> list[dict]:
-    n = len(result["seeds"])
+def claims_adding(result: dict) -> list[Claim]:
+    """Lecture 3's claims on :func:`adding_vs_length`: every seed, with a margin to the thresholds."""
     T, T0 = result["lengths"][-1], result["lengths"][0]
-    flow = result["trained_flow"]
-    common = {"steps": result["steps"], "hidden": result["hidden"], "seeds": list(result["seeds"])}
-    return [
-        {"claim": f"adding problem at T = {T}: the LSTM solves it (test MSE/Var < {SOLVED_NMSE}) in every seed "
-                  f"while the tanh RNN stays at the chance baseline (>= {CHANCE_NMSE}) in every seed",
-         "holds": result["solved"]["lstm"][-1] == n and result["at_chance"]["rnn"][-1] == n,
-         "lstm_nmse_median": float(np.median(result["nmse"]["lstm"][-1])),
-         "rnn_nmse_median": float(np.median(result["nmse"]["rnn"][-1])),
-         "lstm_solved": result["solved"]["lstm"][-1], "rnn_at_chance": result["at_chance"]["rnn"][-1], **common},
-        *([{"claim": f"parameters are not what the RNN lacks: widened to H = {result['matched_rnn']['hidden']} "
-                     f"({result['matched_rnn']['params']} parameters, the LSTM has {result['params']['lstm']}) it still "
-                     f"stays at chance at T = {T} in every seed",
-            "holds": result["matched_rnn"]["at_chance"] == n,
-            "wide_rnn_nmse_median": float(np.median(result["matched_rnn"]["nmse"])), **common}]
-          if result.get("matched_rnn") else []),
-        {"claim": f"it is the length that defeats the RNN: at T = {T0} it does learn (median test MSE/Var < 0.6)",
-         "holds": bool(np.median(result["nmse"]["rnn"][0]) < 0.6),
-         "rnn_nmse_median": float(np.median(result["nmse"]["rnn"][0])), **common},
-        {"claim": f"after training at T = {T}, the LSTM's cell path carries gradient across all {T} steps: "
-                  f"its direct path (product of forget gates) stays above 0.1 and ||dc_T/dc_0|| is at least "
-                  f"100x the trained RNN's ||dh_T/dh_0||",
-         "holds": bool(flow["lstm"]["direct"][T] > 0.1 and flow["lstm"]["dc"][T] > 100 * flow["rnn"]["dh"][T]),
-         "lstm_direct": float(flow["lstm"]["direct"][T]), "lstm_dc": float(flow["lstm"]["dc"][T]),
-         "rnn_dh": float(flow["rnn"]["dh"][T]), "seed": result["seeds"][0]},
+    seeds, nm = result["seeds"], result["nmse"]
+    common = {"steps": result["steps"], "hidden": result["hidden"]}
+    out = [
+        Claim.every(f"adding problem at T = {T}: the LSTM solves it (test MSE/Var < {SOLVED_NMSE}) in every seed",
+                    nm["lstm"][-1], "<", SOLVED_NMSE, seeds, **common),
+        Claim.every(f"adding problem at T = {T}: the tanh RNN of the same size stays at the chance baseline "
+                    f"(test MSE/Var >= {CHANCE_NMSE}, worse than using the second number alone, 0.5) in every seed",
+                    nm["rnn"][-1], ">=", CHANCE_NMSE, seeds, **common),
     ]
+    m = result.get("matched_rnn")
+    if m:
+        out.append(Claim.every(
+            f"parameters are not what the RNN lacks: widened to H = {m['hidden']} ({m['params']} parameters, the "
+            f"LSTM has {result['params']['lstm']}) it still stays at chance at T = {T} in every seed",
+            m["nmse"], ">=", CHANCE_NMSE, seeds, **common))
+    out.append(Claim.compare(f"it is the length that defeats the RNN: at T = {T0} it does learn "
+                             f"(median test MSE/Var over seeds < 0.6)", np.median(nm["rnn"][0]), "<", 0.6, seeds,
+                             **common))
+    sens = result.get("sensitivity", {})
+    lo, hi = SENSITIVITY_BAND
+    if "lstm" in sens:
+        out.append(Claim.between(
+            f"after training at T = {T}, the gradient reaches the first marked number through the LSTM: "
+            f"d prediction / d first number is between {lo:g} and {hi:g} (ideal 1) in every seed",
+            sens["lstm"]["trained"]["first"], lo, hi, seeds,
+            at_init=float(np.median(sens["lstm"]["init"]["first"])), **common))
+    if "rnn" in sens:
+        out.append(Claim.between(
+            f"after training at T = {T}, the tanh RNN's prediction ignores the first marked number: "
+            f"|d prediction / d first number| < {IGNORES_BELOW:g} in every seed",
+            sens["rnn"]["trained"]["first"], -IGNORES_BELOW, IGNORES_BELOW, seeds,
+            second=float(np.median(sens["rnn"]["trained"]["second"])), **common))
+    flow = result.get("trained_flow", {})
+    if "lstm" in flow and "rnn" in flow:
+        out.append(Claim.illustration(
+            f"state-Jacobian norms across all {T} steps after training (seed {seeds[0]}): the LSTM's cell path "
+            f"(||dc_T/dc_0||, and its direct path, the largest product of forget gates) and the RNN's "
+            f"||dh_T/dh_0||. Not comparable like for like (different states): the sensitivities above are",
+            lstm_direct=float(flow["lstm"]["direct"][T]), lstm_dc=float(flow["lstm"]["dc"][T]),
+            rnn_dh=float(flow["rnn"]["dh"][T]), seeds=seeds[0]))
+    return out
 
 
 # ---------------------------------------------------------------------------------------------

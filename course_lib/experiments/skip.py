@@ -86,11 +86,13 @@ def _fmt(v):
 
 
 def record(c, section):
-    """File claim ``c`` with :func:`course_lib.report.record` under ``section`` and return it as a
-    sentence with its numbers, for the notebook to print."""
-    report.record(section, c["claim"], c["holds"], **c["numbers"])
-    nums = ", ".join(f"{k} = {_fmt(v)}" for k, v in c["numbers"].items())
-    return f"[{'holds' if c['holds'] else 'DOES NOT HOLD'}] {c['claim']} ({nums})"
+    """File claim ``c`` (a :class:`course_lib.claims.Claim` or a dict from :func:`claim`) for the main
+    job's report and return it as a sentence with its numbers, for the notebook to print."""
+    from .. import claims as C
+
+    c = C.from_dict(c)
+    report.record_claim(c, section)
+    return str(c)
 
 
 # ---------------------------------------------------------------------------------------------

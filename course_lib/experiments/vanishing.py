@@ -31,6 +31,7 @@ from ..reference.gradflow import (
     scaled_orthogonal,
     spectral_bound,
 )
+from ..claims import Claim
 from ..tasks import fresh_batches, make_agreement, make_recall
 from ..train import evaluate, train
 
@@ -117,7 +118,8 @@ def _fit_rate(distance, norms):
 def bound_summary(result):
     """What the lecture asserts about a :func:`gradient_norms` result, per spectral norm.
 
-    - ``max_ratio``: the largest measured/bound over all distances (<= 1 when the bound holds);
+    - ``max_ratio``: the largest measured/bound over distances >= 1 (<= 1 when the bound holds;
+      at distance 0 both are exactly 1, so that distance says nothing and is left out);
     - ``max_rel_gap``: the largest |measured/bound - 1| (0 when the bound is tight);
     - ``fitted_rate``: exp(slope) of log ||dh_T/dh_j|| against distance, the measured factor
       per step; ``bound_rate``: gamma * sigma, the bound's factor per step.
@@ -126,7 +128,7 @@ def bound_summary(result):
     d = result["distance"]
     for sigma, m, b in zip(result["sigmas"], result["measured"], result["bound"]):
         ratio = m / b
-        out["max_ratio"].append(float(np.max(ratio)))
+        out["max_ratio"].append(float(np.max(ratio[d >= 1])))
         out["max_rel_gap"].append(float(np.max(np.abs(ratio - 1))))
         out["fitted_rate"].append(_fit_rate(d, m))
         out["bound_rate"].append(result["gamma"] * sigma)
@@ -392,3 +394,97 @@ def plot_agreement(result, name="lecture01_agreement", caption=None):
                    "length stay near zero: the network leans on the nearest noun (sequential recency), not "
                    "on the subject (syntactic recency). Some seeds copy the nearest noun almost always.")
     return plots.finish(fig, name, caption)
+
+
+# ---------------------------------------------------------------------------------------------
+# the lecture's claims (the notebook shows them, the tests and the main job assert the same objects)
+# ---------------------------------------------------------------------------------------------
+RECALL_SOLVED = 0.95  # test accuracy of a seed that solved recall
+CHANCE_MARGIN = 0.08  # "at chance": within this of 1/vocab, either side
+AGREEMENT_EASY = 0.05  # error of a seed that is not misled
+AGREEMENT_RISE = 0.1  # how much more error the most attractors cause, in every seed
+
+
+def claims_chain_rule(check: dict) -> list[Claim]:
+    """Lecture 1: the product of step Jacobians is autograd's dh_T/dh_j (float64, relative 1e-10)."""
+    return [Claim.compare("the product of step Jacobians diag(f'(a_t)) W_h equals autograd's dh_T/dh_j "
+                          "(largest relative difference)", check["max_rel_diff"], "<", 1e-10, (check["seed"],),
+                          hidden=check["hidden"], T=check["T"])]
+
+
+def claims_bound(norms: dict, linear: dict | None = None) -> list[Claim]:
+    """Lecture 1's claims on :func:`gradient_norms` results.
+
+    ``norms``: ``{nonlinearity: result}``. Per nonlinearity, the measured norm never exceeds the bound
+    at any distance >= 1 (distance 0 is 1 = 1 by definition, shown apart); for tanh, the fitted decay
+    per step is at most gamma * sigma for every sigma < 1. ``linear`` (a ``"linear"`` result): the
+    bound is attained, an illustration (true by construction for a scaled orthogonal W_h).
+    """
+    out = []
+    for f, r in norms.items():
+        s = bound_summary(r)
+        out.append(Claim.compare(f"{f}: the measured ||dh_T/dh_j|| never exceeds (gamma*sigma)^(T-j) at any distance "
+                                 f">= 1, for sigma in {list(r['sigmas'])} (largest measured/bound)",
+                                 max(s["max_ratio"]), "<=", 1 + 1e-9, (r["seed"],), hidden=r["hidden"], T=r["T"]))
+    if "tanh" in norms:
+        s = bound_summary(norms["tanh"])
+        below = [i for i, sig in enumerate(s["sigmas"]) if sig < 1]
+        out.append(Claim.every("tanh, sigma < 1: the fitted decay factor per step is at most the bound's gamma*sigma "
+                               "(fitted / bound, per sigma)",
+                               [s["fitted_rate"][i] / s["bound_rate"][i] for i in below], "<=", 1.0,
+                               (norms["tanh"]["seed"],), sigmas=[s["sigmas"][i] for i in below],
+                               fitted=[s["fitted_rate"][i] for i in below]))
+        d0 = norms["tanh"]["measured"][:, 0]
+        out.append(Claim.illustration("at distance 0, measured and bound are both exactly 1 (dh_T/dh_T is the "
+                                      "identity): not evidence for the bound, left out of the maximum above",
+                                      measured_at_0=float(d0.max())))
+    if linear is not None:
+        gap = max(bound_summary(linear)["max_rel_gap"])
+        out.append(Claim.illustration("linear activation, W_h = sigma * orthogonal: the bound is attained, "
+                                      "|measured/bound - 1| at every distance (true by construction: the product "
+                                      "is sigma^(T-j) times an orthogonal matrix; this checks the arithmetic)",
+                                      max_rel_gap=gap, seeds=linear["seed"]))
+    return out
+
+
+def non_normal_example() -> dict:
+    """A 2x2 counterexample: a derivative factor below 1 can *raise* the norm of a Jacobian product.
+
+    W = [[1, 10], [0, -1]] is not normal; W @ W = I has norm 1, while W @ diag(1, 0.5) @ W has norm
+    about 5.1. The bound ``(gamma * sigma_max)^k`` still holds (sigma_max(W) is about 10.1): it is
+    the bound that only falls with smaller derivatives, not every product. Used by lecture 1.
+    Returns ``W`` (2, 2), ``D`` (2,), ``norm_WW`` and ``norm_WDW`` (spectral norms, floats).
+    """
+    W = np.array([[1.0, 10.0], [0.0, -1.0]])
+    D = np.array([1.0, 0.5])
+    return {"W": W, "D": D, "norm_WW": float(np.linalg.norm(W @ W, 2)),
+            "norm_WDW": float(np.linalg.norm(W @ np.diag(D) @ W, 2))}
+
+
+def claims_recall(recall: dict) -> list[Claim]:
+    """Lecture 1's recall claims: the shortest gap solved in every seed, the longest at chance in every
+    seed (two-sided: within ``CHANCE_MARGIN`` of 1/vocab)."""
+    acc, ks, seeds, chance = recall["accuracy"], recall["ks"], recall["seeds"], recall["chance"]
+    common = {"steps": recall["steps"]}
+    return [
+        Claim.every(f"recall across k = {ks[0]} distractors: every seed solves it (test accuracy >= {RECALL_SOLVED})",
+                    acc[0], ">=", RECALL_SOLVED, seeds, **common),
+        Claim.between(f"recall across k = {ks[-1]} distractors: every seed is at chance ({chance:.3f} +- "
+                      f"{CHANCE_MARGIN})", acc[-1], chance - CHANCE_MARGIN, chance + CHANCE_MARGIN, seeds, **common),
+    ]
+
+
+def claims_agreement(agree: dict) -> list[Claim]:
+    """Lecture 1's agreement claims (every seed): no attractor is easy, the most attractors cost at least
+    ``AGREEMENT_RISE`` more error, and the same distance without attractors stays easy."""
+    err, ctrl, a, seeds = agree["error"], agree["control_error"], agree["attractors"], agree["seeds"]
+    common = {"steps": agree["steps"]}
+    return [
+        Claim.every(f"agreement with no attractor: error <= {AGREEMENT_EASY} in every seed", err[0], "<=",
+                    AGREEMENT_EASY, seeds, **common),
+        Claim.every(f"agreement with {a[-1]} attractors: at least {AGREEMENT_RISE} more error than with none, in every "
+                    f"seed (the difference)", err[-1] - err[0], ">=", AGREEMENT_RISE, seeds,
+                    error_max_attractors=float(err[-1].mean()), **common),
+        Claim.every(f"the same distances without attractors (control): error <= {AGREEMENT_EASY} in every seed",
+                    ctrl.max(0) if ctrl.ndim > 1 else ctrl, "<=", AGREEMENT_EASY, seeds, **common),
+    ]
