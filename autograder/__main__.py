@@ -11,6 +11,12 @@ import os
 import sys
 from pathlib import Path
 
+# Said by `grade` when COURSE_DEVICE asks for anything but the CPU (tests/test_gpu_check.py)
+CPU_ONLY = ("grading is CPU-only: COURSE_DEVICE={device} is ignored. Each submission runs in the sandbox "
+            "(autograder/sandbox.py) with a reset environment (COURSE_BUDGET=ci, no COURSE_DEVICE) and no "
+            "/dev/nvidia* mounted, and the verdicts are computed on the CPU, so a grade never depends on "
+            "the grading machine's GPU.")
+
 
 def main(argv=None) -> int:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -29,6 +35,9 @@ def main(argv=None) -> int:
     g.add_argument("--cell-timeout", type=float, default=None)
     g.add_argument("--total-timeout", type=float, default=None)
     args = ap.parse_args(argv)
+    device = (os.environ.get("COURSE_DEVICE") or "").strip()
+    if args.cmd == "grade" and device and device.lower() != "cpu":
+        print(CPU_ONLY.format(device=device), flush=True)
 
     from . import config, pipeline
 

@@ -2,16 +2,19 @@
 
     .venv/bin/python scripts/bench_cells.py [--threads 1] [--repeats 7] [--hidden 64 128 256 512]
                                             [--batch 64] [--seq 50] [--input 64] [--device cpu cuda]
+                                            [--json out.json]
 
 Forward + backward time of one batch divided by the sequence length (ms per step), median of
 ``--repeats`` runs after a warm-up, measured by ``course_lib.experiments.gru.time_per_step`` (the
 function lecture 4 calls). Runs on the CPU, and on CUDA too when a GPU is present (``--device``
 picks). Prints a Markdown table with GRU/LSTM ratios. Speed depends on the machine and its load:
-say which machine and how loaded it was when you quote these numbers.
+say which machine and how loaded it was when you quote these numbers. ``--json`` also writes
+the measurements (one ``time_per_step`` result per device) to a file (``scripts/gpu_check.py`` reads it).
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 
 import torch
@@ -30,6 +33,7 @@ def main(argv=None):
     ap.add_argument("--device", nargs="+", default=None,
                     help="devices to time (default: cpu, and cuda when available)")
     ap.add_argument("--no-loop", action="store_true", help="time the fused layers only")
+    ap.add_argument("--json", default=None, help="also write the measurements to this file")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     devices = args.device or (["cpu"] + (["cuda"] if torch.cuda.is_available() else []))
@@ -43,15 +47,22 @@ def main(argv=None):
     print("| device | implementation | H | " + " | ".join(f"{c.upper()} ms/step" for c in CELLS)
           + " | GRU / LSTM |")
     print("|---|---|---|" + "---|" * len(CELLS) + "---|")
+    results = []
     for dev in devices:
         r = time_per_step(hidden=args.hidden, batch=args.batch, T=args.seq, input_size=args.input,
                           repeats=args.repeats, device=dev, implementations=impls)
+        results.append(r)
         for impl in impls:
             ms = r["ms_per_step"][impl]
             for j, H in enumerate(r["hidden"]):
                 cells = " | ".join(f"{ms[c][j]:.4g}" for c in CELLS)
                 print(f"| {r['device_name']} | {'nn.' if impl == 'fused' else 'loop'} | {H} | {cells} | "
                       f"{ms['gru'][j] / ms['lstm'][j]:.2f} |")
+    if args.json:
+        meta = {"torch": torch.__version__, "threads": args.threads, "load_average": load, "batch": args.batch,
+                "seq": args.seq, "input": args.input, "repeats": args.repeats}
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump({"settings": meta, "results": results}, f, indent=1, default=str)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""Test-wide settings: one torch thread, the ``ci`` budget, a headless matplotlib."""
+"""Test-wide settings: one torch thread, the ``ci`` budget, a headless matplotlib; ``cuda`` tests skip
+without a GPU."""
 import os
 
 os.environ.setdefault("COURSE_BUDGET", "ci")
@@ -18,3 +19,17 @@ def _seed_and_budget():
     torch.manual_seed(0)
     with budget.use_budget("ci"):
         yield
+
+
+CUDA_SKIP_REASON = ("needs a CUDA GPU: torch.cuda.is_available() is False here (a GPU check is run with "
+                    "`bash scripts/gpu_check.sh OUTDIR` on a machine that has one)")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``cuda`` skip with :data:`CUDA_SKIP_REASON` on a machine without a GPU (never pass)."""
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason=CUDA_SKIP_REASON)
+    for item in items:
+        if item.get_closest_marker("cuda") is not None:
+            item.add_marker(skip)

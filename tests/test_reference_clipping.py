@@ -1,4 +1,5 @@
-"""clip_grad_norm behaves exactly as torch.nn.utils.clip_grad_norm_, edge cases included."""
+"""clip_grad_norm behaves exactly as torch.nn.utils.clip_grad_norm_, edge cases included (on a GPU too,
+marked ``cuda``: there torch sums with ``_foreach_norm``, so the norms may differ in the last bit)."""
 import math
 
 import pytest
@@ -7,12 +8,12 @@ import torch
 from course_lib.reference import clip_grad_norm
 
 
-def _params(grads):
+def _params(grads, device="cpu"):
     ps = []
     for g in grads:
-        p = torch.zeros(3) if g is None else torch.zeros(g.shape, dtype=g.dtype)
+        p = torch.zeros(3, device=device) if g is None else torch.zeros(g.shape, dtype=g.dtype, device=device)
         p.requires_grad_(True)
-        p.grad = None if g is None else g.clone()
+        p.grad = None if g is None else g.clone().to(device)
         ps.append(p)
     return ps
 
@@ -28,14 +29,19 @@ CASES = {
 }
 
 
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)])
 @pytest.mark.parametrize("name", CASES)
 @pytest.mark.parametrize("max_norm", [1.0, 5.0, 0.0])
-def test_matches_torch(name, max_norm):
+def test_matches_torch(name, max_norm, device):
     grads = CASES[name]
-    ours, theirs = _params(grads), _params(grads)
+    ours, theirs = _params(grads, device), _params(grads, device)
     n_ours = clip_grad_norm(ours, max_norm)
     n_theirs = torch.nn.utils.clip_grad_norm_(theirs, max_norm)
-    assert torch.equal(n_ours, n_theirs) or (math.isnan(n_ours) and math.isnan(n_theirs))
+    assert n_ours.device == n_theirs.device
+    if device == "cpu":
+        assert torch.equal(n_ours, n_theirs) or (math.isnan(n_ours) and math.isnan(n_theirs))
+    else:
+        assert torch.allclose(n_ours, n_theirs, rtol=1e-6, atol=0, equal_nan=True)
     for a, b in zip(ours, theirs):
         if b.grad is None:
             assert a.grad is None
