@@ -81,13 +81,24 @@ class Judgement:
 def attachments(assignment: str, folder: Path | None) -> dict:
     """Files handed in next to the notebook that an exercise is graded on (assignment 4: the trained
     model), as arrays of bytes: ``{exercise: {name: array}}``. ``folder`` is the student's own folder
-    (``None`` for a notebook handed in without one). Read as bytes, never unpickled here."""
-    out = {}
-    for name, ex in ASSIGNMENTS[assignment].items():
-        attach = getattr(ex, "attach", None)
-        if attach is not None:
-            out[name] = attach(folder)
-    return out
+    (``None`` for a notebook handed in without one). Read as bytes, never unpickled here.
+
+    ``attach`` never sees the student's folder itself: it gets a private copy of the regular files
+    directly in it (``safefs.copy_regular_files``: ``folder`` opened without following a link, no
+    symbolic link, FIFO, device or socket inside read, each file capped), so a linked ``charlm.pt``
+    counts as no file at all."""
+    attachers = {name: ex.attach for name, ex in ASSIGNMENTS[assignment].items() if getattr(ex, "attach", None)}
+    if not attachers:
+        return {}
+    if folder is None:
+        return {name: attach(None) for name, attach in attachers.items()}
+    import tempfile
+
+    from . import safefs
+
+    with tempfile.TemporaryDirectory(prefix="autograder-attach-") as view:
+        safefs.copy_regular_files(folder, Path(view), keep=lambda n: not n.endswith(".ipynb"))
+        return {name: attach(Path(view)) for name, attach in attachers.items()}
 
 
 def judge_notebook(nb, assignment: str, student: str, limits: sandbox.Limits, lib: Path, scratch: Path,

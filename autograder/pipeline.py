@@ -85,7 +85,11 @@ def generate_release(assignment: str, dest: Path, root: Path = config_mod.ROOT) 
     """Run ``nbgrader generate_assignment`` into ``dest`` (also updating the gradebook) and normalise."""
     dest = Path(dest)
     api = nbgrader_api(root, release_directory=str(dest))
-    r = api.generate_assignment(assignment, force=True, create=True)
+    # the gradebook's schema and assignment rows are created here: one process at a time, so two
+    # commands started together (a grade and a release, two grades) never race to create them
+    with _locked(config_mod.state_dir() / ".gradebook.lock"):
+        r = api.generate_assignment(assignment, force=True, create=True)
+
     if not r["success"]:
         raise RuntimeError(f"nbgrader generate_assignment failed:\n{r.get('error') or r.get('log')}")
     out = dest / assignment
@@ -122,38 +126,112 @@ def release_notebooks(assignment: str, root: Path) -> dict:
     return {p.stem: nbformat.read(str(p), as_version=4) for p in sorted(folder.glob("*.ipynb"))}
 
 
+class IntakeError(Exception):
+    """The submissions folder cannot be graded as it is (two files for one student id)."""
+
+
 def _slug(name: str) -> str:
-    s = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._") or "student"
+    """The student id of a file or folder name: its own name only (never the names of other entries),
+    letters, digits, ``_ . -``, starting with a letter or a digit, at most 64 characters."""
+    s = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._-") or "student"
     return s[:64]
 
 
+def student_id(name: str) -> str:
+    """The id of the top-level entry ``name`` (``NAME.ipynb`` or a folder ``NAME``)."""
+    return _slug(name[: -len(".ipynb")] if name.endswith(".ipynb") else name)
+
+
+@dataclasses.dataclass
+class Found:
+    """One student's entry in the submissions folder."""
+
+    student: str
+    path: Path | None  # the notebook to grade (a regular file reached without a link), or None
+    note: str  # said in the detail column (renamed notebook, skipped entries)
+    entry: str  # the top-level name in the submissions folder
+    rel: str = ""  # path of the notebook (or of the refused entry) inside the submissions folder
+    refused: str = ""  # why nothing was read: the student gets a ``malformed`` row saying so
+
+    def __iter__(self):  # ``for sid, path, note in discover(...)``
+        return iter((self.student, self.path, self.note))
+
+
 def discover(submissions: Path, notebook_names: list) -> list:
-    """[(student_id, path or None, note)]: one ``.ipynb`` per student, as a file or in a folder."""
-    found, seen = [], set()
-    for entry in sorted(Path(submissions).iterdir()):
-        if entry.name.startswith("."):
+    """One :class:`Found` per student: a top-level ``NAME.ipynb`` file, or a folder ``NAME`` holding
+    a notebook (any file name, at any depth).
+
+    Only regular files inside the folder are taken: no symbolic link is followed at any level (a
+    linked folder or notebook, or a link inside a folder, is refused and reported in its own row,
+    ``malformed``), FIFOs, devices and sockets are never opened. Names starting with ``.`` and other
+    regular files at the top level are not submissions. A student's id depends on its own entry's
+    name only; two entries with the same id raise :class:`IntakeError` naming both."""
+    import stat as st_
+
+    from . import safefs
+
+    submissions = Path(submissions)
+    root_fd = safefs.open_dir(submissions)
+    try:
+        top = safefs.entries(root_fd)
+    finally:
+        os.close(root_fd)
+    found, owner = [], {}
+    for name, st in top:
+        if name.startswith("."):
             continue
-        if entry.is_file() and entry.suffix == ".ipynb":
-            sid, path, note = _slug(entry.stem), entry, ""
-        elif entry.is_dir():
-            nbs = sorted(p for p in entry.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
-            sid = _slug(entry.name)
-            exact = [p for p in nbs if p.stem in notebook_names]
-            if exact:
-                path, note = exact[0], ""
-            elif nbs:
-                path = max(nbs, key=lambda p: p.stat().st_mtime)
-                note = f"notebook named {path.name!r}" + (f" (latest of {len(nbs)})" if len(nbs) > 1 else "")
-            else:
-                path, note = None, "no notebook in the folder"
-        else:
-            continue
-        base, k = sid, 2
-        while sid in seen:
-            sid, k = f"{base}_{k}", k + 1
-        seen.add(sid)
-        found.append((sid, path, note))
+        mode = st.st_mode
+        if st_.S_ISREG(mode):
+            if not name.endswith(".ipynb"):
+                continue
+            f = Found(student_id(name), submissions / name, "", name, name)
+        elif st_.S_ISDIR(mode):
+            f = _discover_folder(submissions, name, notebook_names)
+        else:  # a link (to a notebook, to a folder, anywhere), a FIFO, a socket, a device
+            f = Found(student_id(name), None, "", name, name,
+                      refused=f"not a regular file: {safefs.kind(mode)} ({name}, not read)")
+        if f.student in owner:
+            raise IntakeError(f"two submissions have the same student id {f.student!r}: {owner[f.student]!r} and "
+                              f"{name!r} (ids keep letters, digits, '_', '.', '-' of the name): rename one and "
+                              "run again; nothing was graded")
+        owner[f.student] = name
+        found.append(f)
     return found
+
+
+def _discover_folder(submissions: Path, name: str, notebook_names: list) -> Found:
+    import stat as st_
+
+    from . import safefs
+
+    sid = student_id(name)
+    try:
+        tree = safefs.walk(submissions, (name,))
+    except (safefs.Refused, OSError) as exc:
+        return Found(sid, None, "", name, name, refused=f"the folder cannot be read: {exc}")
+    nbs, skipped = [], []
+    for parts, st in tree:
+        if not parts[-1].endswith(".ipynb"):
+            continue
+        rel = "/".join((name,) + parts)
+        if st_.S_ISREG(st.st_mode):
+            nbs.append((parts, st, rel))
+        elif not st_.S_ISDIR(st.st_mode):
+            skipped.append((rel, f"not a regular file: {safefs.kind(st.st_mode)} ({rel}, not read)"))
+    nbs.sort(key=lambda x: x[0])
+    exact = [x for x in nbs if x[0][-1][: -len(".ipynb")] in notebook_names]
+    if exact:
+        parts, _, rel = exact[0]
+        note = ""
+    elif nbs:
+        parts, _, rel = max(nbs, key=lambda x: (x[1].st_mtime, x[0]))
+        note = f"notebook named {parts[-1]!r}" + (f" (latest of {len(nbs)})" if len(nbs) > 1 else "")
+    elif skipped:  # only a linked (or otherwise irregular) notebook: nothing is read, the row says why
+        return Found(sid, None, "; ".join(why for _, why in skipped[1:]), name, skipped[0][0], refused=skipped[0][1])
+    else:
+        return Found(sid, None, "no notebook in the folder", name, "")
+    note = "; ".join([note] * bool(note) + [why for _, why in skipped])
+    return Found(sid, submissions / rel, note, name, rel)
 
 
 def structure(nb, release_nb, source_nb=None) -> dict:
@@ -183,21 +261,101 @@ def structure(nb, release_nb, source_nb=None) -> dict:
     return {"missing": missing, "duplicated": duplicated, "edited": edited}
 
 
+def _src(cell) -> str:
+    src = cell.get("source", "")
+    return "".join(src) if isinstance(src, list) else str(src)
+
+
+def _grade_id(cell):
+    nbg = cell.get("metadata", {}).get("nbgrader")
+    gid = nbg.get("grade_id") if isinstance(nbg, dict) else None
+    return gid if isinstance(gid, str) and gid else None
+
+
+def _grading_view(nbg):
+    """What of a cell's nbgrader metadata decides grading (bookkeeping keys such as the checksum left out)."""
+    if not isinstance(nbg, dict):
+        return repr(nbg)
+    view = {k: bool(nbg.get(k)) for k in ("grade", "solution", "locked", "task")}
+    view["grade_id"] = nbg.get("grade_id")
+    if view["grade"]:
+        try:
+            view["points"] = float(nbg.get("points") or 0)
+        except (TypeError, ValueError):
+            view["points"] = repr(nbg.get("points"))
+    return view
+
+
+def rebuild_nbgrader_metadata(nb, release_nb) -> dict:
+    """Rebuild every cell's nbgrader metadata from the release, by grade id, before anything else
+    reads the submission (the judge, nbgrader): the student's metadata is never trusted.
+
+    - a cell whose grade id is in the release gets exactly the release cell's nbgrader metadata,
+      cell type and locking (``editable`` / ``deletable``); when several cells carry that id, one
+      keeps it (the first of the release's cell type, a test cell preferring the release's
+      source) and the others become ordinary cells;
+    - every other cell loses its nbgrader metadata and locking (an added graded cell, a markdown
+      cell made a graded task, an unknown grade id): it is an ordinary cell.
+
+    Returns ``{"restored": [...], "removed": [...], "duplicated": [...]}``: grade ids whose cell
+    type or grading metadata (grade, solution, locked, task, points) differed from the release,
+    cells that lost foreign nbgrader metadata, grade ids found more than once. Any of them is
+    ``tampering_detected``. (A checksum, a schema version or locking alone is restored silently:
+    the solution notebook, which has neither checksums nor locks, is a valid submission.)"""
+    release = {}
+    for rc in release_nb.cells:
+        gid = _grade_id(rc)
+        if gid:
+            release.setdefault(gid, rc)
+    copies = {}
+    for i, c in enumerate(nb.cells):
+        gid = _grade_id(c)
+        if gid in release:
+            copies.setdefault(gid, []).append(i)
+    keep = {}
+    for gid, idx in copies.items():
+        rc = release[gid]
+        keep[min(idx, key=lambda i: (nb.cells[i].get("cell_type") != rc.cell_type,
+                                      judge.is_test_cell(rc) and _src(nb.cells[i]).strip() != rc.source.strip(),
+                                      i))] = gid
+    restored, removed = [], []
+    for i, c in enumerate(nb.cells):
+        md = c.setdefault("metadata", {})
+        if i in keep:
+            rc = release[keep[i]]
+            before = (c.get("cell_type"), _grading_view(md.get("nbgrader")))
+            if c.get("cell_type") != rc.cell_type:
+                c["cell_type"] = rc.cell_type
+                if rc.cell_type == "code":
+                    c.pop("attachments", None)
+                    c["outputs"], c["execution_count"] = [], None
+                else:
+                    c.pop("outputs", None)
+                    c.pop("execution_count", None)
+            md["nbgrader"] = nbformat.from_dict(json.loads(json.dumps(rc.metadata["nbgrader"])))
+            for key in ("editable", "deletable"):
+                if key in rc.metadata:
+                    md[key] = rc.metadata[key]
+                else:
+                    md.pop(key, None)
+            if before != (c.cell_type, _grading_view(md["nbgrader"])):
+                restored.append(keep[i])
+        elif "nbgrader" in md:
+            nbg = md.pop("nbgrader")
+            gid = _grade_id({"metadata": {"nbgrader": nbg}})
+            flags = not isinstance(nbg, dict) or any(nbg.get(k) for k in ("grade", "solution", "locked", "task"))
+            if gid not in release and (gid or flags):
+                removed.append(f"{gid or f'cell {i + 1}'} ({c.get('cell_type')})")
+            for key in ("editable", "deletable"):
+                md.pop(key, None)
+    return {"restored": restored, "removed": removed,
+            "duplicated": [g for g, idx in copies.items() if len(idx) > 1]}
+
+
 def repair(nb, release_nb) -> None:
-    """Make the notebook nbgrader's bookkeeping can take: a duplicated nbgrader cell keeps its
-    first copy (later copies become plain cells), and missing test cells are put back after the
-    cell that precedes them in the release. (nbgrader 0.9.6's own handling of both can crash.)"""
-    seen = set()
-    for c in nb.cells:
-        nbg = c.get("metadata", {}).get("nbgrader")
-        if not nbg:
-            continue
-        gid = nbg.get("grade_id")
-        if not gid or gid in seen:
-            for key in ("nbgrader", "editable", "deletable"):
-                c["metadata"].pop(key, None)
-        else:
-            seen.add(gid)
+    """Put missing test cells back after the cell that precedes them in the release (nbgrader
+    0.9.6's own handling can crash). Run after :func:`rebuild_nbgrader_metadata` (which leaves
+    one cell per grade id)."""
     present = {c.get("metadata", {}).get("nbgrader", {}).get("grade_id") for c in nb.cells}
     for i, rc in enumerate(release_nb.cells):
         if not judge.is_test_cell(rc) or rc.metadata["nbgrader"]["grade_id"] in present:
@@ -268,6 +426,10 @@ def grade_one(task: dict) -> dict:
         return _grader_error(task, f"{type(exc).__name__}: {exc}", traceback.format_exc())
 
 
+class _Unreadable(Exception):
+    pass
+
+
 def _grader_error(task, message, tb=""):
     return {"student_id": task["student"], "score": 0.0, "max_score": float(sum(e.points for e in _exercises(task["assignment"]).values())),
             "status": "grader_error", "detail": f"the grader failed on this submission ({message}); it was NOT graded: fix and re-run",
@@ -284,11 +446,20 @@ def _grade_one(task: dict) -> dict:
     if task["note"]:
         details.append(task["note"])
     nb = None
-    if task["path"] is None:
+    if task.get("refused"):
+        reason = task["refused"]
+    elif task["path"] is None:
         reason = "no notebook was handed in"
     else:
-        raw = Path(task["path"]).read_bytes()
+        from . import safefs
+
+        try:  # the same checks as at intake: a regular file reached without a link, size capped
+            raw = safefs.read_file(task["root"], task["rel_path"])
+        except (safefs.Refused, OSError) as exc:
+            raw, reason = None, str(exc)
         try:
+            if raw is None:
+                raise _Unreadable
             nb = nbformat.reads(raw.decode("utf-8"), as_version=4)
             if not isinstance(nb.get("cells"), list):
                 raise ValueError("no list of cells")
@@ -299,8 +470,11 @@ def _grade_one(task: dict) -> dict:
                 if c.cell_type == "code":
                     c.setdefault("outputs", [])
                     c.setdefault("execution_count", None)
+        except _Unreadable:
+            nb = None
         except Exception as exc:  # noqa: BLE001
             nb, reason = None, f"not a valid notebook: {type(exc).__name__}"
+
     if nb is None:
         status.append("malformed")
         details.append(reason)
@@ -310,14 +484,21 @@ def _grade_one(task: dict) -> dict:
             f"**This submission could not be graded: {reason}.** It was recorded with a score of 0 "
             "and the status `malformed`. Contact the course staff."))
     else:
+        meta = rebuild_nbgrader_metadata(nb, rel)  # first: nothing reads the student's own metadata
         src_path = root / "solutions" / assignment / f"{nb_name}.ipynb"
         s = structure(nb, rel, nbformat.read(str(src_path), as_version=4) if src_path.exists() else None)
-        if s["edited"] or s["duplicated"]:
+        if s["edited"] or meta["duplicated"] or meta["restored"] or meta["removed"]:
             status.append("tampering_detected")
             if s["edited"]:
                 details.append("test cells edited: " + ", ".join(s["edited"]) + " (restored from the gradebook)")
-            if s["duplicated"]:
-                details.append("cells duplicated: " + ", ".join(s["duplicated"]))
+            if meta["duplicated"]:
+                details.append("cells duplicated: " + ", ".join(meta["duplicated"]))
+            if meta["restored"]:
+                details.append("nbgrader metadata changed on cells: " + ", ".join(meta["restored"])
+                               + " (rebuilt from the release)")
+            if meta["removed"]:
+                details.append("cells given nbgrader metadata that is not in the release: " + ", ".join(meta["removed"])
+                               + " (graded as ordinary cells)")
         if s["missing"]:
             status.append("missing_cells")
             details.append("cells missing: " + ", ".join(s["missing"]) + " (test cells put back)")
@@ -396,6 +577,70 @@ class Summary:
     mode: str
 
 
+CSV_COLUMNS = ["student_id", "score", "max_score", "status", "detail", "file"]
+
+
+def csv_safe(value) -> str:
+    """A text field a spreadsheet will not evaluate: one starting with ``= + - @``, a tab or a carriage
+    return gets a leading ``'`` (OWASP's advice against CSV injection)."""
+    text = str(value)
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def write_grades_csv(path: Path, rows: list) -> None:
+    """``grades.csv``: every text field neutralised (:func:`csv_safe`); the scores are our own numbers."""
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(CSV_COLUMNS)
+        for r in rows:
+            w.writerow([csv_safe(r["student_id"]), f"{r['score']:g}", f"{r['max_score']:g}", csv_safe(r["status"]),
+                        csv_safe(r["detail"]), csv_safe(r["file"])])
+
+
+LOCK_WAIT = 600.0  # seconds a grading run waits for another run of the same assignment
+
+
+@contextlib.contextmanager
+def grading_lock(assignment: str, wait: float | None = None, log=print, poll: float = 0.5):
+    """Held for a whole grading command: ``<state dir>/.grade-<assignment>.lock`` (the grading state
+    dir, which no sandbox can see). A second run of the same assignment says it waits for the other
+    one, for at most ``wait`` seconds (``$AUTOGRADER_LOCK_WAIT``, default 600), then refuses with
+    ``SystemExit`` naming the holder."""
+    if wait is None:
+        wait = float(os.environ.get("AUTOGRADER_LOCK_WAIT") or LOCK_WAIT)
+    state = config_mod.state_dir()
+    state.mkdir(parents=True, exist_ok=True)
+    path = state / f".grade-{_slug(assignment)}.lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    with os.fdopen(fd, "r+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = f.read().strip() or "another process"
+            log(f"another grading run of {assignment} is in progress ({holder}): waiting for it to finish "
+                f"(at most {wait:g} s)")
+            deadline = time.monotonic() + wait
+            while True:
+                try:
+                    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise SystemExit(f"another grading run of {assignment} ({holder}) is still in progress after "
+                                         f"{wait:g} s (lock {path}): nothing was graded; run again when it has "
+                                         "finished") from None
+                    time.sleep(poll)
+            log(f"the other grading run of {assignment} has finished: grading now")
+        try:
+            f.seek(0)
+            f.truncate()
+            f.write(f"pid {os.getpid()}, started {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+            f.flush()
+            yield path
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 def _atomic_json(path: Path, data: dict) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
@@ -403,7 +648,10 @@ def _atomic_json(path: Path, data: dict) -> None:
 
 
 def grade(assignment: str, submissions: Path, *, workers: int | None = None, force: bool = False,
-          out_csv: Path | None = None, cfg=None, log=print) -> Summary:
+          out_csv: Path | None = None, cfg=None, log=print, lock_wait: float | None = None) -> Summary:
+    """Grade every submission in ``submissions``. Refuses (``SystemExit``, nothing written) when two
+    entries have the same student id, or when another grading run of ``assignment`` still holds
+    the lock after ``lock_wait`` seconds (default ``$AUTOGRADER_LOCK_WAIT`` or 600)."""
     cfg = cfg or config_mod.load()
     root = cfg.root
     submissions = Path(submissions).resolve()
@@ -412,13 +660,28 @@ def grade(assignment: str, submissions: Path, *, workers: int | None = None, for
     rel_dir = root / "assignments" / assignment
     if not rel_dir.is_dir():
         raise SystemExit(f"no release at {rel_dir}: run `python -m autograder release {assignment}`")
+    if not submissions.is_dir():
+        raise SystemExit(f"no submissions folder at {submissions}")
+    nb_names = sorted(release_notebooks(assignment, root))
+    if len(nb_names) != 1:
+        raise SystemExit(f"{assignment}: the grading command handles one notebook per assignment, found {nb_names}")
+    try:
+        found = discover(submissions, nb_names)
+    except IntakeError as exc:
+        raise SystemExit(f"cannot grade {submissions}: {exc}") from None
+    with grading_lock(assignment, wait=lock_wait, log=log):
+        return _grade_locked(assignment, submissions, found, nb_names, workers, force, out_csv, cfg, log, t0)
+
+
+def _grade_locked(assignment, submissions, found, nb_names, workers, force, out_csv, cfg, log, t0) -> Summary:
+    from . import safefs
+
+    root = cfg.root
+    rel_dir = root / "assignments" / assignment
     fresh, diff = release_is_fresh(assignment, root)  # also puts the assignment into the gradebook
     if not fresh:
         raise SystemExit(f"the release of {assignment} is stale ({', '.join(diff)}): run "
                          f"`python -m autograder release {assignment}` and hand out the new release")
-    nb_names = sorted(release_notebooks(assignment, root))
-    if len(nb_names) != 1:
-        raise SystemExit(f"{assignment}: the grading command handles one notebook per assignment, found {nb_names}")
     mode, why = sandbox.probe()
     log(f"sandbox: {mode} ({why})")
     release_hash = hashlib.sha256(b"".join(p.read_bytes() for p in sorted(rel_dir.rglob("*.ipynb")))).hexdigest()
@@ -426,9 +689,16 @@ def grade(assignment: str, submissions: Path, *, workers: int | None = None, for
     runs = cfg.runs / assignment
     runs.mkdir(parents=True, exist_ok=True)
     tasks, results, reused = [], {}, 0
-    for sid, path, note in discover(submissions, nb_names):
-        data = path.read_bytes() if path else b""
-        folder = _student_folder({"path": path, "rel_path": path.relative_to(submissions).as_posix()}) if path else None
+    for f in found:
+        sid, path, note, refused = f.student, f.path, f.note, f.refused
+        if path is not None:
+            try:
+                data = safefs.read_file(submissions, f.rel)
+            except (safefs.Refused, OSError) as exc:
+                path, refused = None, str(exc)
+        if path is None:
+            data = b"refused: " + refused.encode() if refused else b""
+        folder = _student_folder({"path": path, "rel_path": f.rel}) if path else None
         for arrays in judge.attachments(assignment, folder).values():  # a new model file is a new submission
             data += b"|" + b"".join(a.tobytes() for a in arrays.values())
         key = hashlib.sha256(b"|".join([data, release_hash.encode(), secret_hash.encode(),
@@ -438,14 +708,14 @@ def grade(assignment: str, submissions: Path, *, workers: int | None = None, for
         if not force and stored.exists():
             try:
                 old = json.loads(stored.read_text())
-                if old.get("key") == key:
+                if old.get("key") == key and old.get("status") != "grader_error":  # a grader failure is retried
                     results[sid] = old
                     reused += 1
                     continue
             except (OSError, ValueError):
                 pass
         tasks.append({"assignment": assignment, "student": sid, "path": str(path) if path else None,
-                      "rel_path": path.relative_to(submissions).as_posix() if path else "", "note": note,
+                      "root": str(submissions), "rel_path": f.rel, "refused": refused, "note": note,
                       "key": key, "notebook": nb_names[0]})
     log(f"{len(tasks)} to grade, {reused} unchanged since the last run, {workers} worker(s)")
     scratch = Path(tempfile.mkdtemp(prefix="autograder-"))
@@ -475,10 +745,6 @@ def grade(assignment: str, submissions: Path, *, workers: int | None = None, for
     out_csv = Path(out_csv) if out_csv else runs / "grades.csv"
     rows = sorted(results.values(), key=lambda r: r["student_id"])
     tmp = out_csv.with_suffix(".tmp")
-    with open(tmp, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["student_id", "score", "max_score", "status", "detail", "file"])
-        for r in rows:
-            w.writerow([r["student_id"], f"{r['score']:g}", f"{r['max_score']:g}", r["status"], r["detail"], r["file"]])
+    write_grades_csv(tmp, rows)
     os.replace(tmp, out_csv)
     return Summary(rows, len(tasks), reused, time.monotonic() - t0, out_csv, mode)

@@ -6,9 +6,12 @@ idempotent and resumes. Runs at CI budget (2 workers, short time limits).
 """
 import csv
 import json
+import os
 import shutil
+from html import escape
 from pathlib import Path
 
+import nbformat
 import pytest
 
 from autograder import config, pipeline
@@ -40,7 +43,11 @@ def run(subs, state, monkeypatch, **kw):
 def graded(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("class")
     subs, state = tmp / "submissions", tmp / "state"
-    shutil.copytree(SAMPLES, subs, ignore=shutil.ignore_patterns("expected.csv"))
+    shutil.copytree(SAMPLES, subs, symlinks=True, ignore=shutil.ignore_patterns("expected.csv"))
+    for link in [p for p in subs.rglob("*") if p.is_symlink()]:  # a sample's link still points into the repository
+        target = os.path.normpath((SAMPLES / link.relative_to(subs)).parent / os.readlink(link))
+        link.unlink()
+        link.symlink_to(target)
     (subs / "solution_notebook").mkdir()
     shutil.copy(ROOT / "solutions" / A / f"{A}.ipynb", subs / "solution_notebook")
     shutil.copy(ROOT / "assignments" / A / f"{A}.ipynb", subs / "release_blank.ipynb")
@@ -72,6 +79,19 @@ def test_grades_csv(graded):
     for sid, (_, status) in expected().items():
         if status != "ok":  # never a silent 0: every non-ok status says why
             assert by_id[sid]["detail"], sid
+    # nothing a spreadsheet would evaluate (file names starting with = + - @)
+    for row in table:
+        for col in ("student_id", "status", "detail", "file"):
+            assert row[col][:1] not in ("=", "+", "-", "@", "\t", "\r"), (col, row[col])
+    assert by_id["HYPERLINK_csv_formula"]["file"] == "'=HYPERLINK(csv_formula).ipynb"
+    assert by_id["2_3_csv_minus"]["file"] == "'-2+3_csv_minus.ipynb"
+    # a link is never followed: reported in its own row
+    assert "not a regular file: a symbolic link" in by_id["file_symlink_to_solution"]["detail"]
+    assert by_id["file_symlink_to_solution"]["file"] == "file_symlink_to_solution/01_gradient_flow.ipynb"
+    # student-made nbgrader metadata: named, rebuilt from the release
+    assert "rnn_step" in by_id["cells_answer_marked_graded"]["detail"]
+    added = by_id["cells_added_graded"]["detail"]
+    assert "my_bonus" in added and "my_essay" in added and "cells duplicated: rnn_step" in added
 
 
 def test_gradebook_holds_the_judges_verdicts(graded):
@@ -118,6 +138,17 @@ def test_feedback_gives_nothing_away(graded):
         for word in forbidden:
             assert word not in html, (sid, word)
     assert "checked by the grader outside your notebook" in (feedback / "correct" / A / f"{A}.html").read_text()
+    # the linked solution notebook was never read: none of its code reaches that student's feedback
+    from autograder.samples.make_samples import _solution_code
+
+    linked = (feedback / "file_symlink_to_solution" / A / f"{A}.html").read_text()
+    assert "not a regular file: a symbolic link" in linked
+    release = "\n".join(c.source for c in nbformat.read(str(ROOT / "assignments" / A / f"{A}.ipynb"), as_version=4).cells)
+    secret = [ln.strip() for code in _solution_code().values() for ln in code.splitlines()
+              if len(ln.strip()) > 20 and ln.strip() not in release]  # solution lines the release lacks
+    assert len(secret) > 5
+    for line in secret:
+        assert line not in linked and escape(line) not in linked, line
     assert "global norm" in (feedback / "mistake_clip_per_parameter" / A / f"{A}.html").read_text()
 
 

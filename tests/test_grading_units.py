@@ -40,6 +40,7 @@ def test_structure_flags_missing_duplicated_and_edited_cells():
     s = pipeline.structure(nb, rel)
     assert s["edited"] == ["test_rnn_step"] and s["duplicated"] == ["test_step_jacobian"]
     assert s["missing"] == ["test_clip_grad_norm"]
+    assert pipeline.rebuild_nbgrader_metadata(nb, rel)["duplicated"] == ["test_step_jacobian"]  # one copy kept
     pipeline.repair(nb, rel)
     ids = [c.metadata.get("nbgrader", {}).get("grade_id") for c in nb.cells if judge.is_test_cell(c)]
     assert sorted(ids) == sorted(f"test_{n}" for n in ("rnn_step", "step_jacobian", "gradient_norms",

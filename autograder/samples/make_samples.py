@@ -15,6 +15,7 @@ import copy
 import csv
 import io
 import json
+import os
 import re
 import sys
 import tempfile
@@ -316,11 +317,15 @@ for _ in range(100):
 BLANK, CORRECT = "blank", "correct"
 
 
-def sample(functions=None, extra=(), transform=None, filename=None, raw=None, files=None):
+def sample(functions=None, extra=(), transform=None, filename=None, raw=None, files=None, flat=None, symlink=None):
+    """``filename``: the notebook's name in the student's folder (``"FLAT"``: ``NAME.ipynb`` at the top);
+    ``flat``: the file name at the top level when it differs from the student id (the id is the
+    SAMPLES key: what the grader makes of that name); ``symlink``: the notebook is a symbolic link to
+    this (relative) target instead of a file."""
     f = {k: CORRECT for k in POINTS}
     f.update(functions or {})
     return {"functions": f, "extra": list(extra), "transform": transform, "filename": filename,
-            "raw": raw, "files": files or {}}
+            "raw": raw, "files": files or {}, "flat": flat, "symlink": symlink}
 
 
 def _all(value):
@@ -441,6 +446,30 @@ def _add_graded_cells(nb):
     ]
 
 
+def _mark_answer_graded(nb, gid="rnn_step"):
+    c = next(c for c in nb["cells"] if c["metadata"].get("nbgrader", {}).get("grade_id") == gid)
+    c["metadata"]["nbgrader"].update({"grade": True, "points": 100})
+
+
+def _add_graded_cells(nb):
+    """Cells of the student's own given nbgrader metadata: a new graded code cell, a markdown cell
+    made a graded task, a second cell with an answer cell's grade id (all worth 100 points)."""
+    def meta(gid, cell_type, **kw):
+        return {"nbgrader": {"cell_type": cell_type, "grade": True, "grade_id": gid, "locked": False, "points": 100,
+                             "schema_version": 3, "solution": False, "task": False, **kw}}
+
+    i = 1 + next(k for k, c in enumerate(nb["cells"])
+                 if c["metadata"].get("nbgrader", {}).get("grade_id") == "test_clip_grad_norm")
+    nb["cells"][i:i] = [
+        {"cell_type": "code", "execution_count": None, "id": "added-0", "metadata": meta("my_bonus", "code"),
+         "outputs": [], "source": "print('my bonus exercise: done')"},
+        {"cell_type": "markdown", "id": "added-1", "metadata": meta("my_essay", "markdown", task=True),
+         "source": "My essay on vanishing gradients: they vanish."},
+        {"cell_type": "code", "execution_count": None, "id": "added-2", "metadata": meta("rnn_step", "code"),
+         "outputs": [], "source": "print('graded twice')"},
+    ]
+
+
 def _score(failed=()):
     return TOTAL - sum(POINTS[k] for k in set(failed))
 
@@ -500,10 +529,21 @@ SAMPLES = {
     "file_malformed_json": (sample(raw="truncate"), 0, "malformed"),
     "file_renamed": (sample(filename="Copy of 01_gradient_flow (2).ipynb"), TOTAL, "ok"),
     "file_flat_layout": (sample(filename="FLAT"), TOTAL, "ok"),
+    # a link to the instructor's solution: never followed, reported, 0 (the solution never reaches feedback)
+    "file_symlink_to_solution": (sample(symlink=f"../../../../solutions/{ASSIGNMENT}/{ASSIGNMENT}.ipynb"),
+                                 0, "malformed"),
+    # file names a spreadsheet would evaluate: graded as usual, every grades.csv field neutralised
+    "HYPERLINK_csv_formula": (sample(flat="=HYPERLINK(csv_formula).ipynb"), TOTAL, "ok"),
+    "csv_plus_cmd": (sample(flat="+csv_plus_cmd.ipynb"), TOTAL, "ok"),
+    "csv_at_SUM": (sample(flat="@csv_at_SUM.ipynb"), TOTAL, "ok"),
+    "2_3_csv_minus": (sample(flat="-2+3_csv_minus.ipynb"), TOTAL, "ok"),
     "cells_deleted_tests": (sample(transform=_delete_tests), TOTAL, "missing_cells"),
     "cells_duplicated_test": (sample(transform=_duplicate_test), TOTAL, "tampering_detected"),
     "cells_edited_test": (sample({"clip_grad_norm": "clip_per_param"}, transform=_edit_test),
                           _score(["clip_grad_norm"]), "tampering_detected"),
+    # student-made nbgrader metadata: rebuilt from the release, correct work keeps its points
+    "cells_answer_marked_graded": (sample(transform=_mark_answer_graded), TOTAL, "tampering_detected"),
+    "cells_added_graded": (sample(transform=_add_graded_cells), TOTAL, "tampering_detected"),
     # student HTML (markdown, raw cell, attachments, widget state, metadata) is cleaned, not tampering
     "attack_student_html": (sample(transform=_student_html), TOTAL, "ok"),
 }
@@ -553,7 +593,13 @@ def write_all(out: Path) -> None:
         text = dumps(nb)
         if spec["raw"] == "truncate":
             text = text[: len(text) // 2]
-        if spec["filename"] == "FLAT":
+        if spec["symlink"]:
+            folder = out / name
+            folder.mkdir(exist_ok=True)
+            os.symlink(spec["symlink"], folder / (spec["filename"] or f"{ASSIGNMENT}.ipynb"))
+        elif spec["flat"]:
+            (out / spec["flat"]).write_text(text, encoding="utf-8")
+        elif spec["filename"] == "FLAT":
             (out / f"{name}.ipynb").write_text(text, encoding="utf-8")
         else:
             folder = out / name
@@ -572,7 +618,16 @@ def write_all(out: Path) -> None:
 
 
 def files_of(folder: Path) -> dict:
-    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+    """``{relative path: content}``; a symbolic link's content is its target (never followed)."""
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(folder):  # links to folders are listed, not entered
+        for name in filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]:
+            p = Path(dirpath) / name
+            if p.is_symlink():
+                out[p.relative_to(folder).as_posix()] = b"symbolic link -> " + os.readlink(p).encode()
+            elif p.is_file():
+                out[p.relative_to(folder).as_posix()] = p.read_bytes()
+    return dict(sorted(out.items()))
 
 
 def main(argv=None) -> int:
