@@ -73,13 +73,41 @@ def cpu_has_native_bf16() -> bool:
         return False
 
 
+_BF16_SUPPORT: dict = {}
+
+
+def bf16_support(device) -> tuple[bool, str | None]:
+    """Whether bf16 autocast runs an ``nn.LSTM`` forward and backward on ``device``: ``(ok, reason)``.
+
+    Probed once per device type with a tiny LSTM (cached). Some CPUs' oneDNN builds refuse bf16 for
+    the LSTM (a ``RuntimeError``); then ``ok`` is False and ``reason`` the error's first line. Used
+    by :func:`autocast_dtype`, :class:`Autocast` and :func:`precision_compare` (lecture 7).
+    """
+    device = torch.device(device)
+    key = device.type
+    if key not in _BF16_SUPPORT:
+        try:
+            with torch.random.fork_rng(devices=[]):
+                lstm = nn.LSTM(4, 4, batch_first=True).to(device)
+                x = torch.zeros(1, 3, 4, device=device)
+                with torch.autocast(device_type=key, dtype=torch.bfloat16):
+                    out, _ = lstm(x)
+                out.float().sum().backward()
+            _BF16_SUPPORT[key] = (True, None)
+        except RuntimeError as e:
+            _BF16_SUPPORT[key] = (False, str(e).strip().splitlines()[0][:200] if str(e).strip() else repr(e))
+    return _BF16_SUPPORT[key]
+
+
 def autocast_dtype(device, precision: str = "auto"):
     """The autocast dtype for ``precision`` on ``device``: ``torch.bfloat16`` or ``None`` (float32).
 
     ``"auto"`` picks bf16 on a GPU that supports it and float32 everywhere else: a CPU without
     native bf16 only emulates it (slowly), and float32 on the CPU keeps the ci numbers the same on
-    every machine. ``"bf16"`` asks for bf16 autocast on any device; ``"fp32"`` turns it off.
-    bf16 keeps float32's exponent range, so unlike float16 it needs no loss scaling.
+    every machine. ``"bf16"`` asks for bf16 autocast on any device that runs it (see
+    :func:`bf16_support`) and falls back to float32 (``None``) where the device refuses it;
+    ``"fp32"`` turns it off. bf16 keeps float32's exponent range, so unlike float16 it needs no
+    loss scaling. Raises ValueError for an unknown ``precision``.
     """
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
@@ -87,7 +115,7 @@ def autocast_dtype(device, precision: str = "auto"):
     if precision == "fp32":
         return None
     if precision == "bf16":
-        return torch.bfloat16
+        return torch.bfloat16 if bf16_support(device)[0] else None
     if device.type == "cuda" and torch.cuda.is_bf16_supported():
         return torch.bfloat16
     return None
@@ -110,6 +138,7 @@ class Autocast(nn.Module):
         if dtype not in (None, torch.bfloat16, torch.float16):
             raise ValueError(f"dtype must be None, torch.bfloat16 or torch.float16, got {dtype!r}")
         self.inner, self.dtype = inner, dtype
+        self.fallback_reason = None  # set when the device refused ``dtype`` and float32 ran instead
 
     @property
     def lm(self):
@@ -123,9 +152,21 @@ class Autocast(nn.Module):
         if self.dtype is None:
             return self.inner(*args, **kwargs)
         first = args[0] if args else next(iter(kwargs.values()))
-        with torch.autocast(device_type=first.device.type, dtype=self.dtype):
-            out = self.inner(*args, **kwargs)
+        try:
+            with torch.autocast(device_type=first.device.type, dtype=self.dtype):
+                out = self.inner(*args, **kwargs)
+        except RuntimeError as e:  # e.g. a CPU whose oneDNN refuses bf16 for the LSTM: run float32
+            self.fallback_reason = str(e).strip().splitlines()[0][:200] if str(e).strip() else repr(e)
+            self.dtype = None
+            if hasattr(self.inner, "reset_state"):
+                self.inner.reset_state()  # a state half-computed in the refused dtype is dropped
+            return self.inner(*args, **kwargs)
         return out.float() if isinstance(out, torch.Tensor) else out
+
+    @property
+    def measured_precision(self) -> str:
+        """What this wrapper actually ran: ``"bf16"``, ``"fp16"`` or ``"fp32"`` (after a fallback)."""
+        return {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(self.dtype, "fp32")
 
 
 def device_summary(device=None) -> dict:
@@ -629,9 +670,13 @@ def precision_compare(steps=None, hidden=128, batch_size=32, seq_len=64, lr=1e-2
     V = len(corpus.vocab)
     x, _ = next(iter(corpus.batches("train", batch_size, seq_len)))
     val = corpus.val_ids[:65_537]
-    out = {"bf16_error": None}
+    ok, reason = bf16_support(device)
+    out = {"bf16_error": reason}
     logits = {}
     for name, dtype in (("fp32", None), ("bf16", torch.bfloat16)):
+        if dtype is not None and not ok:  # detected up front: measure float32 only, say so
+            out[name] = None
+            continue
         lm = make_charlm(V, hidden=hidden, seed=seed).to(device)
         model = Autocast(CarryState(lm), dtype)
         try:
@@ -657,6 +702,7 @@ def precision_compare(steps=None, hidden=128, batch_size=32, seq_len=64, lr=1e-2
                      "val_bpc": bits_per_char(lm, val, batch_size=16, seq_len=256)}
     ok = out["bf16"] is not None
     out["bf16_supported"] = ok
+    out["measured"] = ["fp32", "bf16"] if ok else ["fp32"]
     out["init_logit_diff"] = float((logits["fp32"] - logits["bf16"]).abs().max()) if ok else float("nan")
     out["speedup"] = out["fp32"]["seconds_per_step"] / out["bf16"]["seconds_per_step"] if ok else float("nan")
     out["bpc_gap"] = out["bf16"]["val_bpc"] - out["fp32"]["val_bpc"] if ok else float("nan")
@@ -666,7 +712,10 @@ def precision_compare(steps=None, hidden=128, batch_size=32, seq_len=64, lr=1e-2
 
 
 def plot_precision(result, name="lecture07_precision"):
-    """Training loss of the float32 and the bf16-autocast runs, step by step, with their speeds."""
+    """Training loss of the float32 and the bf16-autocast runs, step by step, with their speeds.
+
+    Where the device refused bf16 (``result["bf16_supported"]`` False) only float32 is drawn, and
+    the title and caption say what was measured: no error text or NaN in the figure."""
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.8, 3.6))
@@ -674,20 +723,25 @@ def plot_precision(result, name="lecture07_precision"):
     for key, colour, ls in (("fp32", plots.colour("lstm"), "-"), ("bf16", plots.PALETTE["orange"], "--")):
         r = result[key]
         if r is None:
-            ax.text(0.5, 0.5, f"bf16 not available here:\n{result['bf16_error']}", transform=ax.transAxes,
-                    ha="center", fontsize=8, wrap=True)
             continue
         y = _smooth(r["loss_bits"], k)
         ax.plot(np.arange(k, len(r["loss_bits"]) + 1), y, color=colour, ls=ls, lw=1.6,
                 label=f"{key}: {1e3 * r['seconds_per_step']:.1f} ms/step, validation {r['val_bpc']:.3f} bpc")
     ax.set_xlabel("training step")
     ax.set_ylabel(f"train loss, bits per char (mean of {k})")
-    ax.set_title(f"float32 vs bf16 autocast on {result['device']} (speed-up {result['speedup']:.2f}x)", fontsize=10)
     ax.legend(fontsize=8)
-    return plots.finish(fig, name, "Same start, same batches, only the autocast switch differs: the two curves "
-                        "lie on top of each other. bf16 keeps float32's exponent range with 8 bits of precision "
-                        "(7 stored), enough for "
-                        "the matrix products; the weights, gradients and loss stay float32.")
+    if result.get("bf16_supported", result.get("bf16") is not None):
+        ax.set_title(f"float32 vs bf16 autocast on {result['device']} (speed-up {result['speedup']:.2f}x "
+                     f"on this machine)", fontsize=10)
+        cap = ("Same start, same batches, only the autocast switch differs: the two curves lie on top of each "
+               "other. bf16 keeps float32's exponent range with 8 bits of precision (7 stored), enough for the "
+               "matrix products; the weights, gradients and loss stay float32.")
+    else:
+        ax.set_title(f"float32 only: {result['device']} refuses bf16 autocast for the LSTM", fontsize=10)
+        cap = ("This device refused bf16 autocast for nn.LSTM (detected before training), so only the float32 "
+               "run was measured; precision='auto' and 'bf16' fall back to float32 here. On a GPU or a CPU "
+               "with bf16 support the same cell draws both runs.")
+    return plots.finish(fig, name, cap)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -738,3 +792,76 @@ def temperature_explorer(result, temperatures=(0.3, 1.0, 2.0), name="lecture07_t
                             caption="Dividing the logits by the temperature sharpens the distribution below 1 "
                                     "(towards always taking the favourite) and flattens it above 1 (towards "
                                     "uniform over the vocabulary): the same model, tamer or wilder text.")
+
+
+# ---------------------------------------------------------------------------------------------
+# the lecture's claims (the notebook shows them, the tests and the main job assert the same objects)
+# ---------------------------------------------------------------------------------------------
+def claims_loop_vs_fused(speed: dict) -> list:
+    """Lecture 7: the hand-written loop and ``nn.LSTM`` agree (float32 rounding); the time ratios are
+    this machine's and shown as an illustration, never counted."""
+    from ..claims import Claim
+
+    return [
+        Claim.compare("the hand-written LSTM loop and nn.LSTM compute the same outputs (largest difference, float32)",
+                      max(speed["max_diff_out"]), "<", 1e-5, (0,)),
+        Claim.compare("... and the same weight gradients (largest difference, float32)",
+                      max(speed["max_diff_grad"]), "<", 1e-3, (0,)),
+        Claim.illustration(f"loop / nn.LSTM time on {speed['device']} with {speed['threads']} thread(s), measured "
+                           f"here (varies by machine and load)",
+                           **{f"ratio_B{B}": r for B, r in zip(speed["batch_sizes"], speed["ratio"])}),
+    ]
+
+
+def claims_charlm(run: dict, target: float) -> list:
+    """Lecture 7: the char LSTM reaches ``target`` bits per character, which the unigram model cannot,
+    and carrying the state across chunks helps (validation bpc, the run's seed)."""
+    from ..claims import Claim
+
+    seed = (run["settings"]["seed"],)
+    return [
+        Claim.compare(f"the char LSTM reaches validation bpc below {target} (this budget's target)",
+                      run["final_val_bpc"], "<", target, seed, device=run["settings"]["device"]),
+        Claim.compare(f"the unigram model cannot reach {target} bpc (its bpc)", run["unigram_bpc"], ">", target, seed),
+        Claim.compare("carrying the state across chunks lowers validation bpc (reset minus carried, bits per char)",
+                      run["val_bpc_reset"] - run["final_val_bpc"], ">", 0, seed, carried=run["final_val_bpc"],
+                      reset=run["val_bpc_reset"]),
+        Claim.illustration("time per epoch and throughput on this machine", seconds_per_epoch=run["seconds_per_epoch"],
+                           tokens_per_second=run["tokens_per_second"]),
+    ]
+
+
+def claims_nan_recovery(nan_run: dict) -> list:
+    """Lecture 7: the too-large learning rate is detected, the checkpoint restored, the rate lowered, training
+    goes on past the unigram loss; the LSTM stays finite under the same blunder."""
+    from ..claims import Claim
+
+    seed = (nan_run["seed"],)
+    return [
+        Claim.fact("too-large lr on a ReLU RNN: a non-finite step is detected, a checkpoint from after the warm-up is "
+                   "restored and the lr lowered", nan_run["n_recoveries"] >= 1
+                   and all(f >= nan_run["warmup_steps"] for f in nan_run["restored_from"]), seed,
+                   recoveries=nan_run["n_recoveries"], final_lr=nan_run["final_lr"]),
+        Claim.compare("... and training goes on below the unigram loss (loss at the end, bits)", nan_run["loss_after"],
+                      "<", nan_run["unigram_bpc"], seed),
+        Claim.compare("the LSTM under the same blunder stays finite (non-finite steps)", nan_run["lstm"]["n_nonfinite"],
+                      "<=", 0, seed, lstm_peak_bits=nan_run["lstm"]["max_loss_bits"]),
+    ]
+
+
+def claims_precision(prec: dict, tolerance: float = 0.05) -> list:
+    """Lecture 7: where bf16 runs, bf16 autocast reaches float32's validation bpc within ``tolerance``
+    either way; where the device refuses it, what was measured (float32 only) is shown, not counted."""
+    from ..claims import Claim
+
+    if not prec["bf16_supported"]:
+        return [Claim.illustration(f"bf16 autocast is refused on {prec['device']}: float32 only was measured "
+                                   f"('auto' and 'bf16' fall back to it)", reason=prec["bf16_error"],
+                                   fp32_bpc=prec["fp32"]["val_bpc"])]
+    return [
+        Claim.between(f"bf16 autocast reaches the same validation bpc as float32 on {prec['device']} "
+                      f"(bf16 minus fp32, within {tolerance})", [prec["bpc_gap"]], -tolerance, tolerance,
+                      (prec["seed"],), fp32=prec["fp32"]["val_bpc"], bf16=prec["bf16"]["val_bpc"]),
+        Claim.illustration("bf16 / fp32 speed-up on this machine", speedup=prec["speedup"],
+                           native_bf16=prec["cpu_native_bf16"]),
+    ]
