@@ -1,6 +1,7 @@
 """Intake trusts nothing in the submissions folder (issue 11, classes 4-6): no link followed, no
 FIFO opened, ids unique and stable, grades.csv neutralised, nbgrader metadata rebuilt from the
-release, one grading run per assignment at a time. Fast: no sandbox, no nbgrader run."""
+release, one grading run per assignment at a time. Fast (no sandbox; nbgrader only in the test
+marked slow)."""
 import copy
 import csv
 import json
@@ -362,3 +363,23 @@ def test_make_samples_compares_links_not_what_they_point_to(tmp_path):
     (tmp_path / "c.ipynb").write_text("{}")
     assert files_of(tmp_path) == {"a/x.ipynb": b"symbolic link -> ../../../../solutions/x.ipynb",
                                   "b": b"symbolic link -> " + str(tmp_path / "a").encode(), "c.ipynb": b"{}"}
+
+
+@pytest.mark.slow  # two nbgrader runs
+def test_two_processes_create_the_gradebook_together(tmp_path):
+    """The gradebook's schema and the assignment are created under a lock: two commands started at
+    the same moment on a fresh state dir both succeed (no 'table already exists' / 'database is locked')."""
+    import subprocess
+    import sys
+
+    env = dict(os.environ, AUTOGRADER_STATE_DIR=str(tmp_path / "state"))
+    env.pop("NBGRADER_DB_URL", None)
+    code = "import sys; from pathlib import Path; from autograder import pipeline; pipeline.generate_release(%r, Path(sys.argv[1]))" % A
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path / f"out{k}")], cwd=ROOT, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for k in range(2)]
+    outs = [p.communicate(timeout=300)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], "\n".join(o[-2000:] for o in outs)
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{tmp_path / 'state' / 'gradebook.db'}", "fancy-rnns") as gb:
+        assert gb.find_assignment(A).name == A
