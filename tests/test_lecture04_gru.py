@@ -87,3 +87,19 @@ def test_gated_cells_on_the_same_tasks():
     reach = G.steps_to_reach(r, "adding")
     assert (reach["gru"] < reach["lstm"]).all(), reach
     assert r["params"]["adding"]["gru"] < r["params"]["adding"]["lstm"]
+
+
+@pytest.mark.slow
+def test_lecture1_agreement_setting_for_the_three_cells():
+    """One setting (lecture 1's), RNN / LSTM / GRU, the same seeds: 3 at ci (5 at the default budget)."""
+    from course_lib import claims
+    from course_lib.experiments import vanishing as V
+
+    r = V.agreement_by_cell()
+    assert list(r) == ["rnn", "lstm", "gru"]
+    assert all(x["seeds"] == r["rnn"]["seeds"] and x["steps"] == r["rnn"]["steps"] for x in r.values())
+    assert len(r["rnn"]["seeds"]) >= 3
+    shown = V.claims_agreement_by_cell(r)
+    assert not claims.failed(shown), [str(c) for c in claims.failed(shown)]
+    with pytest.raises(ValueError, match="cell"):
+        V.agreement_vs_attractors(cell="transformer")
