@@ -1,73 +1,106 @@
-"""The sandbox side of grading: runs one student's code cells, then calls their functions.
+"""The sandbox side of grading: runs one student's cells, then calls their functions, on request.
 
 This file runs *inside* the sandbox (an unprivileged process with no network and no view of the
-course repository), next to untrusted code. Nothing it reports is trusted: it only writes plain
-arrays (``np.savez``), and the grader loads them with ``allow_pickle=False`` and computes the
-verdict itself. It needs the standard library, numpy, torch and ``_protocol.py`` next to it.
+course repository), next to untrusted code that can patch anything in this process. So nothing
+it says is trusted: the grader drives every step itself, times each one on its own clock,
+counts every byte, validates every reply, and computes the verdict in its own process.
 
-Files in its directory (``/sandbox`` inside the sandbox):
-  job.json      written by the grader: cells to run, cells/exercises to skip, limits
-  progress      appended by this runner: one line per step ("cell 3", "ready", "exercise rnn_step", "done")
-  inputs.npz    written by the grader only after "ready": the judge's cases
-  cells.npz     written here after the cells ran: per-cell stdout, stderr, error, figures
-  judge.npz     written here at the end: per-exercise, per-case outputs
+It talks to the grader over two inherited pipes, never through files (``argv``: the request fd,
+the reply fd, the folder holding ``course_lib``). A message is a frame: a 4-byte length and a
+JSON header, then an 8-byte length and a body (an ``np.savez`` archive, or nothing).
+
+  grader -> runner   {"op": "cell", "index", "source", "cpu", "wall"}       run one cell
+                     {"op": "call", "exercise", "case", "protocol", ...}    call a function on
+                                                                            the arrays in the body
+                     {"op": "exit"}
+  runner -> grader   {"op": "hello"} once the interpreter and its imports are ready, then one
+                     reply per request: {"op": "cell"|"call", ...} with arrays in the body.
+
+What the student's code prints goes straight to this process's stdout and stderr, pipes that the
+grader drains and caps itself.
 """
 import ast
 import io
 import json
 import os
 import signal
+import struct
 import sys
-import time
 import traceback
 
-HERE = os.path.dirname(os.path.abspath(__file__))
 MAIN_PID = os.getpid()
 
 
 class CellTimeout(BaseException):
-    """Raised in a cell that runs past its time limit (not an Exception: `except Exception` misses it)."""
+    """Raised in a cell or call past its time limit (not an Exception: `except Exception` misses it)."""
 
 
 def _alarm(signum, frame):
     raise CellTimeout()
 
 
-def progress(line):
-    if os.getpid() != MAIN_PID:
-        os._exit(0)
-    with open(os.path.join(HERE, "progress"), "a") as f:
-        f.write(line + "\n")
+# ------------------------------------------------------------------ the channel
+def _read_exact(fd, n):
+    buf = bytearray()
+    while len(buf) < n:
+        chunk = os.read(fd, min(n - len(buf), 1 << 20))
+        if not chunk:
+            raise EOFError("the grader closed the channel")
+        buf += chunk
+    return bytes(buf)
 
 
-class Capped(io.TextIOBase):
-    """A text stream that keeps the first ``limit`` characters and counts the rest."""
-
-    def __init__(self, limit):
-        self.limit, self.parts, self.kept, self.total = limit, [], 0, 0
-
-    def writable(self):
-        return True
-
-    def write(self, s):
-        s = str(s)
-        self.total += len(s)
-        if self.kept < self.limit:
-            piece = s[: self.limit - self.kept]
-            self.parts.append(piece)
-            self.kept += len(piece)
-        return len(s)
-
-    def flush(self):
-        pass
-
-    def text(self):
-        out = "".join(self.parts)
-        if self.total > self.kept:
-            out += f"\n[output truncated: {self.total} characters, the first {self.kept} shown]\n"
-        return out
+def recv(fd):
+    (hlen,) = struct.unpack(">I", _read_exact(fd, 4))
+    header = json.loads(_read_exact(fd, hlen))
+    (blen,) = struct.unpack(">Q", _read_exact(fd, 8))
+    return header, _read_exact(fd, blen)
 
 
+def send(fd, header, arrays=None):
+    body = npz(arrays) if arrays is not None else b""
+    head = json.dumps(header).encode()
+    view = memoryview(struct.pack(">I", len(head)) + head + struct.pack(">Q", len(body)) + body)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def npz(arrays):
+    """An ``.npz`` archive of ``arrays`` (any key, even "file", which ``np.savez(**arrays)`` refuses)."""
+    import zipfile
+
+    import numpy as np
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
+        for k, v in arrays.items():
+            with zf.open(f"{k}.npy", "w", force_zip64=True) as f:
+                np.lib.format.write_array(f, np.asanyarray(v), allow_pickle=False)
+    return buf.getvalue()
+
+
+def flush_streams():
+    for s in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
+        try:
+            s.flush()
+        except BaseException:
+            pass
+
+
+# ------------------------------------------------------------------ limits inside (the grader's are the real ones)
+def start_timers(cpu, wall):
+    signal.signal(signal.SIGPROF, _alarm)
+    signal.signal(signal.SIGALRM, _alarm)
+    signal.setitimer(signal.ITIMER_PROF, cpu)
+    signal.setitimer(signal.ITIMER_REAL, wall)
+
+
+def stop_timers():
+    signal.setitimer(signal.ITIMER_PROF, 0)
+    signal.setitimer(signal.ITIMER_REAL, 0)
+
+
+# ------------------------------------------------------------------ cells
 def strip_magics(src):
     lines = []
     for line in src.splitlines():
@@ -81,17 +114,12 @@ def strip_magics(src):
 
 def student_traceback(exc):
     frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename.startswith("<cell")]
-    lines = traceback.format_list(frames)
-    return "".join(lines) + "".join(traceback.format_exception_only(type(exc), exc))
+    return "".join(traceback.format_list(frames)) + "".join(traceback.format_exception_only(type(exc), exc))
 
 
-def run_cell(src, idx, ns, timeout, max_chars):
-    out, err = Capped(max_chars), Capped(max_chars)
-    result = {"stdout": "", "stderr": "", "error_type": "", "error": "", "result": ""}
-    old = sys.stdout, sys.stderr
-    sys.stdout, sys.stderr = out, err
-    signal.signal(signal.SIGALRM, _alarm)
-    signal.setitimer(signal.ITIMER_REAL, timeout)
+def run_cell(src, idx, ns, cpu, wall, max_chars=20_000):
+    result = {"error_type": "", "error": "", "result": ""}
+    start_timers(cpu, wall)
     try:
         tree = ast.parse(strip_magics(src), filename=f"<cell {idx}>")
         last = None
@@ -103,23 +131,20 @@ def run_cell(src, idx, ns, timeout, max_chars):
             if value is not None:
                 result["result"] = repr(value)[:max_chars]
     except CellTimeout:
-        result["error_type"], result["error"] = "CellTimeout", f"the cell ran longer than {timeout:g} s"
+        result["error_type"], result["error"] = "CellTimeout", "the cell ran past its time limit"
     except BaseException as exc:  # noqa: BLE001 - the student's exception is data here
         try:
             result["error_type"], result["error"] = type(exc).__name__, student_traceback(exc)[-max_chars:]
         except BaseException:
             result["error_type"], result["error"] = "Error", "unprintable exception"
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        sys.stdout, sys.stderr = old
+        stop_timers()
     if os.getpid() != MAIN_PID:  # a forked child never reports anything
         os._exit(0)
-    result["stdout"], result["stderr"] = out.text(), err.text()
-    result["truncated"] = out.total > out.kept or err.total > err.kept
     return result
 
 
-def figures(max_figs=6, max_bytes=2_000_000):
+def figures(max_figs=6):
     plt = sys.modules.get("matplotlib.pyplot")
     if plt is None:
         return []
@@ -128,95 +153,106 @@ def figures(max_figs=6, max_bytes=2_000_000):
         for num in plt.get_fignums()[:max_figs]:
             buf = io.BytesIO()
             plt.figure(num).savefig(buf, format="png", dpi=72, bbox_inches="tight")
-            if buf.tell() <= max_bytes:
-                pngs.append(buf.getvalue())
+            pngs.append(buf.getvalue())
         plt.close("all")
     except BaseException:
         pass
     return pngs
 
 
-def main():
+# ------------------------------------------------------------------ calls
+def call(protocol_mod, ns, req, body):
     import numpy as np
 
-    os.chdir(HERE)
-    with open(os.path.join(HERE, "job.json")) as f:
-        job = json.load(f)
-    sys.path.insert(0, HERE)
+    name = req["exercise"]
+    fn = ns.get(name)
+    if fn is None:
+        return {"error_type": np.array("Missing"), "error": np.array("")}
+    if not callable(fn):
+        return {"error_type": np.array("NotCallable"), "error": np.array(f"`{name}` is a {type(fn).__name__}")}
+    with np.load(io.BytesIO(body), allow_pickle=False) as z:
+        case = {k: z[k] for k in z.files}
+    start_timers(req["cpu"], req["wall"])
+    try:
+        got = protocol_mod.call(req["protocol"], fn, case, req["arg_names"], req["scalar_names"])
+    except CellTimeout:
+        got = {"error_type": np.array("TimeLimit"), "error": np.array("")}
+    except BaseException as exc:  # noqa: BLE001
+        got = {"error_type": np.array(type(exc).__name__), "error": np.array(str(exc)[:400])}
+    finally:
+        stop_timers()
+    if os.getpid() != MAIN_PID:
+        os._exit(0)
+    return got
+
+
+# ------------------------------------------------------------------ main
+def setup(course_dir):
+    """The grader's own setup, before any student code: imports that students' cells repeat are
+    paid here, where the grader does not charge them to the student's clock."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot  # noqa: F401
+    import numpy  # noqa: F401
+    import torch
+
+    torch.set_num_threads(1)
+    sys.path.insert(0, course_dir)
+    here = os.path.dirname(os.path.abspath(__file__))
+    sys.path.insert(0, here)
     import _protocol  # noqa: E402  (the copy next to this file)
 
-    sys.path.remove(HERE)
+    sys.path.remove(here)
+    for mod in ("course_lib", "course_lib.budget", "course_lib.plots"):
+        try:
+            __import__(mod)
+        except Exception:
+            pass
+    return _protocol
+
+
+def main(req_fd, rep_fd, course_dir):
+    os.chdir(os.environ.get("HOME", "/"))
+    protocol_mod = setup(course_dir)
     sys.argv = ["notebook"]
     ns = {"__name__": "__main__", "__builtins__": __builtins__}
-    cells = {}
-    skip = set(job["skip_cells"])
-    for cell in job["cells"]:
-        idx = cell["index"]
-        if idx in skip:
-            continue
-        progress(f"cell {idx}")
-        r = run_cell(cell["source"], idx, ns, job["cell_timeout"], job["max_output_chars"])
-        for key in ("stdout", "stderr", "error_type", "error", "result"):
-            cells[f"cell/{idx}/{key}"] = np.array(r[key])
-        cells[f"cell/{idx}/truncated"] = np.array(bool(r["truncated"]))
-        for j, png in enumerate(figures()):
-            cells[f"cell/{idx}/fig/{j}"] = np.frombuffer(png, dtype=np.uint8)
-    sys.stdout = Capped(0)  # nothing the student's functions print from here on is kept
-    sys.stderr = Capped(0)
-    np.savez(os.path.join(HERE, "cells.tmp.npz"), **cells)
-    os.replace(os.path.join(HERE, "cells.tmp.npz"), os.path.join(HERE, "cells.npz"))
+    flush_streams()
+    send(rep_fd, {"op": "hello"})
+    while True:
+        try:
+            req, body = recv(req_fd)
+        except (EOFError, OSError, ValueError):
+            return 0
+        op = req.get("op")
+        if op == "cell":
+            r = run_cell(req["source"], req["index"], ns, req["cpu"], req["wall"])
+            arrays = {k: _text(v) for k, v in r.items()}
+            for j, png in enumerate(figures()):
+                arrays[f"fig/{j}"] = _bytes(png)
+            flush_streams()  # everything the cell printed is in the pipe before the reply
+            send(rep_fd, {"op": "cell", "index": req["index"]}, arrays)
+        elif op == "call":
+            got = call(protocol_mod, ns, req, body)
+            flush_streams()
+            send(rep_fd, {"op": "call", "exercise": req["exercise"], "case": req["case"]}, got)
+        else:
+            return 0
 
-    progress("ready")
-    inputs_path = os.path.join(HERE, "inputs.npz")
-    deadline = time.monotonic() + 60
-    while not os.path.exists(inputs_path):
-        if time.monotonic() > deadline:
-            return 3
-        time.sleep(0.01)
-    with np.load(inputs_path, allow_pickle=False) as z:
-        inputs = {k: z[k] for k in z.files}
-    results = {}
-    for ex in job["exercises"]:
-        name = ex["name"]
-        if name in job["skip_exercises"]:
-            continue
-        progress(f"exercise {name}")
-        fn = ns.get(name)
-        timed_out = False
-        for i in range(ex["n_cases"]):
-            key = f"{name}/{i}/"
-            if timed_out:  # one case past the limit is enough: do not wait for every case
-                got = {"error_type": np.array("TimeLimit"), "error": np.array("")}
-            elif fn is None:
-                got = {"error_type": np.array("Missing"), "error": np.array("")}
-            elif not callable(fn):
-                got = {"error_type": np.array("NotCallable"),
-                       "error": np.array(f"`{name}` is a {type(fn).__name__}")}
-            else:
-                case = {k[len(key):]: v for k, v in inputs.items() if k.startswith(key)}
-                signal.signal(signal.SIGALRM, _alarm)
-                signal.setitimer(signal.ITIMER_REAL, job["call_timeout"])
-                try:
-                    got = _protocol.call(ex["protocol"], fn, case, ex["arg_names"], ex["scalar_names"])
-                except CellTimeout:
-                    got = {"error_type": np.array("TimeLimit"), "error": np.array("")}
-                except BaseException as exc:  # noqa: BLE001
-                    got = {"error_type": np.array(type(exc).__name__), "error": np.array(str(exc)[:400])}
-                finally:
-                    signal.setitimer(signal.ITIMER_REAL, 0)
-                if os.getpid() != MAIN_PID:
-                    os._exit(0)
-                timed_out = str(got.get("error_type", "")) == "TimeLimit"
-            for k, v in got.items():
-                results[key + k] = v
-    progress("done")
-    np.savez(os.path.join(HERE, "judge.tmp.npz"), **results)
-    os.replace(os.path.join(HERE, "judge.tmp.npz"), os.path.join(HERE, "judge.npz"))
-    progress("written")
-    return 0
+
+def _text(s):
+    import numpy as np
+
+    return np.array(str(s))
+
+
+def _bytes(b):
+    import numpy as np
+
+    return np.frombuffer(b, dtype=np.uint8)
 
 
 if __name__ == "__main__":
-    code = main()
-    sys.stdout.flush()
+    code = main(int(sys.argv[1]), int(sys.argv[2]), sys.argv[3])
+    flush_streams()
     os._exit(code)

@@ -76,7 +76,9 @@ class Judgement:
     mode: str
     attempts: int
     seconds: float
-
+    wall_trips: list = dataclasses.field(default_factory=list)  # steps stopped on the wall clock only
+    cpu_seconds: float = 0.0  # the student's code, measured by the grader
+    startup_seconds: float = 0.0  # the sandbox's own start-up, never charged
 
 def attachments(assignment: str, folder: Path | None) -> dict:
     """Files handed in next to the notebook that an exercise is graded on (assignment 4: the trained
@@ -120,7 +122,8 @@ def judge_notebook(nb, assignment: str, student: str, limits: sandbox.Limits, li
     by_source = {}
     for c in cells:
         by_source.setdefault(c["source"], []).append(r.cells.get(c["index"]))
-    return Judgement(verdicts, by_source, r.events, r.mode, r.attempts, r.seconds)
+    return Judgement(verdicts, by_source, r.events, r.mode, r.attempts, r.seconds, r.wall_trips, r.cpu_seconds,
+                     r.startup_seconds)
 
 
 def verdict_text(name: str, v: Verdict) -> str:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import base64
 import os
 import re
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -94,10 +95,14 @@ class JudgeExecute(NbGraderPreprocessor):
             from . import config, sandbox
 
             cfg = config.load()
-            with tempfile.TemporaryDirectory(prefix="autograder-") as scratch:
-                os.chmod(scratch, 0o711)
-                lib = sandbox.prepare_library(Path(scratch) / "lib")
-                j = judge.judge_notebook(nb, meta["assignment"], meta["student"], cfg.limits, lib, Path(scratch))
+            sandbox.cleanup_stale()
+            scratch, lock = sandbox.scratch_dir()
+            try:
+                lib = sandbox.prepare_library(scratch / "lib")
+                j = judge.judge_notebook(nb, meta["assignment"], meta["student"], cfg.limits, lib, scratch)
+            finally:
+                shutil.rmtree(scratch, ignore_errors=True)
+                os.close(lock)
             self.log.info("judged %s in the sandbox (%s)", meta["student"], j.mode)
         fill_outputs(nb, j)
         return nb, resources

@@ -89,7 +89,6 @@ def generate_release(assignment: str, dest: Path, root: Path = config_mod.ROOT) 
     # commands started together (a grade and a release, two grades) never race to create them
     with _locked(config_mod.state_dir() / ".gradebook.lock"):
         r = api.generate_assignment(assignment, force=True, create=True)
-
     if not r["success"]:
         raise RuntimeError(f"nbgrader generate_assignment failed:\n{r.get('error') or r.get('log')}")
     out = dest / assignment
@@ -474,7 +473,6 @@ def _grade_one(task: dict) -> dict:
             nb = None
         except Exception as exc:  # noqa: BLE001
             nb, reason = None, f"not a valid notebook: {type(exc).__name__}"
-
     if nb is None:
         status.append("malformed")
         details.append(reason)
@@ -548,6 +546,8 @@ def _grade_one(task: dict) -> dict:
                      for n, v in j.verdicts.items()},
         "sandbox": j.mode, "attempts": j.attempts, "seconds": round(time.monotonic() - t0, 3),
         "sandbox_seconds": round(j.seconds, 3), "nbgrader_seconds": round(t_book, 3),
+        "student_cpu_seconds": j.cpu_seconds, "startup_seconds": j.startup_seconds,
+        "wall_trips": [] if task.get("alone") else j.wall_trips,
         "key": task["key"],
     }
 
@@ -647,6 +647,32 @@ def _atomic_json(path: Path, data: dict) -> None:
     os.replace(tmp, path)
 
 
+def _run_pool(tasks: list, workers: int, cfg_dict: dict) -> list:
+    """[(task, result)] for ``tasks`` graded in ``workers`` worker processes; a worker that dies is
+    reported as that submission's grader_error, never a silent 0."""
+    if not tasks:
+        return []
+    out = []
+    with cf.ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=mp.get_context("fork"),
+                                initializer=_init_worker, initargs=(cfg_dict,)) as pool:
+        futures = {pool.submit(grade_one, t): t for t in tasks}
+        for fut in cf.as_completed(futures):
+            t = futures[fut]
+            try:
+                res = fut.result()
+            except Exception as exc:  # noqa: BLE001 - a worker died: report, keep going
+                res = _grader_error(t, f"worker failed: {type(exc).__name__}: {exc}")
+            out.append((t, res))
+    return out
+
+
+def _record(task: dict, res: dict, runs: Path, results: dict, log) -> None:
+    _atomic_json(runs / f"{task['student']}.json", res)
+    results[task["student"]] = res
+    log(f"  {res['student_id']:<28} {res['score']:>5g}/{res['max_score']:g}  {res['status']:<18} "
+        f"{res['seconds']:.1f}s")
+
+
 def grade(assignment: str, submissions: Path, *, workers: int | None = None, force: bool = False,
           out_csv: Path | None = None, cfg=None, log=print, lock_wait: float | None = None) -> Summary:
     """Grade every submission in ``submissions``. Refuses (``SystemExit``, nothing written) when two
@@ -718,30 +744,29 @@ def _grade_locked(assignment, submissions, found, nb_names, workers, force, out_
                       "root": str(submissions), "rel_path": f.rel, "refused": refused, "note": note,
                       "key": key, "notebook": nb_names[0]})
     log(f"{len(tasks)} to grade, {reused} unchanged since the last run, {workers} worker(s)")
-    scratch = Path(tempfile.mkdtemp(prefix="autograder-"))
-    os.chmod(scratch, 0o711)
+    sandbox.cleanup_stale()  # cgroups and scratch folders of runs that were killed
+    scratch, scratch_lock = sandbox.scratch_dir()
     try:
         lib = sandbox.prepare_library(scratch / "lib")
-        os.chmod(scratch / "lib", 0o755)
         cfg_dict = {"root": str(root), "limits": dataclasses.asdict(cfg.limits), "lib": str(lib),
                     "scratch": str(scratch)}
-        if tasks:
-            ctx = mp.get_context("fork")
-            with cf.ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=ctx,
-                                        initializer=_init_worker, initargs=(cfg_dict,)) as pool:
-                futures = {pool.submit(grade_one, t): t for t in tasks}
-                for fut in cf.as_completed(futures):
-                    t = futures[fut]
-                    try:
-                        res = fut.result()
-                    except Exception as exc:  # noqa: BLE001 - a worker died: report, keep going
-                        res = _grader_error(t, f"worker failed: {type(exc).__name__}: {exc}")
-                    _atomic_json(runs / f"{t['student']}.json", res)
-                    results[t["student"]] = res
-                    log(f"  {res['student_id']:<28} {res['score']:>5g}/{res['max_score']:g}  {res['status']:<18} "
-                        f"{res['seconds']:.1f}s")
+        done = _run_pool(tasks, workers, cfg_dict)
+        # a step stopped on the wall clock while it used little CPU: maybe the machine was busy, not
+        # the student slow. Grade those submissions again, one at a time, before the timeout counts
+        # (and record nothing for them before that, so that a resumed run grades them again too).
+        again = [dict(t, alone=True) for t, res in done if res.get("wall_trips")]
+        for t, res in done:
+            if not res.get("wall_trips"):
+                _record(t, res, runs, results, log)
+        if again:
+            log(f"{len(again)} submission(s) stopped on the wall clock: grading them again, alone")
+        for t, res in _run_pool(again, 1, cfg_dict):
+            res["detail"] = "; ".join(x for x in [res.get("detail", ""), "graded again alone after a "
+                                                  "wall-clock stop (a busy machine is never charged)"] if x)
+            _record(t, res, runs, results, log)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+        os.close(scratch_lock)
     out_csv = Path(out_csv) if out_csv else runs / "grades.csv"
     rows = sorted(results.values(), key=lambda r: r["student_id"])
     tmp = out_csv.with_suffix(".tmp")

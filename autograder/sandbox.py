@@ -2,27 +2,50 @@
 
 Isolation, strongest available first (``probe()`` picks; a weaker one is reported, never silent):
 
-- ``root``: as root, new mount, network, PID and IPC namespaces (``unshare``); a fresh root
-  filesystem holding only the system directories, the Python installation and a copy of
-  ``course_lib`` without ``reference/`` (no repository, no ``solutions/``, no gradebook, no other
-  student); an unprivileged uid of its own (``chroot --userspec``) with ``no_new_privs``; limits on
-  address space, processes, CPU time, file size and open files (``prlimit``); no network.
+- ``root``: as root, new mount, network, PID, IPC and UTS namespaces (``unshare``); a fresh root
+  filesystem, built inside the sandbox's own mount namespace, holding only the system directories,
+  the Python installation and a copy of ``course_lib`` without ``reference/`` (no repository, no
+  ``solutions/``, no gradebook, no other student); an unprivileged uid of its own (``chroot
+  --userspec``) with ``no_new_privs``; limits on address space, processes, CPU time, file size and
+  open files (``prlimit``), per-sandbox cgroups; no network.
 - ``userns``: the same inside an unprivileged user namespace, without the uid change.
 - ``limits``: only the resource limits, a stripped environment and an empty working directory.
 
-Every submission also has a wall-clock limit per cell, per exercise call and in total, enforced
-from outside by a watchdog that kills the whole sandbox (its PID namespace). When the sandbox
-dies or is killed, the step it was on is skipped and the rest is run again, so one bad cell
-costs that cell, not the submission.
+The grader trusts nothing from inside (:mod:`autograder._runner` runs next to the student's code
+and can be patched by it):
+
+- **No path the sandbox can write is ever touched by the grader.** The only writable folder is a
+  tmpfs mounted inside the sandbox's own mount namespace; inputs go in and results come back over
+  inherited pipes; what is printed comes back over pipes too. Nothing is mounted in the grader's
+  namespace, so a run killed with SIGKILL leaves no mount behind (:func:`cleanup_stale` removes
+  the cgroups and scratch folders a dead run left).
+- **Every limit is the grader's.** The grader drives the run one step at a time (a cell, or one
+  call of one exercise on one case) and times each step itself: CPU time of all the sandbox's
+  processes (its cgroup, or its process tree from ``/proc``) against the CPU limit, and its own
+  monotonic clock against a wall limit ``wall_factor`` times longer (a sleeping or blocked step).
+  The interpreter's start and its imports of numpy, torch and matplotlib are the grader's own
+  setup: timed separately, never charged to the student. Output bytes, figure count and size,
+  and reply sizes are counted here.
+- **A wall-clock trip is not a verdict yet.** A step stopped on the wall clock while it used
+  little CPU may have been starved by a busy machine; :attr:`SandboxResult.wall_trips` tells the
+  grading command, which grades that submission again alone before the timeout counts.
+
+When the sandbox dies or is stopped, the step it was on is skipped and the rest runs again, so one
+bad cell costs that cell, not the submission.
 """
 from __future__ import annotations
 
+import ctypes
 import dataclasses
+import fcntl
+import io
 import json
 import os
+import select
 import shlex
 import shutil
 import signal
+import struct
 import subprocess
 import sys
 import tempfile
@@ -33,22 +56,34 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-LIB_SOURCE = HERE.parent / "course_lib"  # the editable install maps `course_lib` here
-MAX_NPZ_BYTES = 64 * 2**20
+LIB_SOURCE = HERE.parent / "course_lib"
+RUNNER = HERE / "_runner.py"
+MAX_NPZ_BYTES = 64 * 2**20  # one reply's body
+MAX_HEADER_BYTES = 1 << 16
 ALLOWED_KINDS = "biufU"
+COURSE_DIR, HOME = "/opt/course", "/sandbox"  # where the sandbox sees the library, its own folder
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+SCRATCH_PARENT = Path(tempfile.gettempdir()) / "autograder-scratch"
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+CGROUP_PREFIX = "autograder-"
 
 
 @dataclasses.dataclass
 class Limits:
-    cell_timeout: float = 30.0  # seconds per notebook cell
-    call_timeout: float = 20.0  # seconds per exercise case
-    total_timeout: float = 240.0  # seconds for the whole submission, all attempts
-    grace: float = 3.0  # seconds past a limit before the watchdog kills
+    cell_timeout: float = 30.0  # CPU seconds per notebook cell
+    call_timeout: float = 20.0  # CPU seconds per exercise case
+    total_timeout: float = 240.0  # CPU seconds of the student's code in all, all attempts together
+    wall_factor: float = 4.0  # a step may take this many times its CPU limit on the wall clock
+    startup_timeout: float = 180.0  # wall seconds to start Python and import torch (never charged)
+    grace: float = 2.0  # seconds past a limit before the grader stops the step
     memory_bytes: int = 2 * 2**30  # address space (torch itself maps about 0.7 GiB)
     processes: int = 64  # processes and threads of the sandbox uid
-    cpu_seconds: int = 300
+    cpu_seconds: int = 600  # RLIMIT_CPU per process: a backstop far past total_timeout
     file_bytes: int = 64 * 2**20
     max_output_chars: int = 20_000  # kept per cell and stream
+    max_output_bytes: int = 32 * 2**20  # printed by one step: past it the step is stopped
+    max_figures: int = 6  # per cell
+    max_figure_bytes: int = 2_000_000  # per figure
     attempts: int = 4
     disk_bytes: int = 256 * 2**20  # the sandbox's working directory (a tmpfs in root mode)
 
@@ -57,10 +92,13 @@ class Limits:
 class SandboxResult:
     cells: dict  # index -> dict(stdout, stderr, error_type, error, result, truncated, figures)
     judge: dict  # exercise -> list of per-case dicts of arrays
-    events: list  # (kind, detail): timeout / crash / memory / process_limit / output_limit
+    events: list  # (kind, detail): timeout / crash / memory / process_limit / output_limit / grader_error
     mode: str
     attempts: int
     seconds: float
+    wall_trips: list = dataclasses.field(default_factory=list)  # steps stopped on the wall clock only
+    cpu_seconds: float = 0.0  # charged to the student
+    startup_seconds: float = 0.0  # the grader's own setup, all attempts
 
 
 _MODE = None
@@ -95,25 +133,35 @@ def probe() -> tuple[str, str]:
     return _MODE
 
 
-def _bind_targets():
-    """Host paths the sandboxed interpreter needs, read-only, at their own paths."""
-    paths = {os.path.realpath(sys.prefix), os.path.realpath(sys.base_prefix),
-             os.path.realpath(os.path.dirname(os.path.realpath(sys.executable)))}
-    # the interpreter the venv's python links to
-    paths.add(os.path.dirname(os.path.dirname(os.path.realpath(sys.executable))))
+# ------------------------------------------------------------------ what the sandbox sees
+def python_path() -> str:
+    """The interpreter to start, by its real path: a ``.venv`` that is a symbolic link to an
+    environment elsewhere is resolved here, since only real paths are bound into the sandbox.
+    The venv's own ``bin/python`` is kept (not resolved further) so that Python finds the venv."""
+    exe = os.path.abspath(sys.executable)
+    if sys.prefix != sys.base_prefix:
+        return os.path.join(os.path.realpath(sys.prefix), "bin", os.path.basename(exe))
+    return os.path.realpath(exe)
+
+
+def _bind_targets() -> list:
+    """Host paths the sandboxed interpreter needs, read-only, at their own (real) paths."""
+    exe = os.path.realpath(sys.executable)
+    paths = {os.path.realpath(sys.prefix), os.path.realpath(sys.base_prefix), os.path.dirname(exe),
+             os.path.dirname(os.path.dirname(exe))}
     out = []
     for p in sorted(paths, key=len):
-        if any(p == q or p.startswith(q + "/") for q in out):
-            continue
-        if p.startswith(("/usr", "/lib", "/bin")):
+        if any(p == q or p.startswith(q + "/") for q in out) or p.startswith(("/usr", "/lib", "/bin")):
             continue
         out.append(p)
     return out
 
 
 def prepare_library(dest: Path) -> Path:
-    """A copy of ``course_lib`` for the sandbox: no ``reference/``, and checks that only say
-    they run at grading time. Returns the directory that stands in for the package."""
+    """What the sandbox may read, in ``dest`` (bound read-only at ``/opt/course``): a copy of
+    ``course_lib`` without ``reference/`` and with checks that only say they run at grading time,
+    and ``_grader/`` (the runner, the protocol helpers, matplotlib's font cache). Returns the
+    ``course_lib`` copy."""
     src = LIB_SOURCE
     target = dest / "course_lib"
     if target.exists():
@@ -123,8 +171,6 @@ def prepare_library(dest: Path) -> Path:
     (target / "reference" / "__init__.py").write_text(
         'raise ImportError("course_lib.reference is not available while grading: your own code is graded")\n')
     (target / "checks").mkdir()
-    for proto in (src / "checks").glob("_protocol*.py"):  # _protocol.py and its extensions
-        shutil.copy(proto, target / "checks" / proto.name)
     (target / "checks" / "__init__.py").write_text(
         '"""Stand-in while grading: your functions are checked by the grader, outside this process."""\n\n\n'
         'def _deferred(*args, **kwargs):\n'
@@ -133,25 +179,37 @@ def prepare_library(dest: Path) -> Path:
         '    if name.startswith("check_"):\n'
         '        return _deferred\n'
         '    raise AttributeError(name)\n')
-    for p in [target, *target.rglob("*")]:
+    runtime = dest / "_grader"
+    runtime.mkdir(exist_ok=True)
+    shutil.copy(RUNNER, runtime / "_runner.py")
+    for proto in (src / "checks").glob("_protocol*.py"):  # _protocol.py and its extensions
+        shutil.copy(proto, runtime / proto.name)
+    (runtime / "mpl").mkdir(exist_ok=True)
+    for f in (Path.home() / ".cache" / "matplotlib").glob("fontlist*.json"):
+        shutil.copy(f, runtime / "mpl" / f.name)
+    for p in [dest, *dest.rglob("*")]:
         os.chmod(p, 0o755 if p.is_dir() else 0o644)
     return target
 
 
-def _launch_command(mode, root_dir: Path, work: Path, lib: Path, uid: int, limits: Limits):
-    python = os.path.abspath(sys.executable)
-    env = ["PATH=/usr/bin:/bin", "HOME=/sandbox", "LANG=C.UTF-8", "OMP_NUM_THREADS=1",
-           "MKL_NUM_THREADS=1", "MPLBACKEND=Agg", "MPLCONFIGDIR=/sandbox/.mpl", "COURSE_BUDGET=ci",
-           "NBGRADER_EXECUTION=autograde", "PYTHONHASHSEED=0"]
+def _env(home: str) -> list:
+    return [f"PATH=/usr/bin:/bin", f"HOME={home}", "LANG=C.UTF-8", "OMP_NUM_THREADS=1", "MKL_NUM_THREADS=1",
+            "MPLBACKEND=Agg", f"MPLCONFIGDIR={home}/.mpl", "COURSE_BUDGET=ci", "NBGRADER_EXECUTION=autograde",
+            "PYTHONHASHSEED=0"]
+
+
+def _launch_command(mode, stage: Path, lib_dir: Path, uid: int, limits: Limits, fds: tuple) -> list:
+    """The command line that starts the runner in the sandbox, talking over ``fds`` (request, reply)."""
     rl = ["prlimit", f"--as={limits.memory_bytes}", f"--nproc={limits.processes}",
           f"--cpu={limits.cpu_seconds}", f"--fsize={limits.file_bytes}", "--nofile=256", "--core=0", "--"]
+    python = python_path()
     if mode == "limits":
-        cmd = [*rl, "env", "-i", *[e.replace("/sandbox", str(work)) for e in env],
-               python, "-I", "-B", str(work / "runner.py")]
-        return cmd
-    lib_target = str(LIB_SOURCE)
+        work = stage / "work"
+        runner = lib_dir / "_grader" / "_runner.py"
+        return [*rl, "env", "-i", *_env(str(work)), python, "-I", "-B", str(runner), *map(str, fds), str(lib_dir)]
     q = shlex.quote
-    R = q(str(root_dir))
+    R = q(str(stage / "root"))
+    owner = f",uid={uid},gid={uid}" if mode == "root" else ""
     lines = ["set -e", f"mount -t tmpfs -o mode=755,size=16m tmpfs {R}"]
     for d in ("usr", "etc", "bin", "lib", "lib32", "lib64", "sbin"):
         host = Path("/") / d
@@ -159,18 +217,23 @@ def _launch_command(mode, root_dir: Path, work: Path, lib: Path, uid: int, limit
             lines.append(f"ln -s {q(os.readlink(host))} {R}/{d}")
         elif host.is_dir():
             lines.append(f"mkdir -p {R}/{d} && mount -o bind,ro /{d} {R}/{d}")
-    # /tmp first: a checkout or venv that lives under /tmp is bound on top of it, not hidden by it
+    # /tmp first: a venv that lives under /tmp is bound on top of it, not hidden by it
     lines.append(f"mkdir -p {R}/tmp && mount -t tmpfs -o mode=1777,size=64m tmpfs {R}/tmp")
     for p in _bind_targets():
         lines.append(f"mkdir -p {R}{q(p)} && mount -o bind,ro {q(p)} {R}{q(p)}")
-    lines.append(f"mkdir -p {R}{q(lib_target)} && mount -o bind,ro {q(str(lib))} {R}{q(lib_target)}")
-    lines.append(f"mkdir -p {R}/sandbox && mount --bind {q(str(work))} {R}/sandbox")
+    lines.append(f"mkdir -p {R}{COURSE_DIR} && mount -o bind,ro {q(str(lib_dir))} {R}{COURSE_DIR}")
+    # the one writable folder: a fresh tmpfs in this namespace only; nothing of it exists outside
+    lines.append(f"mkdir -p {R}{HOME} && mount -t tmpfs -o size={limits.disk_bytes},mode=0700{owner} tmpfs {R}{HOME}")
+    lines.append(f"mkdir {R}{HOME}/.mpl && cp {R}{COURSE_DIR}/_grader/mpl/. {R}{HOME}/.mpl/ -r")
+    if mode == "root":
+        lines.append(f"chown -R {uid}:{uid} {R}{HOME}/.mpl")
     lines.append(f"mkdir -p {R}/dev && for d in null zero urandom random; do "
                  f"touch {R}/dev/$d && mount --bind /dev/$d {R}/dev/$d; done")
     lines.append(f"mkdir -p {R}/proc && mount -t proc proc {R}/proc")
     user = [f"--userspec={uid}:{uid}", f"--groups={uid}"] if mode == "root" else []
-    inner = ["chroot", *user, str(root_dir), "/usr/bin/setpriv", "--no-new-privs", *rl,
-             "/usr/bin/env", "-i", *env, python, "-I", "-B", "/sandbox/runner.py"]
+    inner = ["chroot", *user, str(stage / "root"), "/usr/bin/setpriv", "--no-new-privs", *rl,
+             "/usr/bin/env", "-i", *_env(HOME), python, "-I", "-B", f"{COURSE_DIR}/_grader/_runner.py",
+             *map(str, fds), COURSE_DIR]
     lines.append("exec " + " ".join(q(a) for a in inner))
     ns = ["unshare", "--mount", "--net", "--pid", "--ipc", "--uts", "--fork", "--kill-child=SIGKILL",
           "--propagation", "private"]
@@ -179,17 +242,360 @@ def _launch_command(mode, root_dir: Path, work: Path, lib: Path, uid: int, limit
     return [*ns, "/bin/sh", "-c", "\n".join(lines)]
 
 
-def _safe_load(path: Path) -> dict:
-    """Arrays from an npz the sandbox wrote: no pickles, only numbers/bools/strings, size-capped."""
-    if not path.exists() or path.stat().st_size > MAX_NPZ_BYTES:
+# ------------------------------------------------------------------ cgroups and leftovers
+def _cgroups(name: str, limits: Limits) -> dict:
+    """Per-sandbox v1 cgroups where writable: memory and pids limits for all the sandbox's processes
+    together, and cpuacct to time them. {controller: dir}; {} where unavailable."""
+    wanted = {"memory": {"memory.limit_in_bytes": limits.memory_bytes + limits.disk_bytes + 2**28},
+              "pids": {"pids.max": limits.processes}, "cpuacct": {}}
+    made = {}
+    for ctrl, files in wanted.items():
+        base = CGROUP_ROOT / ctrl
+        if not (base / "cgroup.procs").exists() or not os.access(base, os.W_OK):
+            continue
+        d = base / name
+        try:
+            d.mkdir()
+            for f, v in files.items():
+                (d / f).write_text(str(v))
+            made[ctrl] = d
+        except OSError:
+            _rmdir_cgroup(d)
+    return made
+
+
+def _rmdir_cgroup(d: Path) -> None:
+    for _ in range(100):
+        try:
+            for pid in (d / "cgroup.procs").read_text().split():
+                try:
+                    os.kill(int(pid), signal.SIGKILL)
+                except (ProcessLookupError, ValueError):
+                    pass
+            d.rmdir()
+            return
+        except FileNotFoundError:
+            return
+        except OSError:
+            time.sleep(0.02)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+
+
+def cleanup_stale() -> list:
+    """Remove what grading runs that died (SIGKILL, power loss) left behind: their cgroups and their
+    scratch folders. A leftover is recognised by the pid in its name no longer running (a scratch
+    folder also by its lock no longer held). Returns what was removed."""
+    removed = []
+    for ctrl in ("memory", "pids", "cpuacct"):
+        base = CGROUP_ROOT / ctrl
+        if not base.is_dir():
+            continue
+        for d in base.glob(CGROUP_PREFIX + "*"):
+            try:
+                pid = int(d.name[len(CGROUP_PREFIX):].split("-")[0])
+            except ValueError:
+                continue
+            if not _alive(pid):
+                _rmdir_cgroup(d)
+                removed.append(str(d))
+    if SCRATCH_PARENT.is_dir():
+        for d in SCRATCH_PARENT.iterdir():
+            lock = d / ".lock"
+            try:
+                fd = os.open(lock, os.O_RDONLY | os.O_NOFOLLOW)
+            except OSError:
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                os.close(fd)  # its run is alive
+                continue
+            shutil.rmtree(d, ignore_errors=True)
+            os.close(fd)
+            removed.append(str(d))
+    return removed
+
+
+def scratch_dir() -> tuple[Path, int]:
+    """A private scratch folder for one grading run, locked for as long as the run lives (the lock
+    is how :func:`cleanup_stale` tells a dead run's folder). Returns (folder, lock fd)."""
+    SCRATCH_PARENT.mkdir(mode=0o711, exist_ok=True)
+    os.chmod(SCRATCH_PARENT, 0o711)
+    d = Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=SCRATCH_PARENT))
+    os.chmod(d, 0o711)
+    fd = os.open(d / ".lock", os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    return d, fd
+
+
+# ------------------------------------------------------------------ CPU time, from the grader's side
+_CLK = os.sysconf("SC_CLK_TCK")
+
+
+def _tree_cpu(pid: int) -> float:
+    """CPU seconds of ``pid`` and every live descendant (and children they reaped), from /proc."""
+    total, stack, seen = 0.0, [pid], set()
+    while stack:
+        p = stack.pop()
+        if p in seen:
+            continue
+        seen.add(p)
+        try:
+            with open(f"/proc/{p}/stat", "rb") as f:
+                stat = f.read().decode()
+            fields = stat[stat.rindex(")") + 2:].split()
+            total += sum(int(x) for x in fields[11:15]) / _CLK
+            for task in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{task}/children", "rb") as f:
+                    stack.extend(int(c) for c in f.read().split())
+        except (OSError, ValueError):
+            continue
+    return total
+
+
+def _set_pdeathsig():
+    """In the child before exec: die when the grader dies (a killed grader leaves no sandbox)."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except Exception:
+        pass
+
+
+# ------------------------------------------------------------------ one running sandbox
+@dataclasses.dataclass
+class Step:
+    """What one step gave back, as measured here."""
+
+    outcome: str  # ok | cpu | wall | output | died | malformed | budget
+    header: dict | None = None
+    arrays: dict = dataclasses.field(default_factory=dict)
+    stdout: str = ""
+    stderr: str = ""
+    out_bytes: int = 0
+    cpu: float = 0.0
+    wall: float = 0.0
+    alive: bool = True  # the process still ran when the step ended
+
+
+class _Stream:
+    """One output pipe of the current step: the first ``keep`` characters, and a byte count."""
+
+    def __init__(self, keep: int):
+        self.keep, self.data, self.total = keep, bytearray(), 0
+
+    def add(self, chunk: bytes):
+        self.total += len(chunk)
+        room = self.keep * 4 - len(self.data)  # bytes: up to 4 per character
+        if room > 0:
+            self.data += chunk[:room]
+
+    def text(self) -> str:
+        s = self.data.decode("utf-8", "replace")
+        return s[: self.keep]
+
+
+class Sandbox:
+    """One sandboxed runner process and the grader's ends of its pipes."""
+
+    def __init__(self, mode: str, limits: Limits, lib_dir: Path, uid: int, scratch: Path, serial: int):
+        self.mode, self.limits = mode, limits
+        self.stage = Path(tempfile.mkdtemp(prefix="sbx-", dir=scratch))
+        os.chmod(self.stage, 0o700)
+        (self.stage / "root").mkdir()
+        if mode == "limits":
+            (self.stage / "work").mkdir()
+            (self.stage / "work" / ".mpl").mkdir()
+        self.groups = _cgroups(f"{CGROUP_PREFIX}{os.getpid()}-{serial}-{self.stage.name}", limits) \
+            if mode == "root" else {}
+        req_r, self.req_w = os.pipe()
+        self.rep_r, rep_w = os.pipe()
+        self.out_r, out_w = os.pipe()
+        self.err_r, err_w = os.pipe()
+        cmd = _launch_command(mode, self.stage, lib_dir, uid, limits, (req_r, rep_w))
+        if self.groups:  # join the cgroups before anything else runs
+            join = "; ".join(f"echo $$ > {shlex.quote(str(d / 'cgroup.procs'))}" for d in self.groups.values())
+            cmd = ["/bin/sh", "-c", join + '; exec "$@"', "sh", *cmd]
+        try:
+            self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out_w, stderr=err_w,
+                                         pass_fds=(req_r, rep_w), start_new_session=True,
+                                         preexec_fn=_set_pdeathsig,
+                                         cwd=str(self.stage / "work") if mode == "limits" else "/")
+        finally:
+            for fd in (req_r, rep_w, out_w, err_w):
+                os.close(fd)
+        for fd in (self.req_w, self.rep_r, self.out_r, self.err_r):
+            os.set_blocking(fd, False)
+        self.open = {self.rep_r, self.out_r, self.err_r}
+        self.pending = bytearray()  # reply bytes not yet consumed
+        self.log = _Stream(4000)  # what was printed outside any step (start-up errors)
+        self.closed, self.mem_hit = False, False
+
+    # -- measurements
+    def cpu(self) -> float:
+        acct = self.groups.get("cpuacct")
+        if acct is not None:
+            try:
+                return int((acct / "cpuacct.usage").read_text()) / 1e9
+            except (OSError, ValueError):
+                pass
+        return _tree_cpu(self.proc.pid)
+
+    def memory_limit_hit(self) -> bool:
+        mem = self.groups.get("memory")
+        try:
+            return mem is not None and int((mem / "memory.failcnt").read_text().strip() or 0) > 0
+        except (OSError, ValueError):
+            return False
+
+    # -- the channel
+    def _frame(self):
+        """(header, body) once a whole frame is pending, None before; raises ValueError when the
+        bytes cannot be a frame (too long, not JSON, not an object)."""
+        b = self.pending
+        if len(b) < 4:
+            return None
+        (hlen,) = struct.unpack(">I", b[:4])
+        if hlen > MAX_HEADER_BYTES:
+            raise ValueError("header too long")
+        if len(b) < 12 + hlen:
+            return None
+        (blen,) = struct.unpack(">Q", b[4 + hlen:12 + hlen])
+        if blen > MAX_NPZ_BYTES:
+            raise ValueError("reply too long")
+        if len(b) < 12 + hlen + blen:
+            return None
+        header = json.loads(bytes(b[4:4 + hlen]).decode("utf-8"))
+        if not isinstance(header, dict):
+            raise ValueError("header is not an object")
+        body = bytes(b[12 + hlen:12 + hlen + blen])
+        del b[:12 + hlen + blen]
+        return header, body
+
+    def exchange(self, request: dict | None, body: bytes, cpu_limit: float, wall_limit: float,
+                 out: _Stream | None = None, err: _Stream | None = None, charge: bool = True) -> Step:
+        """Send ``request`` (None: only wait for a message) and wait for one reply, enforcing the
+        limits on the grader's clock. Output printed meanwhile goes to ``out`` / ``err``."""
+        lim = self.limits
+        out = out or self.log
+        err = err or self.log
+        send = bytearray()
+        if request is not None:
+            head = json.dumps(request).encode()
+            send = bytearray(struct.pack(">I", len(head)) + head + struct.pack(">Q", len(body)) + body)
+        t0, c0 = time.monotonic(), self.cpu()
+        step = Step("ok")
+        while True:
+            wfds = [self.req_w] if send else []
+            try:
+                r, w, _ = select.select(list(self.open), wfds, [], 0.02)
+            except InterruptedError:
+                r, w = [], []
+            if w:
+                try:
+                    n = os.write(self.req_w, send[:1 << 16])
+                    del send[:n]
+                except BlockingIOError:
+                    pass
+                except OSError:
+                    send.clear()
+            for fd in r:
+                try:
+                    chunk = os.read(fd, 1 << 16)
+                except BlockingIOError:
+                    continue
+                except OSError:
+                    chunk = b""
+                if not chunk:
+                    self.open.discard(fd)
+                elif fd == self.rep_r:
+                    self.pending += chunk
+                else:
+                    (out if fd == self.out_r else err).add(chunk)
+            step.cpu, step.wall = self.cpu() - c0, time.monotonic() - t0
+            step.out_bytes = out.total + err.total if charge else 0
+            try:
+                got = self._frame() if not send else None
+            except (ValueError, UnicodeDecodeError):
+                step.outcome = "malformed"
+                return step
+            if got is not None:
+                self._drain(out, err)  # what the step printed before replying is in the pipes now
+                step.header, body = got
+                step.arrays = safe_load_bytes(body) if body else {}
+                return step
+            if self.rep_r not in self.open or self.proc.poll() is not None:
+                self._drain(out, err)
+                step.outcome, step.alive = "died", self.proc.poll() is None
+                return step
+            if charge and step.cpu > cpu_limit + lim.grace:
+                step.outcome = "cpu"
+            elif step.wall > wall_limit + lim.grace:
+                step.outcome = "wall"
+            elif charge and step.out_bytes > lim.max_output_bytes:
+                step.outcome = "output"
+            if step.outcome != "ok":
+                return step
+
+    def _drain(self, out: _Stream, err: _Stream) -> None:
+        for fd, s in ((self.out_r, out), (self.err_r, err)):
+            for _ in range(64):
+                try:
+                    chunk = os.read(fd, 1 << 16)
+                except (BlockingIOError, OSError):
+                    break
+                if not chunk:
+                    break
+                s.add(chunk)
+
+    def close(self) -> int | None:
+        """Stop the sandbox (its whole PID namespace), close the pipes, remove its cgroups and stage."""
+        if self.closed:
+            return self.proc.returncode
+        self.closed = True
+        for sig_target in (lambda: os.killpg(self.proc.pid, signal.SIGKILL), self.proc.kill):
+            try:
+                sig_target()
+            except (ProcessLookupError, PermissionError):
+                pass
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+        for fd in (self.req_w, self.rep_r, self.out_r, self.err_r):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self.mem_hit = self.memory_limit_hit()
+        for d in self.groups.values():
+            _rmdir_cgroup(d)
+        shutil.rmtree(self.stage, ignore_errors=True)  # fd-based: follows no link the sandbox made
+        return self.proc.returncode
+
+
+def safe_load_bytes(data: bytes) -> dict:
+    """Arrays from an npz the sandbox sent: no pickles, only numbers/bools/strings, size-capped."""
+    if len(data) > MAX_NPZ_BYTES:
         return {}
     out = {}
     try:
-        with zipfile.ZipFile(path) as zf:
-            if sum(i.file_size for i in zf.infolist()) > 4 * MAX_NPZ_BYTES:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            infos = zf.infolist()
+            if len(infos) > 10_000 or sum(i.file_size for i in infos) > 4 * MAX_NPZ_BYTES:
                 return {}
-        with np.load(path, allow_pickle=False) as z:
+        with np.load(io.BytesIO(data), allow_pickle=False) as z:
             for k in z.files:
+                if not isinstance(k, str) or len(k) > 200:
+                    continue
                 try:
                     a = z[k]
                 except Exception:  # an object array (needs pickle) or a broken member
@@ -201,249 +607,251 @@ def _safe_load(path: Path) -> dict:
     return out
 
 
-def _read_progress(work: Path) -> list:
-    p = work / "progress"
+def _safe_load(path: Path) -> dict:
+    """:func:`safe_load_bytes` of a file the grader itself wrote (kept for tools and tests)."""
     try:
-        with open(p, "rb") as f:
-            data = f.read(1 << 16)
+        with open(path, "rb") as f:
+            return safe_load_bytes(f.read(MAX_NPZ_BYTES + 1))
     except OSError:
-        return []
-    return [ln.strip() for ln in data.decode("utf-8", "replace").splitlines() if ln.strip()]
+        return {}
 
 
-def _kill(proc):
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-    try:
-        proc.kill()
-    except ProcessLookupError:
-        pass
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        pass
+def _npz(arrays: dict) -> bytes:
+    """An ``.npz`` archive of ``arrays`` (any key, even "file", which ``np.savez(**arrays)`` refuses)."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
+        for k, v in arrays.items():
+            with zf.open(f"{k}.npy", "w", force_zip64=True) as f:
+                np.lib.format.write_array(f, np.asanyarray(v), allow_pickle=False)
+    return buf.getvalue()
 
 
-CGROUP_ROOT = Path("/sys/fs/cgroup")
+def _text(arrays: dict, key: str) -> str:
+    a = arrays.get(key)
+    return str(a) if isinstance(a, np.ndarray) and a.dtype.kind == "U" and a.ndim == 0 else ""
 
 
-def _cgroups(name: str, limits: Limits) -> list:
-    """Per-sandbox cgroups (v1 memory and pids, where writable): the memory and process limits then
-    hold for all the sandbox's processes together, not only per process. [] where unavailable."""
-    wanted = {"memory": {"memory.limit_in_bytes": limits.memory_bytes + limits.disk_bytes + 2**28},
-              "pids": {"pids.max": limits.processes}}
-    made = []
-    for ctrl, files in wanted.items():
-        base = CGROUP_ROOT / ctrl
-        if not (base / "cgroup.procs").exists() or not os.access(base, os.W_OK):
-            continue
-        d = base / name
+# ------------------------------------------------------------------ a whole submission
+class _Run:
+    """The state of grading one submission across attempts: what to skip, what came back, what
+    it cost, what happened."""
+
+    def __init__(self, cells, exercises, inputs, limits, lib, scratch):
+        self.cells, self.exercises, self.inputs = cells, exercises, inputs
+        self.limits, self.lib_dir, self.scratch = limits, Path(lib).parent, scratch
+        self.mode = probe()[0]
+        self.uid = 200000 + os.getpid() % 100000
+        self.skip_cells, self.events, self.wall_trips = set(), [], []
+        self.cell_results, self.judge = {}, {e["name"]: {} for e in exercises}
+        self.cpu_used, self.wall_used, self.startup = 0.0, 0.0, 0.0
+        self.attempts, self.serial, self.stop = 0, 0, False
+
+    # budgets: what is left of the student's total, on both clocks
+    def budget(self, cpu: float) -> tuple[float, float]:
+        lim = self.limits
+        cpu_left = max(0.0, lim.total_timeout - self.cpu_used)
+        wall_left = max(0.0, lim.total_timeout * lim.wall_factor - self.wall_used)
+        return min(cpu, cpu_left), min(cpu * lim.wall_factor, wall_left)
+
+    def charge(self, step: Step) -> None:
+        self.cpu_used += step.cpu
+        self.wall_used += step.wall
+
+    def judged(self, name: str) -> bool:
+        n = next(e["n_cases"] for e in self.exercises if e["name"] == name)
+        return len(self.judge[name]) >= n
+
+    def attempt(self) -> bool:
+        """One sandbox, from start-up to the last step it gets through. True when everything ran."""
+        self.attempts += 1
+        self.serial += 1
+        sb = Sandbox(self.mode, self.limits, self.lib_dir, self.uid, self.scratch, self.serial)
         try:
-            d.mkdir()
-            for f, v in files.items():
-                (d / f).write_text(str(v))
-            made.append(d)
-        except OSError:
-            try:
-                d.rmdir()
-            except OSError:
-                pass
-    return made
+            hello = sb.exchange(None, b"", 0, self.limits.startup_timeout, charge=False)
+            self.startup += hello.wall
+            if hello.outcome != "ok" or (hello.header or {}).get("op") != "hello":
+                self.start_failed(sb, hello)
+                return False
+            for cell in self.cells:
+                if cell["index"] in self.skip_cells:
+                    continue
+                if not self.run_cell(sb, cell):
+                    return False
+            for ex in self.exercises:
+                if self.judged(ex["name"]):
+                    continue
+                if not self.run_exercise(sb, ex):
+                    return False
+            return True
+        finally:
+            sb.close()
 
+    def start_failed(self, sb: Sandbox, hello: Step) -> None:
+        sb.close()  # so that the log holds everything it printed
+        if self.attempts >= 2:
+            why = "did not answer in time" if hello.outcome == "wall" else "could not start"
+            self.events.append(("grader_error", f"the sandbox {why}: " + sb.log.text()[-300:]))
+            self.stop = True
 
-def _cgroups_remove(dirs: list) -> bool:
-    """Remove the cgroups; True when the memory one had hit its limit."""
-    hit = False
-    for d in dirs:
-        try:
-            if d.parent.name == "memory":
-                hit = int((d / "memory.failcnt").read_text().strip() or 0) > 0
-        except (OSError, ValueError):
-            pass
-        for _ in range(50):
-            try:
-                d.rmdir()
+    def run_cell(self, sb: Sandbox, cell: dict) -> bool:
+        """One cell; False when the sandbox had to be stopped (the cell is then skipped next time)."""
+        idx, lim = cell["index"], self.limits
+        cpu, wall = self.budget(lim.cell_timeout)
+        out, err = _Stream(lim.max_output_chars), _Stream(lim.max_output_chars)
+        step = sb.exchange({"op": "cell", "index": idx, "source": cell["source"], "cpu": cpu, "wall": wall},
+                           b"", cpu, wall, out, err)
+        self.charge(step)
+        outcome, replied = self.classify(step, cpu, wall, {"op": "cell", "index": idx})
+        res = {"stdout": out.text(), "stderr": err.text(), "figures": self.figures(step.arrays),
+               "truncated": out.total > out.keep or err.total > err.keep}
+        for k in ("error_type", "error", "result"):
+            res[k] = _text(step.arrays, k)[: lim.max_output_chars]
+        if outcome != "ok":
+            self.failed(f"cell {idx}", outcome, step, cpu, wall, sb)
+        if replied and outcome != "budget":  # the cell ended (or was stopped from inside): carry on
+            if outcome in ("cpu", "wall"):
+                res["error_type"], res["error"] = "TimeLimit", self.events[-1][1]
+            elif res["error_type"] == "CellTimeout":  # the sandbox says so, the grader's clocks do not
+                res["error_type"], res["error"] = "Error", "the cell raised CellTimeout"
+            self.cell_results[idx] = res
+            return True
+        self.skip_cells.add(idx)
+        return False
+
+    def run_exercise(self, sb: Sandbox, ex: dict) -> bool:
+        """Every remaining case of one exercise; False when the sandbox had to be stopped."""
+        name, lim = ex["name"], self.limits
+        for i in range(len(self.judge[name]), ex["n_cases"]):
+            key = f"{name}/{i}/"
+            case = {k[len(key):]: v for k, v in self.inputs.items() if k.startswith(key)}
+            cpu, wall = self.budget(lim.call_timeout)
+            req = {"op": "call", "exercise": name, "case": i, "protocol": ex["protocol"],
+                   "arg_names": ex["arg_names"], "scalar_names": ex["scalar_names"], "cpu": cpu, "wall": wall}
+            step = sb.exchange(req, _npz(case), cpu, wall, _Stream(0), _Stream(0))
+            self.charge(step)
+            outcome, replied = self.classify(step, cpu, wall, {"op": "call", "exercise": name, "case": i})
+            if outcome == "ok":
+                if _text(step.arrays, "error_type") == "TimeLimit":  # said by the sandbox, not measured
+                    step.arrays = {"error_type": np.array("Error"), "error": np.array("raised TimeLimit")}
+                self.judge[name][i] = step.arrays
+                continue
+            kind = self.failed(f"exercise {name}", outcome, step, cpu, wall, sb)
+            for j in range(i, ex["n_cases"]):  # this case and the rest: one stop is enough
+                self.judge[name][j] = {"error_type": np.array("TimeLimit" if kind == "timeout" else "Crash"),
+                                       "error": np.array(self.events[-1][1])}
+            return replied and outcome != "budget"
+        return True
+
+    def classify(self, step: Step, cpu: float, wall: float, expect: dict) -> tuple[str, bool]:
+        """(outcome, replied): ok | cpu | wall | output | died | malformed | budget, from the grader's
+        own measurements, and whether the sandbox answered (and so is still usable). A reply counts
+        only when it answers this very request; a timeout the sandbox reports counts only when the
+        grader's clocks agree."""
+        replied = step.outcome == "ok"
+        if replied:
+            h = step.header or {}
+            if any(h.get(k) != v for k, v in expect.items()):
+                return "malformed", False
+            if _text(step.arrays, "error_type") in ("CellTimeout", "TimeLimit"):
+                if step.cpu >= 0.9 * cpu:
+                    step.outcome = "cpu"
+                elif step.wall >= 0.9 * wall:
+                    step.outcome = "wall"
+            if step.out_bytes > self.limits.max_output_bytes:
+                step.outcome = "output"
+        lim = self.limits
+        if step.outcome in ("cpu", "wall") and (self.cpu_used >= lim.total_timeout
+                                                or self.wall_used >= lim.total_timeout * lim.wall_factor):
+            return "budget", replied
+        return step.outcome, replied
+
+    def failed(self, where: str, outcome: str, step: Step, cpu: float, wall: float, sb: Sandbox) -> str:
+        """Record why a step stopped; returns the event kind."""
+        if outcome == "cpu":
+            kind, why = "timeout", f"ran past its time limit ({cpu:g} s of CPU) and was stopped"
+        elif outcome == "wall":
+            kind = "timeout"
+            why = (f"took longer than {wall:g} s on the wall clock while using {step.cpu:.1f} s of CPU "
+                   "(sleeping, waiting, or a busy machine) and was stopped")
+            self.wall_trips.append(where)
+        elif outcome == "budget":
+            kind, why = "timeout", "reached the submission's total time limit; nothing after it was run"
+            self.stop = True
+        elif outcome == "output":
+            kind, why = "output_limit", f"printed more than {self.limits.max_output_bytes // 2**20} MB and was stopped"
+        elif outcome == "malformed":
+            kind, why = "crash", "its reply to the grader could not be read (the grader's channel was tampered with)"
+        else:
+            kind, why = self.death(sb, step)
+        self.events.append((kind, f"{where}: {why}"))
+        return kind
+
+    @staticmethod
+    def death(sb: Sandbox, step: Step) -> tuple[str, str]:
+        if step.alive:
+            sb.close()
+            return "crash", "closed its channel to the grader"
+        rc = sb.close()
+        if sb.mem_hit:
+            return "memory", "killed at the memory limit"
+        if rc is not None and rc < 0:
+            sig = -rc
+            name = signal.Signals(sig).name if sig in signal.valid_signals() else str(sig)
+            return ("timeout" if sig == signal.SIGXCPU else "crash"), f"killed by signal {name}"
+        return "crash", f"the process exited with status {rc}"
+
+    def figures(self, arrays: dict) -> list:
+        """PNG figures the sandbox sent for a cell: at most ``max_figures``, each a real PNG under the size cap."""
+        out = []
+        for j in range(self.limits.max_figures):
+            a = arrays.get(f"fig/{j}")
+            if a is None:
                 break
-            except OSError:
-                time.sleep(0.02)
-    return hit
+            if a.dtype == np.uint8 and a.ndim == 1 and a.size <= self.limits.max_figure_bytes:
+                data = a.tobytes()
+                if data.startswith(PNG_MAGIC):
+                    out.append(data)
+        return out
 
-
-def _attempt(mode, cells, skip_cells, skip_ex, exercises, inputs, limits, lib, deadline, uid, scratch):
-    stage = Path(tempfile.mkdtemp(prefix="sbx-", dir=scratch))
-    os.chmod(stage, 0o700)
-    work, root_dir = stage / "work", stage / "root"
-    work.mkdir()
-    root_dir.mkdir()
-    mounted = False
-    if mode == "root":  # a size-limited working directory: a student cannot fill the disk
-        mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={limits.disk_bytes},mode=0700,uid={uid},gid={uid}",
-                                  "tmpfs", str(work)], capture_output=True).returncode == 0
-    groups = _cgroups(f"autograder-{stage.name}", limits) if mode == "root" else []
-    shutil.copy(HERE / "_runner.py", work / "runner.py")
-    for proto in (lib / "checks").glob("_protocol*.py"):  # _protocol.py and its extensions
-        shutil.copy(proto, work / proto.name)
-    mpl = Path.home() / ".cache" / "matplotlib"
-    (work / ".mpl").mkdir()
-    if mpl.is_dir():
-        for f in mpl.glob("fontlist*.json"):
-            shutil.copy(f, work / ".mpl" / f.name)
-    job = {"cells": cells, "skip_cells": sorted(skip_cells), "skip_exercises": sorted(skip_ex),
-           "exercises": exercises, "cell_timeout": limits.cell_timeout,
-           "call_timeout": limits.call_timeout, "max_output_chars": limits.max_output_chars}
-    (work / "job.json").write_text(json.dumps(job))
-    if mode == "root":
-        for p in [work, *work.rglob("*")]:
-            os.chown(p, uid, uid)
-        os.chmod(work, 0o700)
-    log = open(stage / "log", "wb")
-    cmd = _launch_command(mode, root_dir, work, lib, uid, limits)
-    if groups:  # join the cgroups before anything else runs
-        join = "; ".join(f"echo $$ > {shlex.quote(str(d / 'cgroup.procs'))}" for d in groups)
-        cmd = ["/bin/sh", "-c", join + '; exec "$@"', "sh", *cmd]
-    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                            start_new_session=True, cwd=str(work) if mode == "limits" else "/")
-    step, step_start, killed, sent_inputs = None, time.monotonic(), None, False
-    try:
-        while proc.poll() is None:
-            time.sleep(0.02)
-            lines = _read_progress(work)
-            last = lines[-1] if lines else "start"
-            now = time.monotonic()
-            if last != step:
-                step, step_start = last, now
-            if last == "ready" and not sent_inputs:
-                tmp = work / "inputs.part.npz"  # same filesystem as the target: the rename is atomic
-                np.savez(tmp, **inputs)
-                if mode == "root":
-                    os.chown(tmp, uid, uid)
-                os.replace(tmp, work / "inputs.npz")
-                sent_inputs = True
-            limit = (limits.cell_timeout if step.startswith("cell ") else
-                     limits.call_timeout * 2 if step.startswith("exercise ") else 60.0)
-            if now - step_start > limit + limits.grace:
-                killed = "timeout"
-            elif now > deadline:
-                killed = "total_timeout"
-            if killed:
-                _kill(proc)
-                break
-    finally:
-        if proc.poll() is None:
-            _kill(proc)
-        log.close()
-    rc = proc.returncode
-    result = {
-        "rc": rc, "killed": killed, "step": step if step not in ("done", "written") else None,
-        "progress": _read_progress(work),
-        "cells": _safe_load(work / "cells.npz"), "judge": _safe_load(work / "judge.npz"),
-        "log": (stage / "log").read_bytes()[-2000:].decode("utf-8", "replace"),
-        "memory_limit_hit": _cgroups_remove(groups),
-    }
-    if mounted:
-        subprocess.run(["umount", "-l", str(work)], capture_output=True)
-    shutil.rmtree(stage, ignore_errors=True)
-    return result
-
-
-def _parse_cells(arrays: dict) -> dict:
-    cells = {}
-    for k, a in arrays.items():
-        parts = k.split("/")
-        if len(parts) < 3 or parts[0] != "cell" or not parts[1].isdigit():
-            continue
-        c = cells.setdefault(int(parts[1]), {"figures": []})
-        if parts[2] == "fig" and a.dtype == np.uint8:
-            c["figures"].append(a.tobytes())
-        elif parts[2] == "truncated":
-            c["truncated"] = bool(a.reshape(-1)[0]) if a.size else False
-        elif a.dtype.kind == "U" and a.ndim == 0:
-            c[parts[2]] = str(a)
-    return cells
+    def result(self, seconds: float) -> SandboxResult:
+        cells = dict(self.cell_results)
+        events = list(self.events)
+        for idx, c in cells.items():
+            et, err = c.get("error_type", ""), c.get("error", "")
+            if et == "MemoryError" or "can't allocate memory" in err or "out of memory" in err.lower():
+                events.append(("memory", f"cell {idx}: out of memory"))
+            elif et == "BlockingIOError" or "Resource temporarily unavailable" in err:
+                events.append(("process_limit", f"cell {idx}: hit the process limit"))
+            elif "File too large" in err:
+                events.append(("output_limit", f"cell {idx}: hit the file size limit"))
+            if c.get("truncated"):
+                events.append(("output_limit", f"cell {idx}: output truncated"))
+        for idx in self.skip_cells:
+            reason = next((d for k, d in self.events if d.startswith(f"cell {idx}:")), "")
+            cells[idx] = {"figures": [], "stdout": "", "stderr": "", "result": "", "truncated": False,
+                          "error_type": "Skipped",
+                          "error": f"This cell was stopped by the grader ({reason.split(': ', 1)[-1]}); "
+                                   "the rest of the notebook was graded without it."}
+        per_ex = {}
+        for e in self.exercises:
+            got = self.judge[e["name"]]
+            per_ex[e["name"]] = [got.get(i) or {"error_type": np.array("Crash"),
+                                                "error": np.array("no result came back from the sandbox")}
+                                 for i in range(e["n_cases"])]
+        return SandboxResult(cells, per_ex, events, self.mode, self.attempts, seconds, list(self.wall_trips),
+                             round(self.cpu_used, 3), round(self.startup, 3))
 
 
 def run(cells: list, exercises: list, inputs: dict, limits: Limits, lib: Path, scratch: Path) -> SandboxResult:
     """Run ``cells`` (dicts with index and source) then call the exercise functions on ``inputs``.
 
     ``exercises``: dicts name, protocol, arg_names, scalar_names, n_cases. ``inputs``: arrays keyed
-    ``"<exercise>/<case>/<arg>"``. Returns per-case output arrays keyed the same way.
+    ``"<exercise>/<case>/<arg>"``; each case is sent only when its call is made. ``lib``: the
+    ``course_lib`` copy from :func:`prepare_library`. Returns per-case output arrays.
     """
-    mode, _ = probe()
     t0 = time.monotonic()
-    deadline = t0 + limits.total_timeout
-    skip_cells, skip_ex, events = set(), set(), []
-    uid = 200000 + os.getpid() % 100000
-    final_cells, judge = {}, {}
-    attempts = 0
-    while attempts < limits.attempts:
-        attempts += 1
-        r = _attempt(mode, cells, skip_cells, skip_ex, exercises, inputs, limits, lib, deadline, uid, scratch)
-        got_cells = _parse_cells(r["cells"])
-        if got_cells:
-            final_cells = got_cells
-        for k, a in r["judge"].items():
-            judge[k] = a
-        finished = "written" in r["progress"]
-        if finished:
+    state = _Run(cells, exercises, inputs, limits, lib, scratch)
+    while state.attempts < limits.attempts and not state.stop:
+        if state.attempt():
             break
-        step = r["step"] or "start"
-        kind = "timeout" if r["killed"] in ("timeout", "total_timeout") else "crash"
-        if r["killed"] is None and r["memory_limit_hit"]:
-            kind = "memory"
-            events.append((kind, f"{step}: killed at the memory limit"))
-        elif r["killed"] is None and r["rc"] is not None and r["rc"] < 0:
-            sig = -r["rc"]
-            kind = "timeout" if sig == signal.SIGXCPU else "crash"
-            events.append((kind, f"{step}: killed by signal {signal.Signals(sig).name}"))
-        elif r["killed"] is None:
-            events.append(("crash", f"{step}: the process exited with status {r['rc']}"))
-        else:
-            events.append((kind, f"{step}: ran past its time limit and was killed"))
-        if r["killed"] == "total_timeout" or time.monotonic() > deadline:
-            break
-        if step.startswith("cell "):
-            skip_cells.add(int(step.split()[1]))
-        elif step.startswith("exercise "):
-            name = step.split(None, 1)[1]
-            skip_ex.add(name)
-            n = next((e["n_cases"] for e in exercises if e["name"] == name), 0)
-            for i in range(n):
-                if f"{name}/{i}/out_type" not in judge and f"{name}/{i}/error_type" not in judge:
-                    judge[f"{name}/{i}/error_type"] = np.array("TimeLimit" if kind == "timeout" else "Crash")
-                    judge[f"{name}/{i}/error"] = np.array(events[-1][1])
-        elif step == "start" and attempts >= 2:
-            events.append(("grader_error", "the sandbox could not start: " + r["log"][-300:]))
-            break
-    for idx, c in final_cells.items():
-        et = c.get("error_type", "")
-        if et == "CellTimeout":
-            events.append(("timeout", f"cell {idx}: interrupted after the time limit"))
-        elif et == "MemoryError" or "can't allocate memory" in c.get("error", "") or "out of memory" in c.get("error", "").lower():
-            events.append(("memory", f"cell {idx}: out of memory"))
-        elif et == "BlockingIOError" or "Resource temporarily unavailable" in c.get("error", ""):
-            events.append(("process_limit", f"cell {idx}: hit the process limit"))
-        elif "File too large" in c.get("error", ""):
-            events.append(("output_limit", f"cell {idx}: hit the file size limit"))
-        if c.get("truncated"):
-            events.append(("output_limit", f"cell {idx}: output truncated"))
-    for idx in skip_cells:
-        final_cells.setdefault(idx, {"figures": []})
-        c = final_cells[idx]
-        reason = next((d for k, d in events if d.startswith(f"cell {idx}:")), "")
-        c["error_type"] = "Skipped"
-        c["error"] = f"This cell was stopped by the grader ({reason.split(': ', 1)[-1]}); the rest of the notebook was graded without it."
-    for k, a in judge.items():
-        if k.endswith("/error_type") and a.dtype.kind == "U" and str(a) == "TimeLimit":
-            events.append(("timeout", f"{k.split('/')[0]}: a call ran past its time limit"))
-    per_ex = {}
-    for e in exercises:
-        per_ex[e["name"]] = []
-        for i in range(e["n_cases"]):
-            key = f"{e['name']}/{i}/"
-            d = {k[len(key):]: a for k, a in judge.items() if k.startswith(key)}
-            if not d:
-                d = {"error_type": np.array("Crash"), "error": np.array("no result came back from the sandbox")}
-            per_ex[e["name"]].append(d)
-    return SandboxResult(final_cells, per_ex, events, mode, attempts, time.monotonic() - t0)
+    return state.result(time.monotonic() - t0)

@@ -176,3 +176,14 @@ def test_rerun_is_idempotent_and_resumes(graded):
     assert (resumed.graded, resumed.reused) == (2, len(graded["rows"]) - 2)
     assert resumed.csv.read_bytes() == csv_before
     assert json.loads((runs / "correct.json").read_text())["score"] == 12
+
+
+def test_limits_are_measured_by_the_grader(graded):
+    """Timeouts say which clock stopped them; a wall-clock stop was graded again alone first."""
+    rows = graded["rows"]
+    assert "s of CPU) and was stopped" in rows["attack_disable_timers"]["detail"]
+    sleep = rows["fault_sleep"]["detail"]
+    assert "on the wall clock" in sleep and "graded again alone" in sleep
+    assert "could not be read" in rows["attack_forge_replies"]["detail"]
+    assert "printed more than" in rows["attack_raw_output"]["detail"]
+    assert all(r.get("startup_seconds", 0) > 0 for r in rows.values() if r["status"] not in ("malformed",))

@@ -312,6 +312,57 @@ while True:
 line = "x" * 1_000_000
 for _ in range(100):
     print(line)""",
+    # the grader's own side: paths, pipes, clocks and byte counts (autograder/sandbox.py)
+    "plant_links": """
+import os, re
+names = ["job.json", "inputs.npz", "inputs.part.npz", "cells.npz", "cells.tmp.npz", "judge.npz",
+         "judge.tmp.npz", "progress", "runner.py", "_protocol.py", "log", "gradebook.db", ".mpl"]
+targets = ["/etc/passwd"]
+for line in open("/proc/self/mountinfo"):  # every host path bound into the sandbox, the gradebook's folder too
+    parts = line.split()
+    targets += [parts[3], parts[3] + "/gradebook.db", parts[4]]
+for folder in [os.getcwd(), os.path.expanduser("~"), "/tmp"]:
+    for k, name in enumerate(names):
+        path = os.path.join(folder, name)
+        try:
+            if os.path.lexists(path) and not os.path.isdir(path):
+                os.remove(path)
+            if k % 2:
+                os.mkfifo(path)
+            else:
+                os.symlink(targets[k % len(targets)], path)
+        except OSError as exc:
+            print("could not plant", path, type(exc).__name__)
+print("planted links and FIFOs")""",
+    "disable_timers": """
+import signal, sys
+runner = sys.modules["__main__"]
+for name in ("start_timers", "stop_timers"):
+    setattr(runner, name, lambda *args: None)
+signal.setitimer = lambda *args: (0.0, 0.0)
+for sig in (signal.SIGALRM, signal.SIGPROF, signal.SIGINT, signal.SIGTERM, signal.SIGXCPU):
+    signal.signal(sig, signal.SIG_IGN)
+while True:
+    pass""",
+    "forge_replies": """
+import json, os, struct, sys
+def frame(header):
+    head = json.dumps(header).encode()
+    return struct.pack(">I", len(head)) + head + struct.pack(">Q", 0)
+for fd in sorted(int(n) for n in os.listdir("/proc/self/fd") if int(n) > 2):  # the reply pipe is one of these
+    try:
+        os.write(fd, frame({"op": "cell", "index": 10**6}) + b"\\x00garbage" * 100)
+    except OSError:
+        pass""",
+    "raw_output": """
+import os
+block = b"y" * 1_000_000
+for _ in range(200):
+    os.write(1, block)
+    os.write(2, block)""",
+    "sleep": """
+import time
+time.sleep(3600)""",
 }
 
 BLANK, CORRECT = "blank", "correct"
@@ -446,30 +497,6 @@ def _add_graded_cells(nb):
     ]
 
 
-def _mark_answer_graded(nb, gid="rnn_step"):
-    c = next(c for c in nb["cells"] if c["metadata"].get("nbgrader", {}).get("grade_id") == gid)
-    c["metadata"]["nbgrader"].update({"grade": True, "points": 100})
-
-
-def _add_graded_cells(nb):
-    """Cells of the student's own given nbgrader metadata: a new graded code cell, a markdown cell
-    made a graded task, a second cell with an answer cell's grade id (all worth 100 points)."""
-    def meta(gid, cell_type, **kw):
-        return {"nbgrader": {"cell_type": cell_type, "grade": True, "grade_id": gid, "locked": False, "points": 100,
-                             "schema_version": 3, "solution": False, "task": False, **kw}}
-
-    i = 1 + next(k for k, c in enumerate(nb["cells"])
-                 if c["metadata"].get("nbgrader", {}).get("grade_id") == "test_clip_grad_norm")
-    nb["cells"][i:i] = [
-        {"cell_type": "code", "execution_count": None, "id": "added-0", "metadata": meta("my_bonus", "code"),
-         "outputs": [], "source": "print('my bonus exercise: done')"},
-        {"cell_type": "markdown", "id": "added-1", "metadata": meta("my_essay", "markdown", task=True),
-         "source": "My essay on vanishing gradients: they vanish."},
-        {"cell_type": "code", "execution_count": None, "id": "added-2", "metadata": meta("rnn_step", "code"),
-         "outputs": [], "source": "print('graded twice')"},
-    ]
-
-
 def _score(failed=()):
     return TOTAL - sum(POINTS[k] for k in set(failed))
 
@@ -525,6 +552,13 @@ SAMPLES = {
     "fault_memory_bomb": (sample(extra=[("end", "memory_bomb")]), TOTAL, "memory"),
     "fault_fork_bomb": (sample(extra=[("end", "fork_bomb")]), TOTAL, "process_limit"),
     "fault_big_output": (sample(extra=[("end", "big_output")]), TOTAL, "output_limit"),
+    # attacks on the grader's own side: it never touches a sandbox path, times and counts everything itself
+    "attack_plant_links": (sample(extra=[("start", "plant_links")]), TOTAL, "ok"),
+    "attack_disable_timers": (sample(extra=[("rnn_step", "disable_timers")]), TOTAL, "timeout"),
+    "attack_forge_replies": (sample(extra=[("clip_grad_norm", "forge_replies")]), TOTAL, "crash"),
+    "attack_raw_output": (sample(extra=[("end", "raw_output")]), TOTAL, "output_limit"),
+    # a sleeping cell is stopped on the wall clock, graded again alone, and only then costs its status
+    "fault_sleep": (sample(extra=[("end", "sleep")]), TOTAL, "timeout"),
     # the notebook file itself
     "file_malformed_json": (sample(raw="truncate"), 0, "malformed"),
     "file_renamed": (sample(filename="Copy of 01_gradient_flow (2).ipynb"), TOTAL, "ok"),

@@ -1,0 +1,250 @@
+"""The sandbox trusts nothing from inside: paths, pipes, clocks, byte counts (autograder/sandbox.py).
+
+Each test attacks one thing the grader used to take from the sandbox, or a way the grader's own
+setup used to cost students points, and checks the grader's side holds.
+"""
+import csv
+import hashlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from autograder import config, pipeline, sandbox
+
+ROOT = Path(__file__).resolve().parents[1]
+A = "01_gradient_flow"
+SAMPLES = ROOT / "autograder" / "samples" / A
+
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="the strongest sandbox (namespaces, own uid) needs root")
+
+
+@pytest.fixture
+def lib(tmp_path):
+    scratch, lock = sandbox.scratch_dir()
+    yield scratch, sandbox.prepare_library(scratch / "lib")
+    shutil.rmtree(scratch, ignore_errors=True)
+    os.close(lock)
+
+
+def run_cells(lib, *sources, **limits):
+    scratch, course = lib
+    cells = [{"index": i, "source": s} for i, s in enumerate(sources)]
+    return sandbox.run(cells, [], {}, sandbox.Limits(**{"cell_timeout": 10, **limits}), course, scratch)
+
+
+def _digest(paths):
+    out = {}
+    for p in paths:
+        p = Path(p)
+        files = [p] if p.is_file() else sorted(q for q in p.rglob("*") if q.is_file() and "__pycache__" not in q.parts)
+        for f in files:
+            st = f.lstat()
+            out[str(f)] = (hashlib.sha256(f.read_bytes()).hexdigest(), st.st_uid, st.st_mode)
+    return out
+
+
+@needs_root
+def test_planted_links_and_fifos_touch_nothing_and_later_students_are_graded(tmp_path, monkeypatch):
+    """The attacker is graded between two honest students on one worker: it plants symlinks (to the
+    gradebook's folder, every bound host path, /etc/passwd) and FIFOs at every name the grader ever
+    used; no host file changes, the run ends, and the students after it get their grades."""
+    state, subs = tmp_path / "state", tmp_path / "subs"
+    subs.mkdir()
+    for sid in ("attack_plant_links", "correct", "partial"):
+        shutil.copytree(SAMPLES / sid, subs / sid)
+    (subs / "attack_plant_links").rename(subs / "b_attacker")  # graded between a_correct and c_partial
+    (subs / "correct").rename(subs / "a_correct")
+    (subs / "partial").rename(subs / "c_partial")
+    state.mkdir()
+    canary = state / "canary.txt"
+    canary.write_text("host file")
+    watched = [canary, "/etc/passwd", ROOT / "solutions", ROOT / "assignments", ROOT / "course_lib" / "reference"]
+    before = _digest(watched)
+    monkeypatch.setenv("AUTOGRADER_STATE_DIR", str(state))
+    monkeypatch.setenv("AUTOGRADER_SECRET", "ci-secret")
+    monkeypatch.delenv("NBGRADER_DB_URL", raising=False)
+    box = {}
+    worker = threading.Thread(target=lambda: box.update(s=pipeline.grade(
+        A, subs, workers=1, cfg=config.load(cell_timeout=8.0, call_timeout=4.0, total_timeout=120.0),
+        log=lambda *a: None)), daemon=True)
+    worker.start()
+    worker.join(timeout=900)  # a FIFO the grader opened would block it for ever
+    assert not worker.is_alive(), "grading did not finish"
+    rows = {r["student_id"]: (r["score"], r["status"]) for r in box["s"].results}
+    assert rows == {"a_correct": (12.0, "ok"), "b_attacker": (12.0, "ok"), "c_partial": (4.0, "ok")}
+    assert _digest(watched) == before
+    with open(box["s"].csv) as f:
+        assert {r["student_id"]: r["score"] for r in csv.DictReader(f)} == {"a_correct": "12", "b_attacker": "12",
+                                                                          "c_partial": "4"}
+
+
+@needs_root
+def test_nothing_is_mounted_or_left_in_the_graders_namespace(lib):
+    r = run_cells(lib, "import os\nprint(open('/proc/self/mountinfo').read().count('\\n') > 3)\nprint(os.getcwd())")
+    assert r.cells[0]["stdout"].split() == ["True", "/sandbox"]
+    assert "autograder-scratch" not in Path("/proc/self/mountinfo").read_text()
+    scratch, _ = lib
+    assert [p.name for p in scratch.iterdir() if p.name.startswith("sbx-")] == []  # every stage removed
+
+
+def test_limits_are_the_graders_not_the_sandboxs(lib):
+    """The runner patched to claim timeouts, a silenced timer, raw writes past every cap and fake
+    figures: each limit is decided from what the grader measured and counted."""
+    fake_claims = """
+import sys, numpy as np
+runner = sys.modules["__main__"]
+real = runner.run_cell
+def run_cell(*args):
+    r = real(*args)
+    r["error_type"] = "CellTimeout"  # claim a timeout that never happened
+    return r
+runner.run_cell = run_cell
+runner.figures = lambda *a: [b"not a png" * 1000] * 20 + [b"\\x89PNG\\r\\n\\x1a\\n" + bytes(3_000_000)]
+"""
+    r = run_cells(lib, fake_claims, "print('after')", "import os\nfor _ in range(40):\n    os.write(1, b'z' * 1_000_000)",
+                  "print('last')", max_output_bytes=8 * 2**20)
+    assert not [e for e in r.events if e[0] == "timeout"], r.events  # claimed, not measured
+    assert r.cells[1]["stdout"] == "after\n" and r.cells[1]["error_type"] == "Error"
+    assert r.cells[1]["figures"] == []  # neither the fake PNGs nor the oversized one
+    assert ("output_limit", "cell 2: printed more than 8 MB and was stopped") in r.events
+    assert r.cells[2]["error_type"] == "Skipped" and r.cells[3]["stdout"] == "last\n"
+
+
+def test_cpu_limit_holds_with_the_timers_disabled(lib):
+    silenced = """
+import signal, sys
+runner = sys.modules["__main__"]
+runner.start_timers = runner.stop_timers = lambda *a: None
+for s in (signal.SIGALRM, signal.SIGPROF, signal.SIGINT, signal.SIGTERM):
+    signal.signal(s, signal.SIG_IGN)
+while True:
+    pass
+"""
+    r = run_cells(lib, silenced, "print('graded')", cell_timeout=2.0)
+    assert ("timeout", "cell 0: ran past its time limit (2 s of CPU) and was stopped") in r.events
+    assert r.cells[1]["stdout"] == "graded\n" and r.wall_trips == []
+
+
+def test_a_sleeping_cell_is_a_wall_clock_trip(lib):
+    r = run_cells(lib, "import time\ntime.sleep(600)", "print('graded')", cell_timeout=1.0, wall_factor=3.0)
+    assert r.wall_trips == ["cell 0"] and r.cells[1]["stdout"] == "graded\n"
+    assert r.cpu_seconds < 1.5  # charged: what the student's code used, not the start-up
+
+
+def test_startup_is_never_charged(lib):
+    """Importing torch is the grader's setup: a cell limit far below it still lets every cell run."""
+    r = run_cells(lib, "import torch, numpy\nprint(torch.ones(2).sum().item())", cell_timeout=0.5)
+    assert r.startup_seconds > r.cpu_seconds
+    assert r.cells[0]["stdout"] == "2.0\n" and r.events == []
+
+
+@needs_root
+def test_a_venv_that_is_a_symbolic_link_works(tmp_path):
+    """A checkout whose .venv links to an environment elsewhere: real paths are bound."""
+    checkout = tmp_path / "checkout"
+    checkout.mkdir()
+    (checkout / ".venv").symlink_to(os.path.realpath(sys.prefix))
+    code = ("import sys; from autograder import sandbox\n"
+            "scratch, lock = sandbox.scratch_dir(); lib = sandbox.prepare_library(scratch / 'lib')\n"
+            "r = sandbox.run([{'index': 0, 'source': 'print(6 * 7)'}], [], {}, sandbox.Limits(), lib, scratch)\n"
+            "print(sys.prefix, r.mode, r.cells[0]['stdout'].strip(), r.events)")
+    out = subprocess.run([str(checkout / ".venv" / "bin" / "python"), "-c", code], cwd=ROOT, capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == [str(checkout / ".venv"), "root", "42", "[]"]
+
+
+@needs_root
+def test_a_killed_run_leaves_nothing_the_next_run_does_not_clean(tmp_path):
+    """SIGKILL the grader mid-cell: its sandbox dies with it (no namespace, no mount), and the next
+    run's cleanup removes the cgroups and scratch folder it left."""
+    code = ("from autograder import sandbox\n"
+            "scratch, lock = sandbox.scratch_dir(); lib = sandbox.prepare_library(scratch / 'lib')\n"
+            "print(scratch, flush=True)\n"
+            "sandbox.run([{'index': 0, 'source': 'import time\\nprint(\"started\", flush=True)\\ntime.sleep(600)'}],"
+            " [], {}, sandbox.Limits(), lib, scratch)\n")
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    scratch = Path(proc.stdout.readline().strip())
+    groups = []
+    for _ in range(600):
+        groups = [d for c in ("memory", "pids", "cpuacct") for d in (sandbox.CGROUP_ROOT / c).glob(
+            f"{sandbox.CGROUP_PREFIX}{proc.pid}-*")]
+        inside = [p for d in groups for p in (d / "cgroup.procs").read_text().split()]
+        if inside and list(scratch.glob("sbx-*")):
+            break
+        time.sleep(0.1)
+    assert scratch.is_dir()
+    pids = [int(p) for d in groups if d.parent.name == "pids" for p in (d / "cgroup.procs").read_text().split()]
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    for _ in range(100):  # the sandbox dies with its grader (parent-death signal, PID namespace)
+        if not any(sandbox._alive(p) for p in pids):
+            break
+        time.sleep(0.1)
+    assert not any(sandbox._alive(p) for p in pids)
+    assert str(scratch) not in Path("/proc/self/mountinfo").read_text()
+    removed = sandbox.cleanup_stale()
+    assert str(scratch) in removed and not scratch.exists()
+    assert not [g for g in groups if g.exists()]
+
+
+def test_cleanup_keeps_what_a_live_run_holds(lib):
+    scratch, _ = lib
+    assert str(scratch) not in sandbox.cleanup_stale() and scratch.is_dir()
+
+
+def test_replies_are_loaded_as_plain_arrays_only():
+    import io
+
+    buf = io.BytesIO()
+    np.savez(buf, good=np.arange(3.0), text=np.array("hi"), evil=np.array([object()], dtype=object))
+    assert set(sandbox.safe_load_bytes(buf.getvalue())) == {"good", "text"}
+    assert sandbox.safe_load_bytes(b"not a zip") == {}
+
+
+@pytest.mark.slow
+def test_honest_students_keep_full_marks_on_a_busy_machine(tmp_path, monkeypatch):
+    """Three busy processes per core beside the grader, and a sandbox start-up slowed past every cell's
+    wall-clock limit: the honest samples keep exactly their marks, and nothing is called a timeout."""
+    slow = 12.0  # seconds of extra start-up: more than a cell's wall limit below (2 s CPU x 4)
+    real = sandbox.prepare_library
+
+    def slowed(dest):
+        out = real(dest)
+        runner = dest / "_grader" / "_runner.py"
+        text = runner.read_text()
+        runner.write_text(text.replace("    protocol_mod = setup(course_dir)",
+                                       f"    import time\n    time.sleep({slow})\n    protocol_mod = setup(course_dir)"))
+        return out
+
+    monkeypatch.setattr(sandbox, "prepare_library", slowed)
+    honest = ["correct", "correct_loops_float64", "partial", "mistake_clip_per_parameter", "file_flat_layout"]
+    with open(SAMPLES / "expected.csv") as f:
+        want = {r["student_id"]: (float(r["score"]), r["status"]) for r in csv.DictReader(f) if r["student_id"] in honest}
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    for sid in honest:
+        src = SAMPLES / sid if (SAMPLES / sid).is_dir() else SAMPLES / f"{sid}.ipynb"
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, subs / src.name)
+    monkeypatch.setenv("AUTOGRADER_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("AUTOGRADER_SECRET", "ci-secret")
+    monkeypatch.delenv("NBGRADER_DB_URL", raising=False)
+    busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(3 * (os.cpu_count() or 1))]
+    try:
+        s = pipeline.grade(A, subs, workers=2, cfg=config.load(cell_timeout=2.0, call_timeout=2.0, total_timeout=60.0),
+                           log=lambda *a: None)
+    finally:
+        for p in busy:
+            p.kill()
+            p.wait()
+    got = {r["student_id"]: (r["score"], r["status"]) for r in s.results}
+    assert got == want, {r["student_id"]: r["detail"] for r in s.results}
+    assert all(r["startup_seconds"] > slow for r in s.results)
