@@ -309,6 +309,11 @@ def cleanup_stale() -> list:
                 removed.append(str(d))
     if SCRATCH_PARENT.is_dir():
         for d in SCRATCH_PARENT.iterdir():
+            try:  # named "<pid>-...": a live run's folder is never touched, even before it is locked
+                if _alive(int(d.name.split("-")[0])):
+                    continue
+            except ValueError:
+                continue
             lock = d / ".lock"
             try:
                 fd = os.open(lock, os.O_RDONLY | os.O_NOFOLLOW)
@@ -533,6 +538,10 @@ class Sandbox:
                 step.arrays = safe_load_bytes(body) if body else {}
                 return step
             if self.rep_r not in self.open or self.proc.poll() is not None:
+                try:  # a process that exits closes its pipes a moment before it can be reaped
+                    self.proc.wait(timeout=2)
+                except subprocess.TimeoutExpired:
+                    pass
                 self._drain(out, err)
                 step.outcome, step.alive = "died", self.proc.poll() is None
                 return step
