@@ -45,7 +45,8 @@ from nbconvert.preprocessors import ClearMetadataPreprocessor  # noqa: E402
 from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, IgnorePattern,  # noqa: E402
                                     LimitOutput, SaveAutoGrades)
 
-from autograder.nbgrader_plugin import FeedbackSanitizer, JudgeExecute, SanitizeStudentHTML  # noqa: E402
+from autograder.nbgrader_plugin import (FeedbackSanitizer, JudgeExecute, RebuildNbgraderMetadata,  # noqa: E402
+                                       SanitizeStudentHTML)
 from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor  # noqa: E402
 from nbgrader.preprocessors import (ClearOutput, DeduplicateIds, GetGrades, OverwriteCells,  # noqa: E402
                                     OverwriteKernelspec)
@@ -53,7 +54,7 @@ from nbgrader.preprocessors import (ClearOutput, DeduplicateIds, GetGrades, Over
 # no student HTML, script, widget state or metadata reaches a page (autograder/student_html.py):
 # cleaned first of all, so the autograded copy the formgrader renders is never unsafe, then again
 # once the judge has filled in the outputs, and again right before feedback HTML is written
-c.Autograde.sanitize_preprocessors = [SanitizeStudentHTML, ClearOutput, DeduplicateIds, OverwriteKernelspec,
+c.Autograde.sanitize_preprocessors = [RebuildNbgraderMetadata, SanitizeStudentHTML, ClearOutput, DeduplicateIds, OverwriteKernelspec,
                                       OverwriteCells, CheckCellMetadata]
 c.Autograde.autograde_preprocessors = [JudgeExecute, SanitizeStudentHTML, IgnorePattern, ClearMetadataPreprocessor,
                                        LimitOutput, SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]

@@ -150,3 +150,24 @@ class SanitizeStudentHTML(NbGraderPreprocessor):
     def preprocess(self, nb, resources):
         student_html.sanitize_notebook(nb, self._instructor_sources(resources))
         return nb, resources
+
+
+class RebuildNbgraderMetadata(NbGraderPreprocessor):
+    """First step of ``nbgrader autograde`` run directly (CLI, formgrader): every cell's nbgrader
+    metadata rebuilt from the release by grade id (``pipeline.rebuild_nbgrader_metadata``), so a
+    student's graded answer cell or added graded cell never reaches nbgrader's own checks. The
+    grading command does the same at intake and reports it as ``tampering_detected``."""
+
+    def preprocess(self, nb, resources):
+        import nbformat
+
+        from . import pipeline
+
+        meta = resources["nbgrader"]
+        release = ROOT / "assignments" / meta["assignment"] / f"{meta['notebook']}.ipynb"
+        if release.is_file():
+            changed = pipeline.rebuild_nbgrader_metadata(nb, nbformat.read(str(release), as_version=4))
+            if any(changed.values()):
+                self.log.warning("%s: nbgrader metadata rebuilt from the release (tampering): %s",
+                                 meta["student"], changed)
+        return nb, resources

@@ -84,3 +84,26 @@ except ImportError:
     assert r.mode == "root" and "uid 0" not in out
     assert "repo visible False" in out and "solutions visible False" in out
     assert "network no" in out and "reference no" in out
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the strongest sandbox needs root")
+def test_nbgrader_autograde_run_directly_rebuilds_student_metadata(tmp_path, monkeypatch):
+    """`nbgrader autograde` itself (CLI, formgrader), not only the grading command: an answer cell a
+    student marked graded (100 points) neither stops the bookkeeping nor earns those points."""
+    import shutil
+
+    from nbgrader.api import Gradebook
+
+    monkeypatch.setenv("AUTOGRADER_STATE_DIR", str(tmp_path))
+    monkeypatch.setenv("AUTOGRADER_SECRET", "ci-secret")
+    monkeypatch.delenv("NBGRADER_DB_URL", raising=False)
+    pipeline.release_is_fresh(A, ROOT)  # puts the assignment into this gradebook
+    sub = tmp_path / "submitted" / "eve" / A
+    sub.mkdir(parents=True)
+    shutil.copy(ROOT / "autograder" / "samples" / A / "cells_answer_marked_graded" / f"{A}.ipynb", sub / f"{A}.ipynb")
+    api = pipeline.nbgrader_api(ROOT)
+    r = api.autograde(A, "eve", force=True, create=True)
+    assert r["success"], (r.get("log") or "")[-2000:]
+    with Gradebook(api.coursedir.db_url, api.coursedir.course_id) as gb:
+        s = gb.find_submission(A, "eve")
+        assert (float(s.score), float(s.max_score)) == (12.0, 12.0)
