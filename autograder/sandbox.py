@@ -499,11 +499,7 @@ class Sandbox:
         t0, c0 = time.monotonic(), self.cpu()
         step = Step("ok")
         while True:
-            wfds = [self.req_w] if send else []
-            try:
-                r, w, _ = select.select(list(self.open), wfds, [], 0.02)
-            except InterruptedError:
-                r, w = [], []
+            r, w = self._wait(bool(send))
             if w:
                 try:
                     n = os.write(self.req_w, send[:1 << 16])
@@ -527,8 +523,10 @@ class Sandbox:
                     (out if fd == self.out_r else err).add(chunk)
             step.cpu, step.wall = self.cpu() - c0, time.monotonic() - t0
             step.out_bytes = out.total + err.total if charge else 0
-            try:
-                got = self._frame() if not send else None
+            try:  # a reply before the whole request went in is no reply; nor is a flood
+                if len(self.pending) > 12 + MAX_HEADER_BYTES + MAX_NPZ_BYTES or (send and self.pending):
+                    raise ValueError("unasked or oversized reply")
+                got = self._frame()
             except (ValueError, UnicodeDecodeError):
                 step.outcome = "malformed"
                 return step
@@ -553,6 +551,22 @@ class Sandbox:
                 step.outcome = "output"
             if step.outcome != "ok":
                 return step
+
+    def _wait(self, sending: bool, timeout: float = 0.02) -> tuple[list, list]:
+        """Descriptors ready to read, and to write (poll: no limit on descriptor numbers)."""
+        p = select.poll()
+        for fd in self.open:
+            p.register(fd, select.POLLIN)
+        if sending:
+            p.register(self.req_w, select.POLLOUT)
+        r, w = [], []
+        for fd, ev in p.poll(timeout * 1000):
+            if fd == self.req_w:
+                if ev & (select.POLLOUT | select.POLLERR | select.POLLHUP):
+                    w.append(fd)
+            elif ev & (select.POLLIN | select.POLLHUP | select.POLLERR):
+                r.append(fd)
+        return r, w
 
     def _drain(self, out: _Stream, err: _Stream) -> None:
         for fd, s in ((self.out_r, out), (self.err_r, err)):

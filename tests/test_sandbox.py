@@ -248,3 +248,19 @@ def test_honest_students_keep_full_marks_on_a_busy_machine(tmp_path, monkeypatch
     got = {r["student_id"]: (r["score"], r["status"]) for r in s.results}
     assert got == want, {r["student_id"]: r["detail"] for r in s.results}
     assert all(r["startup_seconds"] > slow for r in s.results)
+
+
+def test_a_flooded_reply_pipe_is_a_crash_not_a_hang(lib):
+    """A thread that floods the grader's reply pipe from inside: that step is a crash (bounded: the
+    grader keeps no more than one reply's worth), the run ends, and nothing else is lost."""
+    flood = """
+import os, sys, threading
+fd = int(sys.orig_argv[-2])  # the reply pipe, as the runner was started
+def flood():
+    while True:
+        os.write(fd, b"\\xff" * 65536)
+threading.Thread(target=flood, daemon=True).start()
+"""
+    r = run_cells(lib, "print('first')", flood, "print('last')")
+    assert any(k == "crash" and "could not be read" in d for k, d in r.events), r.events
+    assert r.cells[0]["stdout"] == "first\n" and r.attempts <= sandbox.Limits().attempts
