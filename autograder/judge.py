@@ -12,6 +12,7 @@ import dataclasses
 import hashlib
 import os
 import secrets
+import time
 from pathlib import Path
 
 from course_lib.checks import ASSIGNMENTS
@@ -79,6 +80,7 @@ class Judgement:
     wall_trips: list = dataclasses.field(default_factory=list)  # steps stopped on the wall clock only
     cpu_seconds: float = 0.0  # the student's code, measured by the grader
     startup_seconds: float = 0.0  # the sandbox's own start-up, never charged
+    judge_seconds: float = 0.0  # verdicts computed here, against the reference
 
 def attachments(assignment: str, folder: Path | None) -> dict:
     """Files handed in next to the notebook that an exercise is graded on (assignment 4: the trained
@@ -116,14 +118,14 @@ def judge_notebook(nb, assignment: str, student: str, limits: sandbox.Limits, li
              "scalar_names": ex.scalar_names, "n_cases": len(cases[name])} for name, ex in exercises.items()]
     cells = code_cells(nb)
     r = sandbox.run(cells, plan, inputs, limits, lib, scratch)
-    verdicts = {}
-    for name, ex in exercises.items():
-        verdicts[name] = verdict(ex, cases[name], r.judge[name])
+    t0 = time.monotonic()
+    verdicts = {name: verdict(ex, cases[name], r.judge[name]) for name, ex in exercises.items()}
+    judge_seconds = round(time.monotonic() - t0, 3)
     by_source = {}
     for c in cells:
         by_source.setdefault(c["source"], []).append(r.cells.get(c["index"]))
     return Judgement(verdicts, by_source, r.events, r.mode, r.attempts, r.seconds, r.wall_trips, r.cpu_seconds,
-                     r.startup_seconds)
+                     r.startup_seconds, judge_seconds)
 
 
 def verdict_text(name: str, v: Verdict) -> str:

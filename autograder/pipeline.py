@@ -530,6 +530,7 @@ def _grade_one(task: dict) -> dict:
         with Gradebook(api.coursedir.db_url, api.coursedir.course_id) as gb:
             sub = gb.find_submission(assignment, sid)
             score, max_score = float(sub.score), float(sub.max_score)
+    t_autograde = time.monotonic() - t_book
     # feedback only reads the gradebook: outside the lock, in parallel with other workers
     f = api.generate_feedback(assignment, sid, force=True)
     if not f["success"]:
@@ -547,6 +548,8 @@ def _grade_one(task: dict) -> dict:
         "sandbox": j.mode, "attempts": j.attempts, "seconds": round(time.monotonic() - t0, 3),
         "sandbox_seconds": round(j.seconds, 3), "nbgrader_seconds": round(t_book, 3),
         "student_cpu_seconds": j.cpu_seconds, "startup_seconds": j.startup_seconds,
+        "judge_seconds": j.judge_seconds, "autograde_seconds": round(t_autograde, 3),
+        "feedback_seconds": round(t_book - t_autograde, 3),
         "wall_trips": [] if task.get("alone") else j.wall_trips,
         "key": task["key"],
     }

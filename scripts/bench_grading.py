@@ -9,8 +9,11 @@ common-mistake notebooks, no attacks) in one run of this script, each from a fre
   in one process, from a throwaway course folder whose nbgrader_config.py keeps nbgrader's defaults;
 - ours, 1 and 2 workers: `python -m autograder grade` (sandbox, judge, nbgrader bookkeeping, feedback).
 
-Wall-clock times include each command's start-up. Not a test: the numbers depend on the machine
-(and on whatever else runs on it); the README reports them.
+Wall-clock times include each command's start-up. Also in the same run: the seconds one Python
+start with torch and numpy imported takes (the median of 3), the ratio of each command's seconds
+per submission to it, and where one worker's time goes per submission (from the stored results:
+sandbox start-up, student cells and calls, judge, nbgrader autograde, feedback HTML). Not a test:
+the numbers depend on the machine (and on whatever else runs on it); the README reports them.
 """
 from __future__ import annotations
 
@@ -71,6 +74,33 @@ def plain(students, tmp: Path) -> float:
     return dt
 
 
+def import_seconds(repeat: int = 3) -> float:
+    """Median seconds of `python -c "import torch, numpy"`: the start-up every fresh sandbox pays."""
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "import torch, numpy"], check=True)
+        times.append(time.perf_counter() - t0)
+    return sorted(times)[len(times) // 2]
+
+
+PHASES = [("sandbox start-up (never charged)", "startup_seconds"),
+          ("student cells and calls (sandbox, less start-up)", None),
+          ("judge (verdicts against the reference)", "judge_seconds"),
+          ("nbgrader autograde (bookkeeping)", "autograde_seconds"),
+          ("feedback HTML", "feedback_seconds")]
+
+
+def phases(state: Path) -> dict:
+    """Mean seconds per submission of each phase, from the results the grading command stored."""
+    rows = [json.loads(p.read_text()) for p in (state / "runs" / A).glob("*.json")]
+    out = {}
+    for label, key in PHASES:
+        vals = [r["sandbox_seconds"] - r["startup_seconds"] if key is None else r[key] for r in rows]
+        out[label] = sum(vals) / len(vals)
+    return out
+
+
 def ours(students, tmp: Path, workers: int) -> float:
     subs, state = tmp / f"subs{workers}", tmp / f"state{workers}"
     subs.mkdir()
@@ -97,8 +127,10 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         res = {"n": args.n, "cpus": os.cpu_count(), "load_before": os.getloadavg()[0]}
+        res["import_torch_numpy_s"] = import_seconds()
         res["plain_nbgrader_s"] = plain(students, tmp)
         res["ours_1_worker_s"] = ours(students, tmp, 1)
+        res["phases_1_worker_s"] = phases(tmp / "state1")
         res["ours_2_workers_s"] = ours(students, tmp, 2)
         res["load_after"] = os.getloadavg()[0]
     n = args.n
@@ -112,6 +144,14 @@ def main(argv=None) -> int:
     print(f"ratio 1 worker / plain: {res['ours_1_worker_s'] / res['plain_nbgrader_s']:.2f}; "
           f"2 workers / plain: {res['ours_2_workers_s'] / res['plain_nbgrader_s']:.2f}; "
           f"speed-up 1 -> 2 workers: {res['ours_1_worker_s'] / res['ours_2_workers_s']:.2f}x")
+    imp = res["import_torch_numpy_s"]
+    print(f"one Python start with torch and numpy imported: {imp:.2f} s; seconds per submission / that: "
+          f"plain {res['plain_nbgrader_s'] / n / imp:.2f}, 1 worker {res['ours_1_worker_s'] / n / imp:.2f}, "
+          f"2 workers {res['ours_2_workers_s'] / n / imp:.2f}")
+    print("| one worker, per submission | s |")
+    print("|---|---|")
+    for label, sec in res["phases_1_worker_s"].items():
+        print(f"| {label} | {sec:.2f} |")
     if args.json:
         args.json.write_text(json.dumps(res, indent=1))
     return 0
