@@ -193,8 +193,12 @@ def setup(course_dir):
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot  # noqa: F401
+    import matplotlib.pyplot as plt
     import numpy  # noqa: F401
+
+    fig = plt.figure()  # fonts and the PNG writer load now, not in the student's first plot
+    fig.savefig(io.BytesIO(), format="png", dpi=72)
+    plt.close(fig)
     import torch
 
     torch.set_num_threads(1)
