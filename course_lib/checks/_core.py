@@ -14,6 +14,7 @@ implementations, the *mutants*) without giving the answer away.
 from __future__ import annotations
 
 import contextlib
+import functools
 import signal
 import threading
 from dataclasses import dataclass, field
@@ -41,11 +42,52 @@ class Case:
 
 @dataclass
 class Mutant:
-    """A known wrong implementation and the hint shown when the student's output matches it."""
+    """A known wrong implementation and the hint shown when the student's output matches it.
+
+    A mutant of a *family* (``family(**knobs)`` built it) can be combined with another mutant of the same
+    family whose knobs are different settings: when no single mistake explains a result, pairs are tried, and
+    the hint names both mistakes (see :func:`combine`)."""
 
     fn: Callable
     hint: str
     applies: Callable | None = None  # case -> bool; None: always
+    family: Callable | None = None  # (**knobs) -> fn
+    knobs: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.family is None and getattr(self.fn, "family", None) is not None:
+            self.family, self.knobs = self.fn.family, self.fn.knobs
+
+
+def family(builder: Callable) -> Callable:
+    """Decorator for a family of mutants, ``builder(**knobs) -> fn``: every fn it builds remembers its family
+    and knobs, so that ``Mutant(fn, hint)`` can be paired with another mutant of the family (:func:`combine`)."""
+    @functools.wraps(builder)
+    def build(**knobs):
+        fn = builder(**knobs)
+        fn.family, fn.knobs = build, knobs
+        return fn
+    return build
+
+
+def combine(a: Mutant, b: Mutant) -> Mutant | None:
+    """The two mistakes made together: one mutant of their family with both settings; None when they are not
+    of one family or set the same knob (dict-valued knobs, e.g. one activation per gate, merge when disjoint)."""
+    if a.family is None or a.family is not b.family:
+        return None
+    knobs = dict(a.knobs)
+    for k, v in b.knobs.items():
+        if k not in knobs:
+            knobs[k] = v
+        elif isinstance(v, dict) and isinstance(knobs[k], dict) and not set(v) & set(knobs[k]):
+            knobs[k] = {**knobs[k], **v}
+        else:
+            return None
+    applies = None
+    if a.applies or b.applies:
+        applies = lambda c: all(m.applies is None or m.applies(c) for m in (a, b))  # noqa: E731
+    return Mutant(a.family(**knobs), f"two mistakes together explain your results:\n- {a.hint}\n- {b.hint}",
+                  applies)
 
 
 @dataclass
@@ -71,6 +113,9 @@ class Exercise:
     compare: Callable | None = None  # (case, got, want) -> None | (error, field)
     error_hint: Callable | None = None  # (case, etype, msg) -> str | None
     output_kind: str = "tensor"  # "tensor" or "number"
+    # what each compared result entry is, for the hint when no known mistake explains a result ({key: words});
+    # or a callable (case, got, want) -> str | None that describes the difference itself
+    describe: object = None
 
     def cases(self, seed: int, hidden: bool) -> list:
         rng = np.random.default_rng([int(seed) & 0xFFFFFFFF, 1 if hidden else 0, sum(map(ord, self.name))])
@@ -187,22 +232,102 @@ def check_case(ex: Exercise, case: Case, got: dict, want: dict) -> str | None:
         return None
     if problem != "values":
         return problem
-    for m in ex.mutants():
-        if m.applies is not None and not m.applies(case):
+    return diagnose(ex, case, got, want)
+
+
+def _values_match(ex: Exercise, m: Mutant, case: Case, got: dict) -> bool:
+    """A quick first test for protocols that also compute gradients: the outputs alone, without them (about
+    twenty times faster; the full comparison follows when they match)."""
+    spec = ex.arg_names
+    if not (isinstance(spec, dict) and spec.get("grad")):
+        return True
+    mo = _protocol.call(ex.protocol, m.fn, case.arrays, {**spec, "grad": False, "probes": []}, ex.scalar_names)
+    outs = {k for k in mo if k == "out" or k.startswith("out.")}
+    return bool(outs) and outs == {k for k in got if k == "out" or k.startswith("out.")} \
+        and all(np.shape(got[k]) == np.shape(mo[k]) and close(got[k], mo[k], case_dtype(case)) for k in outs)
+
+
+def _explains(ex: Exercise, m: Mutant, case: Case, got: dict) -> bool:
+    if m.applies is not None and not m.applies(case):
+        return False
+    try:
+        if not _values_match(ex, m, case, got):
+            return False
+    except Exception:
+        return False
+    try:
+        mo = ex.call(m.fn, case)
+    except Exception:  # a mutant that cannot run on this case says nothing
+        return False
+    if "error_type" in mo:
+        return False
+    try:
+        return (ex.compare or default_compare)(ex, case, got, mo) is None
+    except Exception:
+        return False
+
+
+def diagnose(ex: Exercise, case: Case, got: dict, want: dict) -> str:
+    """The hint for values that differ: a known mistake, two known mistakes together, or where and how far
+    the values are off (:func:`describe_difference`)."""
+    ms = ex.mutants()
+    for m in ms:
+        if _explains(ex, m, case, got):
+            return m.hint
+    for k, a in enumerate(ms):
+        for b in ms[k + 1:]:
+            both = combine(a, b)
+            if both is not None and _explains(ex, both, case, got):
+                return both.hint
+    where = describe_difference(ex, case, got, want)
+    return (f"`{ex.name}` returns values that differ from the expected ones on a case with {case.label}"
+            f"{': ' + where if where else ''}. None of the usual mistakes explains them: re-derive that part "
+            "step by step.")
+
+
+# ------------------------------------------------------------------ the fallback: where and how far
+def _round(x: float, digits: int = 1) -> str:
+    return f"{float(f'{x:.{digits}g}'):g}"
+
+
+def how_far(g, w, dtype, hidden: bool) -> str:
+    """How far ``g`` is from ``w`` in words: a constant factor when there is one, else the largest absolute
+    error (one significant digit: it says how far, and gives no expected value away)."""
+    g, w = np.asarray(g, dtype=np.float64).ravel(), np.asarray(w, dtype=np.float64).ravel()
+    rtol, atol = tolerances(dtype)
+    ok = np.isfinite(g) & np.isfinite(w)
+    big = ok & (np.abs(w) > 100 * atol)
+    if big.any() and ok.all():
+        r = float(np.mean(g[big] / w[big]))
+        if r != 0 and abs(r - 1) > 1e-3 and np.allclose(g, r * w, rtol=1e-3, atol=atol * abs(r)):
+            return f"about {_round(r, 2)} times the expected values (a constant factor)"
+    err = np.max(np.abs(g[ok] - w[ok])) if ok.any() else float("nan")
+    if hidden:
+        return f"off by up to about {_round(err)}"
+    return f"off by up to {_round(err, 2)} (largest absolute error)"
+
+
+def describe_difference(ex: Exercise, case: Case, got: dict, want: dict) -> str | None:
+    """Which compared entries differ and how far (``ex.describe``: their names, or a callable)."""
+    if callable(ex.describe):
+        try:
+            return ex.describe(case, got, want)
+        except Exception:  # a description is a courtesy: never fail a verdict over it
+            return None
+    names = ex.describe or {"out": "the result"}
+    dtype = case_dtype(case)
+    parts = []
+    for key, what in names.items():
+        if key not in got or key not in want:
             continue
         try:
-            mo = ex.call(m.fn, case)
-        except Exception:  # a mutant that cannot run on this case says nothing
-            continue
-        if "error_type" in mo:
-            continue
-        try:
-            if (ex.compare or default_compare)(ex, case, got, mo) is None:
-                return m.hint
+            g, w = np.asarray(got[key]), np.asarray(want[key])
+            if g.shape != w.shape or g.dtype.kind not in "fiub" or close(g, w, dtype):
+                continue
+            parts.append(f"{what} is {how_far(g, w, dtype, case.hidden)}")
         except Exception:
             continue
-    return (f"`{ex.name}` returns values that differ from the expected ones on a case with "
-            f"{case.label}. None of the usual mistakes explains them: re-derive it step by step.")
+    return "; ".join(parts[:3]) or None
 
 
 def verdict(ex: Exercise, cases: list, outputs: list) -> Verdict:

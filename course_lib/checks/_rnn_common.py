@@ -10,6 +10,7 @@ mistakes (mutants) are tried next.
 from __future__ import annotations
 
 import re
+from typing import Callable
 
 import numpy as np
 
@@ -158,3 +159,54 @@ def shape_error_hint(layouts: str):
             return "unpacking failed: check what each argument and each call returns (a tensor or a pair)."
         return None
     return hint
+
+
+# ------------------------------------------------------------------ the fallback: which output, where, how far
+def _steps_where(case, g, w, dtype) -> str:
+    """' (at padded steps only)' / ' (at valid steps only)' for a (B, T, ...) output of a padded case."""
+    x, lengths = case.arrays.get("x"), case.arrays.get("lengths")
+    if x is None or lengths is None or x.ndim != 3 or g.ndim < 2 or g.shape[:2] != x.shape[:2]:
+        return ""
+    T = x.shape[1]
+    valid = np.arange(T)[None, :] < np.asarray(lengths)[:, None]
+    if valid.all():
+        return ""
+    rtol, atol = tolerances(dtype)
+    bad = ~np.isclose(g.astype(np.float64), w.astype(np.float64), rtol=rtol, atol=atol)
+    bad = bad.reshape(bad.shape[0], bad.shape[1], -1).any(-1)
+    if not bad[valid].any():
+        return " (at padded steps only, t >= lengths[b])"
+    if not bad[~valid].any():
+        return " (at valid steps only)"
+    return " (at valid and padded steps)"
+
+
+def describe_rnn(names: dict, inputs: dict | None = None, split: Callable | None = None):
+    """An ``Exercise.describe`` for the structured outputs of assignments 2 and 3: which output (and, with
+    ``split(case, path, array) -> [(words, index), ...]``, which part of it: a direction, a layer) differs,
+    at which steps, and how far; the gradients (with respect to which input) when every output is right."""
+    from ._core import how_far
+
+    def describe(case, got, want):
+        dtype = case_dtype(case)
+        parts = []
+        gl = leaves(got)
+        for path, w in leaves(want).items():
+            g = gl.get(path)
+            if g is None or g.shape != w.shape or close(g, w, dtype):
+                continue
+            what = names.get(path, f"output {path.lstrip('.')}")
+            pieces = (split(case, path, w) if split else None) or [("", ...)]
+            for words, idx in pieces:
+                if close(g[idx], w[idx], dtype):
+                    continue
+                parts.append(f"{what}{words} is {how_far(g[idx], w[idx], dtype, case.hidden)}"
+                             f"{_steps_where(case, g[idx], w[idx], dtype)}")
+        if not parts:
+            for key, w in want.items():
+                if key.startswith("grad.") and key in got and not close(got[key], w, dtype):
+                    name = key[len("grad."):]
+                    parts.append(f"its gradient with respect to {(inputs or {}).get(name, f'`{name}`')} is "
+                                 f"{how_far(got[key], w, dtype, case.hidden)} (the outputs are right)")
+        return "; ".join(parts[:3]) or None
+    return describe

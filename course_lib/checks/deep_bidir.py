@@ -25,9 +25,9 @@ import torch
 import torch.nn.functional as F
 
 from . import _protocol
-from ._core import Case, Exercise, Mutant, _s
-from ._rnn_common import (F32, F64, PROTOCOL, leaves, make_compare, normal, shape_error_hint, value_problem,
-                          weight_names, weights)
+from ._core import Case, Exercise, Mutant, _s, family
+from ._rnn_common import (F32, F64, PROTOCOL, describe_rnn, leaves, make_compare, normal, shape_error_hint,
+                          value_problem, weight_names, weights)
 
 W = weight_names()
 FW, BW = weight_names("fw_"), weight_names("bw_")
@@ -158,6 +158,7 @@ def _rev_ref():
 REVERSE_PADDED = Exercise("reverse_padded", 2, PROTOCOL, {"args": ["x", "lengths"], "grad": False}, _rev_cases,
                           _rev_ref, _rev_mutants,
                           compare=make_compare({"__all__": "one tensor shaped like x", "": "the result"}, {}),
+                          describe=describe_rnn({"": "the result"}),
                           error_hint=shape_error_hint("x is (B, T, F) and lengths (B,) holds integers."))
 
 
@@ -192,27 +193,33 @@ def _mask(x, lengths):
     return (torch.arange(T).unsqueeze(0) < lengths.unsqueeze(1)).unsqueeze(-1)
 
 
-def _bidir_mutant(kind):
+@family
+def _bidir_mutant(back="reverse", full=False, mask=True, reflip=True, cat_order=False, hn_order=False,
+                  same_weights=False):
+    """A bidirectional RNN with the given mistakes. The backward direction reads ``back``: "reverse" (each
+    sequence reversed within its own length, right), "flip" (the whole padded batch, x.flip(1)) or "none";
+    ``full``: it runs over all T steps instead of ``lengths``; ``mask``: its outputs are zeroed at padded
+    steps afterwards; ``reflip``: its outputs are put back in order (the same way they were reversed)."""
     from ..reference import reverse_padded, run_rnn
 
     def fn(x, fw, bw, lengths):
         out_f, (hf, cf) = run_rnn(x, fw, "lstm", lengths)
-        if kind == "same_weights":
+        if same_weights:
             bw = fw
-        if kind == "no_reverse":
-            out_b, (hb, cb) = run_rnn(x, bw, "lstm", lengths)
-        elif kind in ("flip", "flip_all_steps", "flip_unmasked"):
-            if kind == "flip_all_steps":
-                ob, (hb, cb) = run_rnn(x.flip(1), bw, "lstm")
-            else:
-                ob, (hb, cb) = run_rnn(x.flip(1), bw, "lstm", lengths)
-            out_b = ob.flip(1) if kind == "flip_unmasked" else ob.flip(1) * _mask(x, lengths)
+        run_len = None if full else lengths
+        if back == "none":
+            out_b, (hb, cb) = run_rnn(x, bw, "lstm", run_len)
+        elif back == "flip":
+            ob, (hb, cb) = run_rnn(x.flip(1), bw, "lstm", run_len)
+            out_b = ob.flip(1) if reflip else ob
         else:
-            ob, (hb, cb) = run_rnn(reverse_padded(x, lengths), bw, "lstm", lengths)
-            out_b = ob if kind == "not_rereversed" else reverse_padded(ob, lengths)
-        pair = [out_b, out_f] if kind == "cat_order" else [out_f, out_b]
-        hn = [hb, hf] if kind == "hn_order" else [hf, hb]
-        cn = [cb, cf] if kind == "hn_order" else [cf, cb]
+            ob, (hb, cb) = run_rnn(reverse_padded(x, lengths), bw, "lstm", run_len)
+            out_b = reverse_padded(ob, lengths) if reflip else ob
+        if mask:
+            out_b = out_b * _mask(x, lengths)
+        pair = [out_b, out_f] if cat_order else [out_f, out_b]
+        hn = [hb, hf] if hn_order else [hf, hb]
+        cn = [cb, cf] if hn_order else [cf, cb]
         return torch.cat(pair, -1), (torch.stack(hn), torch.stack(cn))
     return fn
 
@@ -230,14 +237,59 @@ BIDIR_HINTS = {
     "same_weights": "both directions use fw_weights: the backward direction is a separate RNN with bw_weights.",
     "no_reverse": "your backward direction reads each sequence left to right: it must read it from its last "
                   "valid step to its first.",
+    "full": "your backward direction runs over all T steps, padding included (full lengths instead of `lengths`): "
+            "its state then also reads the padded steps, and its outputs there are not zero. Pass `lengths` to "
+            "run_rnn for the backward direction too.",
 }
+
+FLIP_FULL_HINT = ("your backward direction flips the whole padded batch (torch.flip over T) and runs it over all T "
+                  "steps with no mask: a shorter sequence's backward pass then starts on its padding, so its "
+                  "states and h_n/c_n have read the padded steps, and its outputs at padded steps are not zero. "
+                  "Reverse each sequence within its own length (your reverse_padded), run with `lengths`, and "
+                  "reverse the outputs back the same way.")
+
+
+def _flip_hint(full, mask, reflip):
+    if full and not mask:
+        hint = FLIP_FULL_HINT
+    else:
+        hint = BIDIR_HINTS["flip"]
+        if full:
+            hint += " It also runs over all T steps, padding included: pass `lengths`."
+    if not reflip:
+        hint += " And its outputs are left in reversed order: put them back so that out[:, t] is step t."
+    return hint
 
 
 def _bidir_mutants():
-    ms = [Mutant(_bidir_mutant(k), BIDIR_HINTS[k]) for k in BIDIR_HINTS]
-    ms.append(Mutant(_bidir_mutant("flip_all_steps"), BIDIR_HINTS["flip"]))
-    ms.append(Mutant(_bidir_mutant("flip_unmasked"), BIDIR_HINTS["flip"]))
+    ms = [Mutant(_bidir_mutant(back="flip"), BIDIR_HINTS["flip"]),
+          Mutant(_bidir_mutant(reflip=False), BIDIR_HINTS["not_rereversed"]),
+          Mutant(_bidir_mutant(cat_order=True), BIDIR_HINTS["cat_order"]),
+          Mutant(_bidir_mutant(hn_order=True), BIDIR_HINTS["hn_order"]),
+          Mutant(_bidir_mutant(same_weights=True), BIDIR_HINTS["same_weights"]),
+          Mutant(_bidir_mutant(back="none"), BIDIR_HINTS["no_reverse"]),
+          Mutant(_bidir_mutant(full=True, mask=False), BIDIR_HINTS["full"]),
+          Mutant(_bidir_mutant(full=True), BIDIR_HINTS["full"])]
+    # the padded batch flipped as a whole: every combination of lengths or full runs, masked or not, put back
+    # in order or not (the first one is above)
+    for full in (False, True):
+        for mask in (True, False):
+            for reflip in (True, False):
+                if full or not mask or not reflip:
+                    ms.append(Mutant(_bidir_mutant(back="flip", full=full, mask=mask, reflip=reflip),
+                                     _flip_hint(full, mask, reflip)))
     return ms
+
+
+def _bidir_split(case, path, w):
+    """Which direction: index 0 / 1 of h_n and c_n, the first / second half of out's last axis."""
+    if path in (".1.0", ".1.1") and w.ndim == 3 and w.shape[0] == 2:
+        return [(" of the forward direction (index 0)", 0), (" of the backward direction (index 1)", 1)]
+    if path == ".0" and w.ndim == 3 and w.shape[-1] % 2 == 0:
+        H = w.shape[-1] // 2
+        return [(" in its forward half (out[..., :H])", (..., slice(0, H))),
+                (" in its backward half (out[..., H:])", (..., slice(H, None)))]
+    return None
 
 
 OUT_NAMES = {"__all__": "a pair (out, (h_n, c_n))", ".0": "`out`", ".1.0": "`h_n`", ".1.1": "`c_n`"}
@@ -249,6 +301,7 @@ BIDIRECTIONAL_RNN = Exercise(
     {"args": ["x", FW, BW, "lengths"], "grad": True, "probes": _probes("fw_")},
     _bidir_cases, _bidir_ref, _bidir_mutants,
     compare=compare_with_probes(OUT_NAMES, BIDIR_INPUTS, lambda case: _probes("fw_")),
+    describe=describe_rnn(OUT_NAMES, BIDIR_INPUTS, _bidir_split),
     error_hint=shape_error_hint("x is (B, T, I); each direction's out is (B, T, H), and the two are concatenated "
                                 "along the last axis into (B, T, 2H); h_n and c_n are (2, B, H)."))
 
@@ -360,6 +413,17 @@ def _stack_mutants():
 STACK_INPUTS = {"x": "the input `x`"}
 
 
+def _stack_split(case, path, w):
+    """Which layer and direction: the rows of h_n and c_n; the halves of out when bidirectional."""
+    D = 2 if bool(case.arrays["bidirectional"]) else 1
+    if path in (".1.0", ".1.1") and w.ndim == 3:
+        return [(f" of layer {k // D}" + (f", {('forward', 'backward')[k % D]} direction" if D == 2 else "")
+                 + f" (index {k})", k) for k in range(w.shape[0])]
+    if path == ".0" and D == 2:
+        return _bidir_split(case, path, w)
+    return None
+
+
 def _stack_probes(case):
     if bool(case.arrays["bidirectional"]):
         return _probes("w0_", bidirectional=True, second="w1_")
@@ -375,6 +439,7 @@ STACKED_RNN = Exercise(
     "stacked_rnn", 4, PROTOCOL, STACK_SPEC, _stack_cases, _stack_ref, _stack_mutants,
     scalar_names=["bidirectional", "residual"],
     compare=compare_with_probes(OUT_NAMES, STACK_INPUTS, _stack_probes),
+    describe=describe_rnn(OUT_NAMES, STACK_INPUTS, _stack_split),
     error_hint=shape_error_hint("layer 0 reads x (B, T, I); every later layer reads the output of the layer below, "
                                 "(B, T, D*H) with both directions concatenated, so its W_ih is (4H, D*H)."))
 

@@ -24,9 +24,9 @@ import itertools
 import numpy as np
 import torch
 
-from ._core import Case, Exercise, Mutant
-from ._rnn_common import (F32, F64, PROTOCOL, make_compare, normal, shape_error_hint, value_problem,
-                          weight_names, weights)
+from ._core import Case, Exercise, Mutant, family
+from ._rnn_common import (F32, F64, PROTOCOL, describe_rnn, make_compare, normal, shape_error_hint,
+                          value_problem, weight_names, weights)
 
 W = weight_names()
 LSTM_LAYOUT = ("Layouts follow torch.nn: x (B, I), h and c (B, H), W_ih (4H, I), W_hh (4H, H), biases (4H,); "
@@ -64,8 +64,14 @@ def _lstm_cases(rng, hidden):
     return _cell_sizes(case, hidden)
 
 
+GATE_FACTORS = {"f": "f", "i": "i", "o": "o", "1": "1", "1-f": "(1 - f)", "1-i": "(1 - i)"}
+
+
+@family
 def _lstm_mutant(order=LSTM_ROLES, act=None, out="tanh", drop=(), bias=("ih", "hh"), swap_out=False,
-                 swap_state=False, old_c=False, coupled=False, swap_w=False):
+                 swap_state=False, old_c=False, keep="f", write="i", swap_w=False):
+    """An LSTM cell with the given mistakes; ``keep`` and ``write`` are what scales the old cell state c and
+    the candidate g in the cell update (right: c' = f * c + i * g)."""
     act = {"i": torch.sigmoid, "f": torch.sigmoid, "g": torch.tanh, "o": torch.sigmoid, **(act or {})}
 
     def fn(x, state, W_ih, W_hh, b_ih, b_hh):
@@ -80,17 +86,34 @@ def _lstm_mutant(order=LSTM_ROLES, act=None, out="tanh", drop=(), bias=("ih", "h
             a = a + b_hh
         blocks = dict(zip(order, a.chunk(4, 1)))
         i, f, g, o = (act[k](blocks[k]) for k in LSTM_ROLES)
-        if "i" in drop:
-            i = torch.ones_like(i)
-        if "f" in drop:
-            f = torch.ones_like(f)
         if "o" in drop:
             o = torch.ones_like(o)
-        c_next = f * c + ((1 - f) if coupled else i) * g
+        gate = {"f": f, "i": i, "o": o, "1": torch.ones_like(f), "1-f": 1 - f, "1-i": 1 - i}
+        c_next = gate[keep] * c + gate[write] * g
         read = c if old_c else c_next
         h_next = o * {"tanh": torch.tanh, "sigmoid": torch.sigmoid, "none": lambda t: t}[out](read)
         return (c_next, h_next) if swap_out else (h_next, c_next)
     return fn
+
+
+def _cell_update_hint(keep, write):
+    """The hint for c' = keep * c + write * g (the right update: c' = f * c + i * g)."""
+    special = {("1", "i"): "the forget gate f is missing: the old cell state is scaled by f before the new content "
+                           "is added, c' = f * c + i * g.",
+               ("f", "1"): "the input gate i is missing: the candidate g is scaled by i before it is written, "
+                           "c' = f * c + i * g.",
+               ("f", "1-f"): "you wrote (1 - f) * g, coupling the input gate to the forget gate: the LSTM has its "
+                             "own input gate i, c' = f * c + i * g."}
+    if (keep, write) in special:
+        return special[(keep, write)]
+    wrong = []
+    if keep != "f":
+        wrong.append(f"the old cell state c is scaled by {GATE_FACTORS[keep]} where the forget gate f belongs")
+    if write != "i":
+        wrong.append(f"the candidate g is scaled by {GATE_FACTORS[write]} where the input gate i belongs")
+    return (f"your cell update is c' = {GATE_FACTORS[keep]} * c + {GATE_FACTORS[write]} * g: "
+            + " and ".join(wrong) + ". Each gate has one job: f decides how much of the old cell state is kept, "
+            "i how much of the new content g is written.")
 
 
 def _order_hint(order, canonical, what):
@@ -100,48 +123,45 @@ def _order_hint(order, canonical, what):
 
 
 def _lstm_mutants():
-    ms = [Mutant(_lstm_mutant(swap_out=True),
-                 "your cell returns (c_next, h_next): the contract, like nn.LSTMCell, returns (h_next, c_next)."),
-          Mutant(_lstm_mutant(swap_state=True),
-                 "you unpacked the state as (c, h): it comes as (h, c), hidden state first, as in nn.LSTMCell."),
-          Mutant(_lstm_mutant(act={"g": torch.sigmoid}),
-                 "the cell candidate g goes through a sigmoid: it is the content written into the cell and "
-                 "takes tanh (values in -1..1). Sigmoids are for the gates i, f, o (fractions in 0..1)."),
-          Mutant(_lstm_mutant(out="none"),
-                 "h_next = o * c_next: the tanh on the cell output is missing (h' = o * tanh(c'))."),
-          Mutant(_lstm_mutant(out="sigmoid"),
-                 "the cell output goes through a sigmoid: h' = o * tanh(c'), tanh where you put a sigmoid."),
-          Mutant(_lstm_mutant(old_c=True),
-                 "h_next reads the old cell state c: the output gate reads the new one, h' = o * tanh(c')."),
-          Mutant(_lstm_mutant(drop="f"),
-                 "the forget gate f is missing: the old cell state is scaled by f before the new content is "
-                 "added, c' = f * c + i * g."),
-          Mutant(_lstm_mutant(drop="i"),
-                 "the input gate i is missing: the candidate g is scaled by i before it is written, "
-                 "c' = f * c + i * g."),
-          Mutant(_lstm_mutant(drop="o"),
-                 "the output gate o is missing: h' = o * tanh(c')."),
-          Mutant(_lstm_mutant(coupled=True),
-                 "you wrote (1 - f) * g, coupling the input gate to the forget gate: the LSTM has its own input "
-                 "gate i, c' = f * c + i * g."),
-          Mutant(_lstm_mutant(bias=("hh",)), "the bias b_ih is missing (every gate adds b_ih and b_hh)."),
-          Mutant(_lstm_mutant(bias=("ih",)), "the bias b_hh is missing (every gate adds b_ih and b_hh)."),
-          Mutant(_lstm_mutant(bias=()), "both biases are missing (every gate adds b_ih and b_hh)."),
-          Mutant(_lstm_mutant(swap_w=True), "W_ih and W_hh are swapped: W_ih weighs the input x, W_hh the "
-                 "previous state h.", lambda c: c.arrays["x"].shape[1] == c.arrays["h"].shape[1])]
+    L = _lstm_mutant
+
+    def m(hint, applies=None, **knobs):
+        return Mutant(L(**knobs), hint, applies)
+
+    ms = [m("your cell returns (c_next, h_next): the contract, like nn.LSTMCell, returns (h_next, c_next).",
+            swap_out=True),
+          m("you unpacked the state as (c, h): it comes as (h, c), hidden state first, as in nn.LSTMCell.",
+            swap_state=True),
+          m("the cell candidate g goes through a sigmoid: it is the content written into the cell and "
+            "takes tanh (values in -1..1). Sigmoids are for the gates i, f, o (fractions in 0..1).",
+            act={"g": torch.sigmoid}),
+          m("h_next = o * c_next: the tanh on the cell output is missing (h' = o * tanh(c')).", out="none"),
+          m("the cell output goes through a sigmoid: h' = o * tanh(c'), tanh where you put a sigmoid.",
+            out="sigmoid"),
+          m("h_next reads the old cell state c: the output gate reads the new one, h' = o * tanh(c').", old_c=True),
+          m("the output gate o is missing: h' = o * tanh(c').", drop="o"),
+          m("the bias b_ih is missing (every gate adds b_ih and b_hh).", bias=("hh",)),
+          m("the bias b_hh is missing (every gate adds b_ih and b_hh).", bias=("ih",)),
+          m("both biases are missing (every gate adds b_ih and b_hh).", bias=()),
+          m("W_ih and W_hh are swapped: W_ih weighs the input x, W_hh the previous state h.",
+            lambda c: c.arrays["x"].shape[1] == c.arrays["h"].shape[1], swap_w=True)]
+    # the cell update c' = keep * c + write * g, every way of putting a wrong factor in either place
+    # ((i, f) is the gate order f, i, g, o, named below)
+    updates = [(k, w) for k in ("f", "i", "o", "1", "1-i") for w in ("i", "f", "o", "1", "1-f")
+               if (k, w) not in (("f", "i"), ("i", "f"))]
+    # (each sets both keep and write, so two wrong updates are never paired: the grid has them all)
+    ms[6:6] = [m(_cell_update_hint(k, w), keep=k, write=w) for k, w in updates]
     for k in "ifo":
-        ms.append(Mutant(_lstm_mutant(act={k: torch.tanh}),
-                         f"the {GATE_NAMES[k]} goes through tanh: gates are sigmoids, a fraction in 0..1 of what "
-                         "passes."))
-    ms.append(Mutant(_lstm_mutant(act={k: torch.tanh for k in "ifgo"}),
-                     "every gate goes through tanh: i, f and o are sigmoids; only g (and the cell output) take tanh."))
-    ms.append(Mutant(_lstm_mutant(act={k: torch.sigmoid for k in "ifgo"}, out="sigmoid"),
-                     "everything goes through a sigmoid: g and the cell output take tanh."))
+        ms.append(m(f"the {GATE_NAMES[k]} goes through tanh: gates are sigmoids, a fraction in 0..1 of what "
+                    "passes.", act={k: torch.tanh}))
+    ms.append(m("every gate goes through tanh: i, f and o are sigmoids; only g (and the cell output) take tanh.",
+                act={k: torch.tanh for k in "ifgo"}))
+    ms.append(m("everything goes through a sigmoid: g and the cell output take tanh.",
+                act={k: torch.sigmoid for k in "ifgo"}, out="sigmoid"))
     for perm in itertools.permutations(LSTM_ROLES):
         order = "".join(perm)
         if order != LSTM_ROLES:
-            ms.append(Mutant(_lstm_mutant(order=order), _order_hint(order, LSTM_ROLES,
-                                                                    "input, forget, cell candidate, output")))
+            ms.append(m(_order_hint(order, LSTM_ROLES, "input, forget, cell candidate, output"), order=order))
     return ms
 
 
@@ -158,7 +178,7 @@ LSTM_INPUTS = {"x": "the input `x`", "h": "the state `h`", "c": "the cell state 
 
 LSTM_CELL = Exercise("lstm_cell", 4, PROTOCOL, {"args": ["x", ["h", "c"], *W], "grad": True}, _lstm_cases,
                      _lstm_ref, _lstm_mutants, compare=make_compare(LSTM_NAMES, LSTM_INPUTS),
-                     error_hint=shape_error_hint(LSTM_LAYOUT))
+                     error_hint=shape_error_hint(LSTM_LAYOUT), describe=describe_rnn(LSTM_NAMES, LSTM_INPUTS))
 
 
 # ======================================================================== gru_cell
@@ -173,6 +193,7 @@ def _gru_cases(rng, hidden):
     return _cell_sizes(case, hidden)
 
 
+@family
 def _gru_mutant(order=GRU_ROLES, act=None, reset="after", bhn_outside=False, swap_z=False, drop=(),
                 bias=("ih", "hh"), swap_w=False):
     act = {"r": torch.sigmoid, "z": torch.sigmoid, "n": torch.tanh, **(act or {})}
@@ -253,7 +274,8 @@ GRU_INPUTS = {"x": "the input `x`", "h": "the state `h`", "W_ih": "`W_ih`", "W_h
               "b_hh": "`b_hh`"}
 
 GRU_CELL = Exercise("gru_cell", 3, PROTOCOL, {"args": ["x", "h", *W], "grad": True}, _gru_cases, _gru_ref,
-                    _gru_mutants, compare=make_compare(GRU_NAMES, GRU_INPUTS), error_hint=shape_error_hint(GRU_LAYOUT))
+                    _gru_mutants, compare=make_compare(GRU_NAMES, GRU_INPUTS), error_hint=shape_error_hint(GRU_LAYOUT),
+                    describe=describe_rnn(GRU_NAMES, GRU_INPUTS))
 
 
 # ======================================================================== run_rnn
@@ -344,6 +366,20 @@ def _run_ref():
     return ref
 
 
+RUN_NAMES = {"lstm": ({"__all__": "a pair (out, final_state) whose final_state is a pair (h, c) for an LSTM cell",
+                      ".0": "`out`", ".1.0": "the final h", ".1.1": "the final c"},
+                     {"x": "the input `x`", "h0": "the initial `h0`", "c0": "the initial `c0`", "W_ih": "`W_ih`",
+                      "W_hh": "`W_hh`", "b_ih": "`b_ih`", "b_hh": "`b_hh`"}),
+             "gru": ({"__all__": "a pair (out, final_state) whose final_state is one tensor h for a GRU cell",
+                      ".0": "`out`", ".1": "the final state"},
+                     {"x": "the input `x`", "h0": "the initial state", "W_ih": "`W_ih`", "W_hh": "`W_hh`",
+                      "b_ih": "`b_ih`", "b_hh": "`b_hh`"})}
+
+
+def _run_describe(case, got, want):
+    return describe_rnn(*RUN_NAMES[str(case.arrays["cell"])])(case, got, want)
+
+
 def _run_compare():
     lstm = make_compare({"__all__": "a pair (out, final_state) whose final_state is a pair (h, c) for an LSTM cell",
                          ".0": "`out`", ".1.0": "the final h", ".1.1": "the final c"},
@@ -370,7 +406,8 @@ def _run_error_hint(case, etype, msg):
 RUN_RNN = Exercise("run_rnn", 3, PROTOCOL,
                    {"args": ["x", W, "@cell", "lengths", {"present": "c0", "then": ["h0", "c0"], "else": "h0"}],
                     "grad": True},
-                   _run_cases, _run_ref, _run_mutants, compare=_run_compare(), error_hint=_run_error_hint)
+                   _run_cases, _run_ref, _run_mutants, compare=_run_compare(), error_hint=_run_error_hint,
+                   describe=_run_describe)
 
 
 # ======================================================================== numerical_gradient
@@ -459,7 +496,8 @@ def _ng_compare(ex, case, got, want):
 
 
 NUMERICAL_GRADIENT = Exercise("numerical_gradient", 2, PROTOCOL, {"args": ["@f", "x", "eps"], "grad": False},
-                              _ng_cases, _ng_ref, _ng_mutants, scalar_names=["eps"], compare=_ng_compare)
+                              _ng_cases, _ng_ref, _ng_mutants, scalar_names=["eps"], compare=_ng_compare,
+                              describe=describe_rnn({"": "the gradient"}))
 
 
 EXERCISES = {ex.name: ex for ex in (LSTM_CELL, GRU_CELL, RUN_RNN, NUMERICAL_GRADIENT)}

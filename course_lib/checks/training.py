@@ -27,7 +27,7 @@ from typing import Callable
 
 import numpy as np
 
-from ._core import Case, Exercise, Mutant, _s, describe_error
+from ._core import Case, Exercise, Mutant, _s, describe_error, family
 
 #: the file the notebook saves its trained model to (``state_dict`` only), next to the notebook
 MODEL_FILE = "charlm.pt"
@@ -101,7 +101,18 @@ def _step_ref():
     return train_step
 
 
-def _step_mutant(kind):
+#: the scale a ``torch.amp.GradScaler`` starts with (``init_scale``): the factor between scaled and true gradients
+SCALER_INIT = 2.0 ** 16
+
+
+@family
+def _step_mutant(order="zbcs", clip="norm", norm_after=False, loss_sum=False, move=True, scale=1.0,
+                 unscale_late=False):
+    """A training step with the given mistakes. ``order`` is the order of its operations: z
+    ``optimizer.zero_grad()``, b the forward pass and ``loss.backward()``, c the clipping (what it measures is
+    the reported norm), s ``optimizer.step()``; a letter left out is an operation left out (right: "zbcs").
+    ``clip``: "norm" (the global norm), "per_param" or "value"; ``scale``: a GradScaler's factor on the loss,
+    its gradients unscaled right after the backward pass (right) or, ``unscale_late``, only at the step."""
     def fn(model, x, y, state, optimizer, max_norm):
         import torch
         from torch import nn
@@ -109,50 +120,115 @@ def _step_mutant(kind):
         from ..reference.training import detach_state
 
         device = next(model.parameters()).device
-        if kind != "no_move":
+        if move:
             x, y = x.to(device), y.to(device)
-        if kind != "no_zero_grad":
-            optimizer.zero_grad()
-        logits, state = model(x, detach_state(state))
-        flat = logits.reshape(-1, logits.shape[-1]), y.reshape(-1)
-        loss = nn.functional.cross_entropy(*flat, reduction="sum" if kind == "sum" else "mean")
-        loss.backward()
-        params = [p for p in model.parameters() if p.grad is not None]
-        norm = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in params]))
-        if kind == "per_param":
-            for p in params:
-                torch.nn.utils.clip_grad_norm_([p], max_norm)
-        elif kind == "value":
-            torch.nn.utils.clip_grad_value_(params, max_norm)
-        elif kind not in ("after_step", "no_clip"):
-            torch.nn.utils.clip_grad_norm_(params, max_norm)
-        optimizer.step()
-        if kind == "after_step":
-            torch.nn.utils.clip_grad_norm_(params, max_norm)
-        if kind == "norm_after":
-            norm = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in params]))
-        return float(loss.detach()), float(norm), detach_state(state)
+        params = list(model.parameters())
+        out = {"norm": None, "unscaled": scale == 1.0}
+
+        def norm_now():
+            grads = [p.grad for p in params if p.grad is not None]
+            return torch.linalg.vector_norm(torch.stack([g.norm() for g in grads])) if grads else torch.zeros(())
+
+        def unscale():
+            if not out["unscaled"]:
+                for p in params:
+                    if p.grad is not None:
+                        p.grad.mul_(1.0 / scale)
+                out["unscaled"] = True
+
+        for op in order:
+            if op == "z":
+                optimizer.zero_grad()
+            elif op == "b":
+                logits, out["state"] = model(x, detach_state(state))
+                flat = logits.reshape(-1, logits.shape[-1]), y.reshape(-1)
+                out["loss"] = nn.functional.cross_entropy(*flat, reduction="sum" if loss_sum else "mean")
+                (out["loss"] * scale).backward()
+                out["after_backward"] = norm_now()
+                if not unscale_late:
+                    unscale()
+            elif op == "c":
+                out["norm"] = norm_now()
+                grads = [p for p in params if p.grad is not None]
+                if clip == "per_param":
+                    for p in grads:
+                        torch.nn.utils.clip_grad_norm_([p], max_norm)
+                elif clip == "value":
+                    torch.nn.utils.clip_grad_value_(grads, max_norm)
+                else:
+                    torch.nn.utils.clip_grad_norm_(grads, max_norm)
+                if norm_after:
+                    out["norm"] = norm_now()
+            elif op == "s":
+                unscale()
+                optimizer.step()
+        norm = out["norm"] if out["norm"] is not None else out["after_backward"]
+        return float(out["loss"].detach()), float(norm), detach_state(out["state"])
     return fn
 
 
+AFTER_STEP_HINT = ("the step uses the unclipped gradients: clipping after `optimizer.step()` (or not at all) changes "
+                   "nothing. Rescale the gradients to norm `max_norm` between `loss.backward()` and "
+                   "`optimizer.step()`.")
+NO_ZERO_GRAD_HINT = ("the gradients accumulate from step to step: clear them (`optimizer.zero_grad()`) before each "
+                     "`loss.backward()`.")
+# where the operations of a step are out of order: (order, hint); right: zero_grad, backward, clip, step
+STEP_ORDERS = [
+    ("zbsc", AFTER_STEP_HINT),
+    ("bcs", NO_ZERO_GRAD_HINT),
+    ("zcbs", "you clip between `optimizer.zero_grad()` and `loss.backward()`: there are no gradients yet at that "
+             "point, so the norm you report is 0 and the step uses the unclipped gradients. Clip after "
+             "`loss.backward()`, just before `optimizer.step()`."),
+    ("cbs", "you clip before `loss.backward()` (and never clear the gradients): the clipping and the norm you "
+            "report see the previous step's gradients, and this step's gradients reach `optimizer.step()` "
+            "unclipped. Clear the gradients first, then backward, clip, step."),
+    ("czbs", "you clip before `optimizer.zero_grad()` and the backward pass: the clipping and the norm you report "
+             "see the previous step's gradients (none at the first step), and this step's gradients reach "
+             "`optimizer.step()` unclipped. Clip after `loss.backward()`, just before `optimizer.step()`."),
+    ("bczs", "`optimizer.zero_grad()` comes after `loss.backward()`, before `optimizer.step()`: it clears the "
+             "gradients the step needs, so the parameters never move. Clear them before the backward pass."),
+    ("bzcs", "`optimizer.zero_grad()` comes after `loss.backward()`, before clipping and `optimizer.step()`: it "
+             "clears the gradients, so the norm you report is 0 and the parameters never move. Clear them before "
+             "the backward pass."),
+]
+SCALER_HINT = ("you clip before `scaler.unscale_(optimizer)`: the gradients are still multiplied by the GradScaler's "
+               "scale (65536 at the start), so the norm you report is that many times too large, and `max_norm` "
+               "is applied to the scaled gradients (the step is clipped far too hard). Call "
+               "`scaler.unscale_(optimizer)` right after `scaler.scale(loss).backward()`, then clip, then "
+               "`scaler.step(optimizer)` and `scaler.update()`.")
+
+
 def _step_mutants():
-    return [
-        Mutant(_step_mutant("after_step"), "the step uses the unclipped gradients: clipping after "
-               "`optimizer.step()` (or not at all) changes nothing. Rescale the gradients to norm `max_norm` "
-               "between `loss.backward()` and `optimizer.step()`."),
-        Mutant(_step_mutant("per_param"), "each parameter is clipped by its own norm: clip by the global norm "
+    S = _step_mutant
+    ms = [Mutant(S(order=order), hint) for order, hint in STEP_ORDERS[:1]]
+    ms += [
+        Mutant(S(clip="per_param"), "each parameter is clipped by its own norm: clip by the global norm "
                "over all gradients together (one call on all of `model.parameters()`), so the step keeps its "
                "direction."),
-        Mutant(_step_mutant("value"), "you clipped element-wise (each entry to [-max_norm, max_norm]): that "
+        Mutant(S(clip="value"), "you clipped element-wise (each entry to [-max_norm, max_norm]): that "
                "changes the step's direction. Clip by the global norm instead."),
-        Mutant(_step_mutant("norm_after"), "you report the gradient norm after clipping (it is never above "
+        Mutant(S(norm_after=True), "you report the gradient norm after clipping (it is never above "
                "max_norm): log the norm measured before clipping, which is what shows the spikes. "
                "`clip_grad_norm` returns it."),
-        Mutant(_step_mutant("no_zero_grad"), "the gradients accumulate from step to step: clear them "
-               "(`optimizer.zero_grad()`) before each `loss.backward()`."),
-        Mutant(_step_mutant("sum"), "your loss is the sum over positions: use the mean cross-entropy over "
-               "all B * T positions (`F.cross_entropy`'s default)."),
     ]
+    ms += [Mutant(S(order=order), hint) for order, hint in STEP_ORDERS[1:]]
+    ms += [
+        Mutant(S(loss_sum=True), "your loss is the sum over positions: use the mean cross-entropy over "
+               "all B * T positions (`F.cross_entropy`'s default)."),
+        Mutant(S(scale=SCALER_INIT, unscale_late=True), SCALER_HINT),
+        # alone, a batch left where it is gets its own hint (_step_compare); this one is for pairs with it
+        Mutant(S(move=False), NOT_MOVED_HINT),
+    ]
+    return ms
+
+
+STEP_DESCRIBE = {"grad_norm": "the gradient norm it returns (one per step)", "loss": "the loss it returns",
+                 "params": "the parameters after the steps"}
+
+
+NOT_MOVED_HINT = ("`train_step` does not move the batch to the model's device: on a GPU the model's weights are "
+                  "there and `x`, `y` are still on the CPU, and the forward pass fails. Move both, e.g. "
+                  "`x = x.to(next(model.parameters()).device)`.")
 
 
 def _step_compare(ex, case, got, want):
@@ -168,9 +244,7 @@ def _step_compare(ex, case, got, want):
         if not _near(got[key], want[key]):
             return "values"
     if bool(got["moved"]) != bool(want["moved"]):
-        return (f"`{fn}` does not move the batch to the model's device: on a GPU the model's weights are "
-                "there and `x`, `y` are still on the CPU, and the forward pass fails. Move both, e.g. "
-                "`x = x.to(next(model.parameters()).device)`.")
+        return NOT_MOVED_HINT
     return None
 
 
@@ -188,7 +262,8 @@ def _step_error_hint(case, etype, msg):
 
 
 TRAIN_STEP = Exercise("train_step", 3, "train.step", [], _step_cases, _step_ref, _step_mutants,
-                      compare=_step_compare, error_hint=_step_error_hint, output_kind="number")
+                      compare=_step_compare, error_hint=_step_error_hint, output_kind="number",
+                      describe=STEP_DESCRIBE)
 
 
 # ======================================================================== save / load_checkpoint
