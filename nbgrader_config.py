@@ -60,3 +60,31 @@ c.Autograde.autograde_preprocessors = [JudgeExecute, SanitizeStudentHTML, Ignore
                                        LimitOutput, SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]
 # feedback: no hidden test code, no grader traceback, no server path, no live student HTML
 c.GenerateFeedback.preprocessors = [FeedbackSanitizer, SanitizeStudentHTML, GetGrades, CSSHTMLHeaderPreprocessor]
+
+# feedback pages render math offline: nbgrader's feedback template with MathJax inlined from the pinned
+# django-static-mathjax wheel instead of a CDN (autograder/templates/feedback)
+import nbgrader as _nbgrader  # noqa: E402
+
+# (autograder/templates/feedback/ holds only mathjax.html.j2, found before nbconvert's; the page itself is
+# nbgrader's feedback template, which `nbgrader generate_feedback` and formgrader's API both select)
+c.HTMLExporter.extra_template_basedirs = [
+    str(ROOT / "autograder" / "templates"),
+    str(Path(_nbgrader.__file__).parent / "server_extensions" / "formgrader" / "templates")]
+c.HTMLExporter.filters = {"local_mathjax": "autograder.nbgrader_plugin.local_mathjax"}
+
+# late work: nbgrader compares each submission's timestamp.txt (written by `nbgrader collect`, or by
+# `python -m autograder grade` from the student's timestamp.txt or --timestamps CSV) with the assignment's
+# due date in the gradebook (`nbgrader db assignment add ASSIGNMENT --duedate "2025-03-07 23:59:00 UTC"`,
+# or formgrader's Manage Assignments); AssignLatePenalties then asks this plugin for the penalty:
+# percent_per_day of the score per started day late ('zero': a late submission scores 0)
+c.AssignLatePenalties.plugin_class = "autograder.nbgrader_plugin.LatePenalty"
+c.LatePenalty.percent_per_day = 10.0
+
+# `nbgrader export` writes <state dir>/exports/nbgrader_grades.csv (git-ignored), never ./grades.csv at the
+# repository root; fields a spreadsheet could evaluate are neutralised
+c.ExportApp.plugin_class = "autograder.nbgrader_plugin.SafeCsvExport"
+
+# the exchange JupyterLab's Assignment List and `nbgrader release_assignment / fetch_assignment / submit /
+# collect` use: <state dir>/exchange (git-ignored) on one machine; on a hub, a folder every user can reach,
+# e.g. NBGRADER_EXCHANGE=/srv/nbgrader/exchange (created once: mkdir -p ...; chmod 777 ...)
+c.Exchange.root = os.environ.get("NBGRADER_EXCHANGE") or str(STATE / "exchange")

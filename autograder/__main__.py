@@ -3,6 +3,10 @@
     python -m autograder release 01_gradient_flow          # solutions/ -> assignments/ (nbgrader)
     python -m autograder check-release 01_gradient_flow    # exit 1 when assignments/ is stale
     python -m autograder grade 01_gradient_flow SUBMISSIONS_DIR [--workers N] [--force] [--out grades.csv]
+                               [--student ID ...] [--timestamps TIMES.csv]
+    python -m autograder report 02_lstm_gru_cells          # rebuild grades.csv + overview (after hand-grading)
+    python -m autograder export 01_gradient_flow 02_lstm_gru_cells --format canvas|moodle
+    python -m autograder self-check 02_lstm_gru_cells MY_NOTEBOOK.ipynb   # a student's own check, own state
 """
 from __future__ import annotations
 
@@ -32,9 +36,29 @@ def main(argv=None) -> int:
     g.add_argument("--workers", type=int, default=None, help="parallel workers (default: CPU cores)")
     g.add_argument("--force", action="store_true", help="regrade even unchanged submissions")
     g.add_argument("--out", type=Path, default=None, help="grades.csv path (default autograder/runs/ASSIGNMENT/grades.csv)")
+    g.add_argument("--student", action="append", default=None, metavar="ID",
+                   help="grade only this student (repeatable): a regrade, a late student; the others keep their rows")
+    g.add_argument("--timestamps", type=Path, default=None,
+                   help="CSV of submission times (student_id,timestamp) as an LMS gives them; else timestamp.txt "
+                        "beside each notebook (nbgrader collect); file modification times are never used")
     g.add_argument("--cell-timeout", type=float, default=None)
     g.add_argument("--total-timeout", type=float, default=None)
+    rp = sub.add_parser("report", help="rebuild grades.csv and the class overview from stored results + gradebook")
+    rp.add_argument("assignment")
+    ex = sub.add_parser("export", help="grades as CSV for an LMS (Canvas or Moodle), under autograder/exports/")
+    ex.add_argument("assignments", nargs="+")
+    ex.add_argument("--format", choices=["canvas", "moodle"], default="canvas")
+    ex.add_argument("--out", type=Path, default=None, help="file name (relative: inside autograder/exports/)")
+    ex.add_argument("--include-pending", action="store_true",
+                    help="export a score also while a written answer waits for hand-grading (default: empty)")
+    sc = sub.add_parser("self-check", help="grade your own notebook with the real judge, in a state folder of "
+                                           "its own (never the instructor's gradebook)")
+    sc.add_argument("assignment")
+    sc.add_argument("notebook", type=Path)
+    sc.add_argument("--state", type=Path, default=None, help="default: autograder/selfcheck/ (git-ignored)")
     args = ap.parse_args(argv)
+    if args.cmd == "self-check":  # before anything reads the state dir, the secret or the database
+        return _self_check(args)
     device = (os.environ.get("COURSE_DEVICE") or "").strip()
     if args.cmd == "grade" and device and device.lower() != "cpu":
         print(CPU_ONLY.format(device=device), flush=True)
@@ -53,17 +77,86 @@ def main(argv=None) -> int:
         fresh, diff = pipeline.release_is_fresh(args.assignment)
         print("release is up to date" if fresh else f"release is stale: {diff}")
         return 0 if fresh else 1
+    rel = lambda p: p.relative_to(config.ROOT) if p.is_relative_to(config.ROOT) else p  # noqa: E731
+    if args.cmd == "report":
+        runs = config.state_dir() / "runs" / args.assignment
+        if not runs.is_dir():
+            print(f"no stored results under {runs}: grade {args.assignment} first", file=sys.stderr)
+            return 1
+        rows, csv_path, overview = pipeline.write_class_files(args.assignment, runs)
+        pending = [r["student_id"] for r in rows if r.get("needs_manual_grading")]
+        print(f"{len(rows)} students; {len(pending)} wait for hand-grading"
+              + (f" ({', '.join(pending)})" if pending else ""))
+        print(f"grades:   {rel(csv_path)}\noverview: {rel(overview)}")
+        return 0
+    if args.cmd == "export":
+        from . import reports
+
+        out = reports.export_lms(args.assignments, args.format, args.out, args.include_pending)
+        print(f"{args.format} export written to {rel(out)}")
+        return 0
     cfg = config.load(cell_timeout=args.cell_timeout, total_timeout=args.total_timeout, workers=args.workers)
+    stamps = pipeline.read_timestamps(args.timestamps) if args.timestamps else None
     s = pipeline.grade(args.assignment, args.submissions, workers=args.workers, force=args.force,
-                       out_csv=args.out, cfg=cfg)
+                       out_csv=args.out, cfg=cfg, students=args.student, timestamps=stamps)
     counts = {}
     for row in s.results:
         counts[row["status"]] = counts.get(row["status"], 0) + 1
     print(f"graded {s.graded}, reused {s.reused}, in {s.seconds:.1f} s; statuses: "
           + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
-    rel = lambda p: p.relative_to(config.ROOT) if p.is_relative_to(config.ROOT) else p  # noqa: E731
-    print(f"grades:   {rel(s.csv)}")
+    pending = [r["student_id"] for r in s.class_rows if r.get("needs_manual_grading")]
+    if pending:
+        print(f"{len(pending)} of {len(s.class_rows)} wait for hand-grading of a written answer (formgrader; "
+              f"their score counts none of it yet): {', '.join(pending[:10])}{' ...' if len(pending) > 10 else ''}")
+    print(f"grades:   {rel(s.csv)} ({len(s.class_rows)} students: every stored result of {args.assignment})")
+    print(f"overview: {rel(s.overview)}")
     print(f"feedback: {rel(config.state_dir() / 'feedback')}/<student>/{args.assignment}/*.html")
+    return 0
+
+
+def _self_check(args) -> int:
+    """A student grades their own notebook with the instructor's judge. Everything (gradebook, secret,
+    feedback) goes to a state folder of its own; ``NBGRADER_DB_URL`` and ``AUTOGRADER_SECRET`` are ignored,
+    so nothing can reach the instructor's gradebook."""
+    import shutil
+    import tempfile
+
+    from . import config
+
+    default = config.ROOT / "autograder" / "selfcheck"
+    state = (args.state or default).resolve()
+    if state == (config.ROOT / "autograder").resolve():
+        print("self-check never uses autograder/ itself (the instructor's gradebook): choose another --state",
+              file=sys.stderr)
+        return 2
+    if not args.notebook.is_file():
+        print(f"no notebook at {args.notebook}", file=sys.stderr)
+        return 2
+    os.environ["AUTOGRADER_STATE_DIR"] = str(state)
+    for var in ("NBGRADER_DB_URL", "AUTOGRADER_SECRET"):
+        os.environ.pop(var, None)
+    if Path.cwd().resolve() != config.ROOT:
+        os.chdir(config.ROOT)  # nbgrader reads nbgrader_config.py from the working directory
+    from . import pipeline
+
+    with tempfile.TemporaryDirectory(prefix="selfcheck-") as tmp:
+        me = Path(tmp) / "me"
+        me.mkdir()
+        shutil.copy(args.notebook, me / f"{args.assignment}.ipynb")
+        for extra in args.notebook.resolve().parent.iterdir():  # files graded beside the notebook (a model)
+            if extra.is_file() and not extra.is_symlink() and extra.suffix == ".pt":
+                shutil.copy(extra, me / extra.name)
+        s = pipeline.grade(args.assignment, Path(tmp), workers=1, force=True, log=lambda *a: None)
+    r = s.results[0]
+    print(f"{args.assignment}: {r['auto_score']:g} of {r['auto_max']:g} autograded points; status {r['status']}")
+    for name, v in r["verdicts"].items():
+        print(f"  {'passed' if v['passed'] else 'FAILED'}  {name}" + ("" if v["passed"] else f": {v['hint']}"))
+    if r.get("manual_max"):
+        print(f"  ({r['manual_max']:g} more points are graded by hand by the course staff)")
+    if r["detail"]:
+        print(f"detail: {r['detail']}")
+    print(f"feedback: {state / 'feedback' / 'me' / args.assignment / (args.assignment + '.html')}")
+    print(f"(state of this self-check, yours alone: {state})")
     return 0
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from .sandbox import Limits
 
 ROOT = Path(__file__).resolve().parents[1]
-GRADER_VERSION = "2"  # bump to invalidate every stored result (2: intake and nbgrader metadata rebuilt)
+GRADER_VERSION = "3"  # bump to invalidate every stored result (2: intake and nbgrader metadata rebuilt; 3: auto_score, auto_max, timestamp stored)
 
 
 def state_dir() -> Path:

@@ -167,7 +167,97 @@ class RebuildNbgraderMetadata(NbGraderPreprocessor):
         release = ROOT / "assignments" / meta["assignment"] / f"{meta['notebook']}.ipynb"
         if release.is_file():
             changed = pipeline.rebuild_nbgrader_metadata(nb, nbformat.read(str(release), as_version=4))
-            if any(v for k, v in changed.items() if k != "split"):  # a split answer cell is no tampering
+            if any(changed.values()):
                 self.log.warning("%s: nbgrader metadata rebuilt from the release (tampering): %s",
                                  meta["student"], changed)
         return nb, resources
+
+
+# ------------------------------------------------------------------ late work, exports, offline math
+from nbgrader.plugins import CsvExportPlugin, LateSubmissionPlugin  # noqa: E402
+from traitlets import Float  # noqa: E402
+
+
+class LatePenalty(LateSubmissionPlugin):
+    """nbgrader's late-submission plugin (``c.AssignLatePenalties.plugin_class``), with a third method:
+    ``percent_per_day`` (``c.LatePenalty.percent_per_day``, default 10) of the notebook's score per
+    started day late, at most the whole score. ``c.LatePenalty.penalty_method = 'zero'`` keeps
+    nbgrader's own "late means 0"; ``percent_per_day = 0`` with ``'none'`` disables penalties.
+    The lateness is nbgrader's (``timestamp.txt`` of the submission against the assignment's due
+    date in the gradebook)."""
+
+    percent_per_day = Float(10.0, help="percent of the score taken per started day late").tag(config=True)
+
+    def late_submission_penalty(self, student_id, score, total_seconds_late):
+        if self.penalty_method == "zero" or total_seconds_late <= 0 or not score:
+            return super().late_submission_penalty(student_id, score, total_seconds_late)
+        days = -(-float(total_seconds_late) // 86400)  # started days
+        return round(min(1.0, days * self.percent_per_day / 100.0) * float(score), 6)
+
+
+class SafeCsvExport(CsvExportPlugin):
+    """``nbgrader export``: nbgrader's columns, written with a real CSV writer (a name with a comma stays
+    one field), every text field a spreadsheet could evaluate neutralised (``pipeline.csv_safe``), and
+    by default under ``<state dir>/exports/nbgrader_grades.csv`` (git-ignored), never the repository
+    root. A relative ``--to`` is taken inside ``<state dir>/exports/`` too."""
+
+    def export(self, gradebook):
+        import csv
+
+        from nbgrader.api import MissingEntry
+
+        from . import config, pipeline
+
+        exports = config.state_dir() / "exports"
+        dest = Path(self.to) if self.to else Path("nbgrader_grades.csv")
+        if not dest.is_absolute():
+            dest = exports / dest
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        keys = ["assignment", "duedate", "timestamp", "student_id", "last_name", "first_name", "email",
+                "raw_score", "late_submission_penalty", "score", "max_score"]
+        students = [str(s) for s in self.student]
+        assignments = [str(a) for a in self.assignment]
+        self.log.info("Exporting grades to %s", dest)
+        with open(dest, "w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(keys)
+            for assignment in gradebook.assignments:
+                if assignments and assignment.name not in assignments:
+                    continue
+                for student in gradebook.students:
+                    if students and student.id not in students:
+                        continue
+                    row = {"assignment": assignment.name, "duedate": assignment.duedate, "student_id": student.id,
+                           "last_name": student.last_name, "first_name": student.first_name,
+                           "email": student.email, "max_score": assignment.max_score}
+                    try:
+                        sub = gradebook.find_submission(assignment.name, student.id)
+                    except MissingEntry:
+                        row.update(timestamp="", raw_score=0.0, late_submission_penalty=0.0, score=0.0)
+                    else:
+                        penalty = sub.late_submission_penalty or 0.0
+                        row.update(timestamp=sub.timestamp, raw_score=sub.score, late_submission_penalty=penalty,
+                                   score=max(0.0, sub.score - penalty))
+                    w.writerow([f"{row[k]:g}" if isinstance(row[k], float) else pipeline.csv_safe("" if row[k] is None else row[k])
+                                for k in keys])
+        self.log.info("Exported grades to %s", dest)
+
+
+def local_mathjax(_unused="") -> str:
+    """Jinja filter (``c.HTMLExporter.filters``) used by ``autograder/templates/feedback/mathjax.html.j2``: MathJax 3
+    (TeX in, SVG out: no font files to fetch) inlined from the pinned ``django-static-mathjax`` wheel, so a
+    feedback page renders its formulas with no network. ``require``/``autoload`` are removed (nothing is
+    ever fetched) and MathJax's ``safe`` extension filters ``\\href`` and the like in student TeX."""
+    from course_lib.site import mathjax_dir
+
+    es5 = mathjax_dir()
+    config_js = (
+        "window.MathJax = {tex: {inlineMath: [['$', '$'], ['\\\\(', '\\\\)']], displayMath: [['$$', '$$'], "
+        "['\\\\[', '\\\\]']], processEscapes: true, processEnvironments: true, "
+        "packages: {'[-]': ['require', 'autoload']}}, svg: {fontCache: 'global'}, "
+        "options: {ignoreHtmlClass: 'tex2jax_ignore', processHtmlClass: 'tex2jax_process'}};")
+    parts = [f"<script>{config_js}</script>"]
+    for name in ("tex-svg.js", "ui/safe.js"):
+        js = (es5 / name).read_text(encoding="utf-8").replace("</script", "<\\/script")
+        parts.append(f"<script>/* MathJax {name} (Apache-2.0), from django-static-mathjax */\n{js}\n</script>")
+    return "\n".join(parts)

@@ -29,7 +29,6 @@ import re
 import shutil
 import tempfile
 import time
-import unicodedata
 from pathlib import Path
 
 import nbformat
@@ -37,8 +36,8 @@ import nbformat
 from . import config as config_mod
 from . import judge, sandbox
 
-STATUS_ORDER = ["grader_error", "malformed", "tampering_detected", "missing_cells", "timeout", "memory", "crash",
-                "process_limit", "output_limit", "ok"]
+STATUS_ORDER = ["grader_error", "malformed", "tampering_detected", "missing_cells", "missing_files", "timeout", "memory",
+                "crash", "process_limit", "output_limit", "ok"]
 
 
 # ------------------------------------------------------------------ nbgrader plumbing
@@ -132,9 +131,8 @@ class IntakeError(Exception):
 
 def _slug(name: str) -> str:
     """The student id of a file or folder name: its own name only (never the names of other entries),
-    letters (any alphabet's: ``Müller`` stays ``Müller``, in NFC form), digits, ``_ . -``, starting with a
-    letter or a digit, at most 64 characters."""
-    s = re.sub(r"[^\w.-]+", "_", unicodedata.normalize("NFC", name)).strip("._-") or "student"
+    letters, digits, ``_ . -``, starting with a letter or a digit, at most 64 characters."""
+    s = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._-") or "student"
     return s[:64]
 
 
@@ -301,8 +299,7 @@ def rebuild_nbgrader_metadata(nb, release_nb) -> dict:
     Returns ``{"restored": [...], "removed": [...], "duplicated": [...]}``: grade ids whose cell
     type or grading metadata (grade, solution, locked, task, points) differed from the release,
     cells that lost foreign nbgrader metadata, grade ids found more than once. Any of them is
-    ``tampering_detected``, except an answer cell split in two (``"split"``, present only when there is one:
-    graded normally, with a note). (A checksum, a schema version or locking alone is restored silently:
+    ``tampering_detected``. (A checksum, a schema version or locking alone is restored silently:
     the solution notebook, which has neither checksums nor locks, is a valid submission.)"""
     release = {}
     for rc in release_nb.cells:
@@ -350,16 +347,8 @@ def rebuild_nbgrader_metadata(nb, release_nb) -> dict:
                 removed.append(f"{gid or f'cell {i + 1}'} ({c.get('cell_type')})")
             for key in ("editable", "deletable"):
                 md.pop(key, None)
-    # an answer cell split in two (JupyterLab's split keeps the grade id on both halves): consecutive cells of
-    # the release's type, an answer (solution) cell; the halves after the first run as ordinary cells
-    split = [g for g, idx in copies.items() if len(idx) > 1 and release[g].metadata["nbgrader"].get("solution")
-             and not judge.is_test_cell(release[g]) and idx == list(range(idx[0], idx[0] + len(idx)))
-             and all(nb.cells[i].get("cell_type") == release[g].cell_type for i in idx)]
-    out = {"restored": restored, "removed": removed,
-           "duplicated": [g for g, idx in copies.items() if len(idx) > 1 and g not in split]}
-    if split:  # not tampering: graded normally, with a note
-        out["split"] = split
-    return out
+    return {"restored": restored, "removed": removed,
+            "duplicated": [g for g, idx in copies.items() if len(idx) > 1]}
 
 
 def repair(nb, release_nb) -> None:
@@ -442,6 +431,7 @@ class _Unreadable(Exception):
 
 def _grader_error(task, message, tb=""):
     return {"student_id": task["student"], "score": 0.0, "max_score": float(sum(e.points for e in _exercises(task["assignment"]).values())),
+            "auto_score": 0.0, "auto_max": _auto_max(task["assignment"]), "timestamp": task.get("timestamp") or "",
             "status": "grader_error", "detail": f"the grader failed on this submission ({message}); it was NOT graded: fix and re-run",
             "file": str(task["rel_path"]), "verdicts": {}, "sandbox": "", "attempts": 0, "seconds": 0.0,
             "key": None, "traceback": tb[-4000:]}
@@ -508,8 +498,6 @@ def _grade_one(task: dict) -> dict:
             if meta["removed"]:
                 details.append("cells given nbgrader metadata that is not in the release: " + ", ".join(meta["removed"])
                                + " (graded as ordinary cells)")
-        if meta.get("split"):
-            details.append("answer cell split in two: " + ", ".join(meta["split"]) + " (graded as one answer)")
         if s["missing"]:
             status.append("missing_cells")
             details.append("cells missing: " + ", ".join(s["missing"]) + " (test cells put back)")
@@ -521,8 +509,18 @@ def _grade_one(task: dict) -> dict:
         repair(nb, rel)
     if j.mode == "limits":
         details.append("sandbox degraded: " + sandbox.probe()[1])
+    if task.get("needs_folder"):
+        status.append("missing_files")
+        details.append(task["needs_folder"])
     # nbgrader bookkeeping
     sub_dir = config_mod.state_dir() / "submitted" / sid / assignment
+    manual_ids = manual_grade_ids(assignment, rel)
+    before = {}  # the written answers as they were when last autograded (and maybe hand-graded since)
+    if (sub_dir / f"{nb_name}.ipynb").is_file():
+        try:
+            before = answers(nbformat.read(str(sub_dir / f"{nb_name}.ipynb"), as_version=4), manual_ids)
+        except Exception:  # noqa: BLE001 - an unreadable old copy: every hand grade is reviewed
+            before = {}
     if sub_dir.exists():
         shutil.rmtree(sub_dir)
     sub_dir.mkdir(parents=True)
@@ -530,6 +528,9 @@ def _grade_one(task: dict) -> dict:
         if c.cell_type == "code":
             c.outputs, c.execution_count = [], None
     nbformat.write(nb, str(sub_dir / f"{nb_name}.ipynb"))
+    if task.get("timestamp"):  # nbgrader's autograde reads it; AssignLatePenalties applies the due date
+        (sub_dir / "timestamp.txt").write_text(task["timestamp"] + "\n")
+    now = answers(nb, manual_ids)
     judge.CACHE.clear()
     judge.CACHE[(assignment, sid, nb_name)] = j
     api = _W["api"]
@@ -542,6 +543,18 @@ def _grade_one(task: dict) -> dict:
 
         with Gradebook(api.coursedir.db_url, api.coursedir.course_id) as gb:
             sub = gb.find_submission(assignment, sid)
+            auto_score, review = 0.0, []
+            for g in gb.find_submission_notebook(nb_name, assignment, sid).grades:
+                if g.name not in manual_ids:  # an autograded test cell: the judge's points
+                    auto_score += float(g.auto_score or 0)
+                elif g.manual_score is not None:  # graded by hand before: kept; reviewed only if it changed
+                    if before.get(g.name) is not None and before.get(g.name) == now.get(g.name):
+                        g.needs_manual_grade = False
+                    else:
+                        g.needs_manual_grade = True
+                        review.append(f"{g.name} changed since it was hand-graded ({float(g.manual_score):g} of "
+                                      f"{float(g.max_score):g} kept): review it in formgrader")
+            gb.db.commit()
             score, max_score = float(sub.score), float(sub.max_score)
     t_autograde = time.monotonic() - t_book
     # feedback only reads the gradebook: outside the lock, in parallel with other workers
@@ -549,12 +562,14 @@ def _grade_one(task: dict) -> dict:
     if not f["success"]:
         raise RuntimeError(f"nbgrader generate_feedback failed for {sid}: {f.get('error') or f.get('log')}")
     judge_score = float(sum(ex.points for name, ex in _exercises(assignment).items() if j.verdicts[name].passed))
-    if abs(judge_score - score) > 1e-9:
-        raise RuntimeError(f"gradebook score {score} for {sid} differs from the judge's {judge_score}")
+    if abs(judge_score - auto_score) > 1e-9:  # the autograded cells only: hand grades are a person's
+        raise RuntimeError(f"gradebook auto score {auto_score} for {sid} differs from the judge's {judge_score}")
+    details.extend(review)
     t_book = time.monotonic() - t_book
     status = min(status or ["ok"], key=STATUS_ORDER.index)
     return {
         "student_id": sid, "score": score, "max_score": max_score, "status": status,
+        "auto_score": auto_score, "auto_max": _auto_max(assignment), "timestamp": task.get("timestamp") or "",
         "detail": "; ".join(dict.fromkeys(details)), "file": str(task["rel_path"]),
         "verdicts": {n: {"passed": v.passed, "hint": v.hint, "hidden_failed": v.failed_hidden}
                      for n, v in j.verdicts.items()},
@@ -566,6 +581,28 @@ def _grade_one(task: dict) -> dict:
         "wall_trips": [] if task.get("alone") else j.wall_trips,
         "key": task["key"],
     }
+
+
+def manual_grade_ids(assignment, release_nb) -> set:
+    """Grade ids of the release's cells a person grades (a written answer): every graded cell that is
+    not the test cell of an exercise the judge grades."""
+    tests = {f"test_{name}" for name in _exercises(assignment)}
+    return {gid for c in release_nb.cells
+            if (gid := _grade_id(c)) and c.get("metadata", {}).get("nbgrader", {}).get("grade") and gid not in tests}
+
+
+def answers(nb, ids) -> dict:
+    """grade id -> the source of that cell (stripped), for the cells ``ids``."""
+    out = {}
+    for c in nb.cells:
+        gid = _grade_id(c)
+        if gid in ids and gid not in out:
+            out[gid] = _src(c).strip()
+    return out
+
+
+def _auto_max(assignment) -> float:
+    return float(sum(e.points for e in _exercises(assignment).values()))
 
 
 def _student_folder(task) -> Path | None:
@@ -585,15 +622,20 @@ def _exercises(assignment):
 # ------------------------------------------------------------------ the command
 @dataclasses.dataclass
 class Summary:
-    results: list
+    results: list  # the rows of the students in this run (hand grades and late penalties merged in)
     graded: int
     reused: int
     seconds: float
     csv: Path
     mode: str
+    class_rows: list = dataclasses.field(default_factory=list)  # every stored result of the assignment
+    overview: Path | None = None
 
 
-CSV_COLUMNS = ["student_id", "score", "max_score", "status", "detail", "file"]
+# score = raw_score - late_penalty (at least 0); raw_score = auto_score + manual_score (+ any formgrader
+# override or extra credit); needs_manual_grading: a written answer waits for a person (formgrader)
+CSV_COLUMNS = ["student_id", "score", "max_score", "auto_score", "auto_max", "manual_score", "manual_max",
+               "needs_manual_grading", "raw_score", "late_penalty", "timestamp", "status", "detail", "file"]
 
 
 def csv_safe(value) -> str:
@@ -609,8 +651,181 @@ def write_grades_csv(path: Path, rows: list) -> None:
         w = csv.writer(f)
         w.writerow(CSV_COLUMNS)
         for r in rows:
-            w.writerow([csv_safe(r["student_id"]), f"{r['score']:g}", f"{r['max_score']:g}", csv_safe(r["status"]),
-                        csv_safe(r["detail"]), csv_safe(r["file"])])
+            w.writerow([f"{r[k]:g}" if isinstance(r.get(k), (int, float)) and not isinstance(r.get(k), bool)
+                        else ("yes" if r.get(k) else "no") if isinstance(r.get(k), bool)
+                        else csv_safe(r.get(k) if r.get(k) is not None else "") for k in CSV_COLUMNS])
+
+
+def gradebook_view(assignment: str, students) -> dict:
+    """What the gradebook holds now for each of ``students`` (hand grades made in formgrader since the
+    grading run included): ``{sid: {raw_score, max_score, manual_score, manual_max, pending, late_penalty,
+    timestamp}}``; ``pending`` lists the hand-graded cells that wait for a person. Students without a
+    submission in the gradebook are left out."""
+    from nbgrader.api import Gradebook, MissingEntry
+
+    api = nbgrader_api(config_mod.ROOT)
+    rel = release_notebooks(assignment, config_mod.ROOT)
+    manual = set().union(*(manual_grade_ids(assignment, nb) for nb in rel.values())) if rel else set()
+    plugin = _late_plugin(api.config)
+    out = {}
+    with Gradebook(api.coursedir.db_url, api.coursedir.course_id) as gb:
+        for sid in students:
+            try:
+                sub = gb.find_submission(assignment, sid)
+            except MissingEntry:
+                continue
+            if sub.total_seconds_late > 0:  # hand grades added after autograde: the penalty follows the score
+                changed = False
+                for nb in sub.notebooks:
+                    pen = plugin.late_submission_penalty(sid, nb.score, sub.total_seconds_late)
+                    pen = None if pen is None else min(max(float(pen), 0.0), float(nb.score))
+                    if pen != nb.late_submission_penalty:
+                        nb.late_submission_penalty, changed = pen, True
+                if changed:
+                    gb.db.commit()
+            grades = [g for nb in sub.notebooks for g in nb.grades]
+            hand = [g for g in grades if g.name in manual]
+            pending = [g for g in hand if g.needs_manual_grade]
+            out[sid] = {"raw_score": float(sub.score), "max_score": float(sub.max_score),
+                        "manual_score": float(sum(float(g.score or 0) for g in hand)),
+                        "manual_max": float(sum(float(g.max_score or 0) for g in hand)),
+                        "pending": [f"{g.name} ({float(g.max_score):g} points)" for g in pending],
+                        "late_penalty": float(sub.late_submission_penalty or 0.0),
+                        "timestamp": str(sub.timestamp) if sub.timestamp else ""}
+    return out
+
+
+def _late_plugin(cfg):
+    """The late-submission plugin nbgrader's AssignLatePenalties uses (``nbgrader_config.py``)."""
+    from nbgrader.preprocessors import AssignLatePenalties
+
+    return AssignLatePenalties(config=cfg).plugin_class(config=cfg)
+
+
+def merge_gradebook(results: list, assignment: str) -> list:
+    """The rows of ``grades.csv``: each stored result with the gradebook's current hand grades and late
+    penalty merged in (formgrader writes them there, after the grading run)."""
+    view = gradebook_view(assignment, [r["student_id"] for r in results])
+    rows = []
+    for r in results:
+        row = dict(r)
+        v = view.get(r["student_id"])
+        auto = float(r.get("auto_score", r["score"] if r["status"] != "grader_error" else 0.0))
+        row["auto_score"], row["auto_max"] = auto, float(r.get("auto_max", r["max_score"]))
+        if v is None or r["status"] == "grader_error":
+            row.update(raw_score=auto, manual_score=0.0, manual_max=float(r["max_score"]) - row["auto_max"],
+                       needs_manual_grading=False, late_penalty=0.0, score=auto)
+        else:
+            row.update(raw_score=v["raw_score"], max_score=v["max_score"], manual_score=v["manual_score"],
+                       manual_max=v["manual_max"], needs_manual_grading=bool(v["pending"]),
+                       late_penalty=v["late_penalty"], score=max(0.0, v["raw_score"] - v["late_penalty"]),
+                       timestamp=v["timestamp"] or r.get("timestamp", ""))
+            notes = [row.get("detail", "")] * bool(row.get("detail"))
+            if v["pending"]:
+                notes.append("needs manual grading: " + ", ".join(v["pending"]) + " (formgrader; the score "
+                             "counts none of it yet)")
+            if v["late_penalty"]:
+                notes.append(f"late: {v['late_penalty']:g} points deducted (handed in {row['timestamp']})")
+            row["detail"] = "; ".join(dict.fromkeys(notes))
+        rows.append(row)
+    return rows
+
+
+def stored_results(runs: Path) -> list:
+    """Every stored result of an assignment (``runs/<assignment>/<student>.json``), by student id."""
+    out = []
+    for p in sorted(runs.glob("*.json")):
+        try:
+            r = json.loads(p.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(r, dict) and r.get("student_id") == p.stem:
+            out.append(r)
+    return sorted(out, key=lambda r: r["student_id"])
+
+
+def write_class_files(assignment: str, runs: Path, out_csv: Path | None = None) -> tuple:
+    """Rebuild ``runs/grades.csv`` (and ``out_csv`` when given) from every stored result of the assignment
+    and the gradebook, and the class overview next to it. Returns (rows, csv path, overview path)."""
+    from . import reports
+
+    rows = merge_gradebook(stored_results(runs), assignment)
+    targets = [runs / "grades.csv"] + ([Path(out_csv)] if out_csv else [])
+    for target in targets:
+        tmp = target.with_name(target.name + ".tmp")
+        write_grades_csv(tmp, rows)
+        os.replace(tmp, target)
+    overview = reports.write_overview(assignment, rows, runs / "overview.html")
+    return rows, targets[-1], overview
+
+
+def read_timestamps(path: Path) -> dict:
+    """A CSV of submission times as an LMS download gives them: a header with ``student_id`` (or ``id``) and
+    ``timestamp`` (or ``submitted_at``); times as nbgrader parses them (ISO 8601, a zone, else UTC)."""
+    from nbgrader.utils import parse_utc
+
+    out = {}
+    with open(path, newline="") as f:
+        for i, row in enumerate(csv.DictReader(f), start=2):
+            row = {(k or "").strip().lower(): (v or "").strip() for k, v in row.items()}
+            sid = row.get("student_id") or row.get("id")
+            ts = row.get("timestamp") or row.get("submitted_at")
+            if not sid or not ts:
+                raise SystemExit(f"{path}: line {i} lacks student_id or timestamp")
+            try:
+                out[_slug(sid)] = _utc_text(parse_utc(ts))
+            except (ValueError, OverflowError) as exc:
+                raise SystemExit(f"{path}: line {i}: {ts!r} is not a time ({exc})") from None
+    return out
+
+
+def _utc_text(dt) -> str:
+    return dt.strftime("%Y-%m-%d %H:%M:%S.%f") + " UTC"
+
+
+def _timestamp_file(submissions: Path, rel: str) -> tuple:
+    """(timestamp, note) from ``timestamp.txt`` beside the notebook (nbgrader's collect writes one per
+    submission), read like any student file (no link, regular file, small)."""
+    from nbgrader.utils import parse_utc
+
+    from . import safefs
+
+    parent = Path(rel).parent
+    if parent == Path("."):
+        return "", ""
+    try:
+        raw = safefs.read_file(submissions, (parent / "timestamp.txt").as_posix())
+    except (safefs.Refused, OSError):
+        return "", ""
+    text = raw[:200].decode("utf-8", "replace").strip()
+    try:
+        return _utc_text(parse_utc(text)), ""
+    except (ValueError, OverflowError):
+        return "", f"timestamp.txt is not a time ({text[:40]!r}): graded without a submission time"
+
+
+def _needs_folder(assignment: str, submissions: Path, f) -> str:
+    """Why a notebook handed in alone cannot be fully graded for an assignment that grades files handed in
+    beside the notebook (assignment 4's model), or ''."""
+    names = []
+    for ex in _exercises(assignment).values():
+        if getattr(ex, "attach", None):
+            from course_lib.checks import training
+
+            names.append(training.MODEL_FILE if ex.attach is training.model_file_arrays else "its files")
+    if not names or f.path is None or len(Path(f.rel).parts) > 1:
+        return ""
+    names = sorted(set(names))
+    loose = sorted(p.name for p in submissions.iterdir()
+                   if not p.name.endswith(".ipynb") and not p.name.startswith(".") and not p.is_dir())
+    files = " and ".join(names)
+    msg = (f"handed in as a single notebook ({f.rel}), but {assignment} also grades {files}, which must sit "
+           f"beside the notebook in the student's own folder: one folder per student is required "
+           f"({f.student}/{assignment}.ipynb and {f.student}/{names[0]}), so no {files} was graded")
+    if loose:
+        msg += (f"; the submissions folder holds {', '.join(loose[:5])}{' ...' if len(loose) > 5 else ''} at its top, "
+                "which cannot be told apart by student: put each student's files in their own folder")
+    return msg
 
 
 LOCK_WAIT = 600.0  # seconds a grading run waits for another run of the same assignment
@@ -690,10 +905,19 @@ def _record(task: dict, res: dict, runs: Path, results: dict, log) -> None:
 
 
 def grade(assignment: str, submissions: Path, *, workers: int | None = None, force: bool = False,
-          out_csv: Path | None = None, cfg=None, log=print, lock_wait: float | None = None) -> Summary:
-    """Grade every submission in ``submissions``. Refuses (``SystemExit``, nothing written) when two
-    entries have the same student id, or when another grading run of ``assignment`` still holds
-    the lock after ``lock_wait`` seconds (default ``$AUTOGRADER_LOCK_WAIT`` or 600)."""
+          out_csv: Path | None = None, cfg=None, log=print, lock_wait: float | None = None,
+          students=None, timestamps: dict | None = None) -> Summary:
+    """Grade every submission in ``submissions`` (only ``students``, ids, when given: a regrade or a late
+    student). Refuses (``SystemExit``, nothing written) when two entries have the same student id, when a
+    student asked for is not in the folder, or when another grading run of ``assignment`` still holds the
+    lock after ``lock_wait`` seconds (default ``$AUTOGRADER_LOCK_WAIT`` or 600).
+
+    ``timestamps`` (``{student id: time}``, e.g. :func:`read_timestamps` of an LMS's CSV) gives submission
+    times; otherwise a ``timestamp.txt`` beside a student's notebook (as ``nbgrader collect`` writes) does.
+    File modification times are never used (unzipping an LMS download resets them).
+
+    ``grades.csv`` is rebuilt from every stored result of the assignment, whichever folder it came from,
+    with the gradebook's hand grades and late penalties merged in."""
     cfg = cfg or config_mod.load()
     root = cfg.root
     submissions = Path(submissions).resolve()
@@ -711,11 +935,20 @@ def grade(assignment: str, submissions: Path, *, workers: int | None = None, for
         found = discover(submissions, nb_names)
     except IntakeError as exc:
         raise SystemExit(f"cannot grade {submissions}: {exc}") from None
+    if students:
+        wanted = {_slug(s) for s in students}
+        missing = sorted(wanted - {f.student for f in found})
+        if missing:
+            raise SystemExit(f"no submission for {', '.join(missing)} in {submissions} (ids there: "
+                             f"{', '.join(sorted(f.student for f in found)) or 'none'}): nothing was graded")
+        found = [f for f in found if f.student in wanted]
     with grading_lock(assignment, wait=lock_wait, log=log):
-        return _grade_locked(assignment, submissions, found, nb_names, workers, force, out_csv, cfg, log, t0)
+        return _grade_locked(assignment, submissions, found, nb_names, workers, force, out_csv, cfg, log, t0,
+                             timestamps or {})
 
 
-def _grade_locked(assignment, submissions, found, nb_names, workers, force, out_csv, cfg, log, t0) -> Summary:
+def _grade_locked(assignment, submissions, found, nb_names, workers, force, out_csv, cfg, log, t0,
+                  timestamps) -> Summary:
     from . import safefs
 
     root = cfg.root
@@ -743,7 +976,10 @@ def _grade_locked(assignment, submissions, found, nb_names, workers, force, out_
         folder = _student_folder({"path": path, "rel_path": f.rel}) if path else None
         for arrays in judge.attachments(assignment, folder).values():  # a new model file is a new submission
             data += b"|" + b"".join(a.tobytes() for a in arrays.values())
-        key = hashlib.sha256(b"|".join([data, release_hash.encode(), secret_hash.encode(),
+        stamp, why = (timestamps[sid], "") if sid in timestamps else _timestamp_file(submissions, f.rel) if path else ("", "")
+        note = "; ".join(x for x in (note, why) if x)
+        needs_folder = _needs_folder(assignment, submissions, f)
+        key = hashlib.sha256(b"|".join([data, release_hash.encode(), secret_hash.encode(), stamp.encode(),
                                         config_mod.GRADER_VERSION.encode(), note.encode(),
                                         json.dumps(dataclasses.asdict(cfg.limits), sort_keys=True).encode()])).hexdigest()
         stored = runs / f"{sid}.json"
@@ -758,7 +994,7 @@ def _grade_locked(assignment, submissions, found, nb_names, workers, force, out_
                 pass
         tasks.append({"assignment": assignment, "student": sid, "path": str(path) if path else None,
                       "root": str(submissions), "rel_path": f.rel, "refused": refused, "note": note,
-                      "key": key, "notebook": nb_names[0]})
+                      "key": key, "notebook": nb_names[0], "timestamp": stamp, "needs_folder": needs_folder})
     log(f"{len(tasks)} to grade, {reused} unchanged since the last run, {workers} worker(s)")
     sandbox.cleanup_stale()  # cgroups and scratch folders of runs that were killed
     scratch, scratch_lock = sandbox.scratch_dir()
@@ -783,9 +1019,7 @@ def _grade_locked(assignment, submissions, found, nb_names, workers, force, out_
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
         os.close(scratch_lock)
-    out_csv = Path(out_csv) if out_csv else runs / "grades.csv"
-    rows = sorted(results.values(), key=lambda r: r["student_id"])
-    tmp = out_csv.with_suffix(".tmp")
-    write_grades_csv(tmp, rows)
-    os.replace(tmp, out_csv)
-    return Summary(rows, len(tasks), reused, time.monotonic() - t0, out_csv, mode)
+    class_rows, out_csv, overview = write_class_files(assignment, runs, out_csv)
+    here = set(results)
+    rows = [r for r in class_rows if r["student_id"] in here]
+    return Summary(rows, len(tasks), reused, time.monotonic() - t0, out_csv, mode, class_rows, overview)

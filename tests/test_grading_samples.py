@@ -71,7 +71,7 @@ def test_every_sample_gets_its_exact_score_and_status(graded):
 def test_grades_csv(graded):
     with open(graded["summary"].csv) as f:
         table = list(csv.DictReader(f))
-    assert list(table[0]) == ["student_id", "score", "max_score", "status", "detail", "file"]
+    assert list(table[0]) == pipeline.CSV_COLUMNS  # auto, manual, late parts: tests/test_grading_term.py
     assert {r["student_id"]: (float(r["score"]), r["status"]) for r in table} == expected()
     by_id = {r["student_id"]: r for r in table}
     assert by_id["file_renamed"]["file"].endswith("Copy of 01_gradient_flow (2).ipynb")
