@@ -29,6 +29,7 @@ import re
 import shutil
 import tempfile
 import time
+import unicodedata
 from pathlib import Path
 
 import nbformat
@@ -131,8 +132,9 @@ class IntakeError(Exception):
 
 def _slug(name: str) -> str:
     """The student id of a file or folder name: its own name only (never the names of other entries),
-    letters, digits, ``_ . -``, starting with a letter or a digit, at most 64 characters."""
-    s = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._-") or "student"
+    letters (any alphabet's: ``Müller`` stays ``Müller``, in NFC form), digits, ``_ . -``, starting with a
+    letter or a digit, at most 64 characters."""
+    s = re.sub(r"[^\w.-]+", "_", unicodedata.normalize("NFC", name)).strip("._-") or "student"
     return s[:64]
 
 
@@ -299,7 +301,8 @@ def rebuild_nbgrader_metadata(nb, release_nb) -> dict:
     Returns ``{"restored": [...], "removed": [...], "duplicated": [...]}``: grade ids whose cell
     type or grading metadata (grade, solution, locked, task, points) differed from the release,
     cells that lost foreign nbgrader metadata, grade ids found more than once. Any of them is
-    ``tampering_detected``. (A checksum, a schema version or locking alone is restored silently:
+    ``tampering_detected``, except an answer cell split in two (``"split"``, present only when there is one:
+    graded normally, with a note). (A checksum, a schema version or locking alone is restored silently:
     the solution notebook, which has neither checksums nor locks, is a valid submission.)"""
     release = {}
     for rc in release_nb.cells:
@@ -347,8 +350,16 @@ def rebuild_nbgrader_metadata(nb, release_nb) -> dict:
                 removed.append(f"{gid or f'cell {i + 1}'} ({c.get('cell_type')})")
             for key in ("editable", "deletable"):
                 md.pop(key, None)
-    return {"restored": restored, "removed": removed,
-            "duplicated": [g for g, idx in copies.items() if len(idx) > 1]}
+    # an answer cell split in two (JupyterLab's split keeps the grade id on both halves): consecutive cells of
+    # the release's type, an answer (solution) cell; the halves after the first run as ordinary cells
+    split = [g for g, idx in copies.items() if len(idx) > 1 and release[g].metadata["nbgrader"].get("solution")
+             and not judge.is_test_cell(release[g]) and idx == list(range(idx[0], idx[0] + len(idx)))
+             and all(nb.cells[i].get("cell_type") == release[g].cell_type for i in idx)]
+    out = {"restored": restored, "removed": removed,
+           "duplicated": [g for g, idx in copies.items() if len(idx) > 1 and g not in split]}
+    if split:  # not tampering: graded normally, with a note
+        out["split"] = split
+    return out
 
 
 def repair(nb, release_nb) -> None:
@@ -498,6 +509,8 @@ def _grade_one(task: dict) -> dict:
             if meta["removed"]:
                 details.append("cells given nbgrader metadata that is not in the release: " + ", ".join(meta["removed"])
                                + " (graded as ordinary cells)")
+        if meta.get("split"):
+            details.append("answer cell split in two: " + ", ".join(meta["split"]) + " (graded as one answer)")
         if s["missing"]:
             status.append("missing_cells")
             details.append("cells missing: " + ", ".join(s["missing"]) + " (test cells put back)")

@@ -155,6 +155,7 @@ A2_CODE = {
     "lstm_tanh_forget_gate": _lstm(act_f="torch.tanh"),
     "lstm_no_output_tanh": _lstm(h_next="o * c_next"),
     "lstm_no_forget_gate": _lstm(c_next="c + i * g"),
+    "lstm_forget_as_input": _lstm(c_next="f * c + f * g"),  # published: the forget gate where i belongs
     "lstm_no_bias": _lstm(gates="x @ W_ih.T + b_ih + h @ W_hh.T"),
     "lstm_swapped_return": _lstm(ret="c_next, h_next"),
     "lstm_detach": _lstm(unpack="h, c = state[0].detach(), state[1].detach()"),
@@ -195,6 +196,7 @@ A2_SAMPLES = {
     "mistake_lstm_tanh_forget_gate": (_a2(lstm_cell="lstm_tanh_forget_gate"), _a2_score("lstm_cell"), "ok"),
     "mistake_lstm_no_output_tanh": (_a2(lstm_cell="lstm_no_output_tanh"), _a2_score("lstm_cell"), "ok"),
     "mistake_lstm_no_forget_gate": (_a2(lstm_cell="lstm_no_forget_gate"), _a2_score("lstm_cell"), "ok"),
+    "mistake_lstm_forget_as_input": (_a2(lstm_cell="lstm_forget_as_input"), _a2_score("lstm_cell"), "ok"),
     "mistake_lstm_no_bias": (_a2(lstm_cell="lstm_no_bias"), _a2_score("lstm_cell"), "ok"),
     "mistake_lstm_swapped_return": (_a2(lstm_cell="lstm_swapped_return"), _a2_score("lstm_cell"), "ok"),
     "mistake_lstm_detach": (_a2(lstm_cell="lstm_detach"), _a2_score("lstm_cell"), "ok"),
@@ -219,6 +221,7 @@ A2_HINTS = {
     "mistake_lstm_tanh_forget_gate": "forget gate f goes through tanh",
     "mistake_lstm_no_output_tanh": "tanh on the cell output is missing",
     "mistake_lstm_no_forget_gate": "forget gate f is missing",
+    "mistake_lstm_forget_as_input": "c' = f * c + f * g",
     "mistake_lstm_no_bias": "b_hh is missing",
     "mistake_lstm_swapped_return": "returns (c_next, h_next)",
     "mistake_lstm_detach": "no gradient reaches the state `h`",
@@ -319,6 +322,10 @@ A3_CODE = {
     "rev_flip": REV_HEAD + "    return x.flip(1)",
     "bi_padded_reverse": _bi(backward="x.flip(1)", back_out="out_b.flip(1)"),
     "bi_not_rereversed": _bi(back_out="out_b"),
+    # published: the whole padded batch flipped, run over every step, no mask
+    "bi_flip_full_unmasked": _bi(backward="torch.flip(x, dims=[1])",
+                                 back_out="torch.flip(out_b, dims=[1])").replace(
+        "lstm_cell, lengths, (zeros, zeros))\n    back", "lstm_cell, torch.full_like(lengths, x.shape[1]), (zeros, zeros))\n    back"),
     "bi_cat_order": _bi(cat="back, out_f"),
     "st_layer_input_x": _st(layer_input="x"),
     "st_residual_shapes": _st(residual_other="""
@@ -346,6 +353,8 @@ A3_SAMPLES = {
     # bidirectional cases of the stack, built on it) fail
     "mistake_bidir_padded_reverse": (_a3(bidirectional_rnn="bi_padded_reverse"),
                                      _a3_score("bidirectional_rnn", "stacked_rnn"), "ok"),
+    "mistake_bidir_flip_full_unmasked": (_a3(bidirectional_rnn="bi_flip_full_unmasked"),
+                                         _a3_score("bidirectional_rnn", "stacked_rnn"), "ok"),
     "mistake_reverse_flip": (_a3(reverse_padded="rev_flip"),
                              _a3_score("reverse_padded", "bidirectional_rnn", "stacked_rnn"), "ok"),
     "mistake_bidir_not_rereversed": (_a3(bidirectional_rnn="bi_not_rereversed"),
@@ -363,6 +372,7 @@ A3_SAMPLES = {
 
 A3_HINTS = {
     "mistake_bidir_padded_reverse": ("bidirectional_rnn", "reverses the padded length"),
+    "mistake_bidir_flip_full_unmasked": ("bidirectional_rnn", "flips the whole padded batch"),
     "mistake_reverse_flip": ("reverse_padded", "reversed over the padded length"),
     "mistake_bidir_not_rereversed": ("bidirectional_rnn", "still in reversed order"),
     "mistake_bidir_cat_order": ("bidirectional_rnn", "[backward, forward]"),

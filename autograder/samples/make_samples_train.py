@@ -160,6 +160,16 @@ CODE = {
     "step_clip_per_parameter": _step(clip="norms = [torch.nn.utils.clip_grad_norm_([p], max_norm) for p in model.parameters()]\n"
                                           "    grad_norm = torch.sqrt(sum(n ** 2 for n in norms))\n    optimizer.step()"),
     "step_no_zero_grad": _step(zero="pass"),
+    # published: clipped between zero_grad() and backward(), when there are no gradients yet (norm 0)
+    "step_clip_before_backward": _step(zero="optimizer.zero_grad()\n"
+                                            "    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)",
+                                       clip="optimizer.step()"),
+    # published: mixed precision (lecture 7) with the clipping before unscale_ (norms 65536 times too large)
+    "step_scaler_clip_before_unscale": "scaler = torch.amp.GradScaler(\"cpu\")  # mixed precision, as in lecture 7\n\n\n"
+                                       + _step(clip="grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)\n"
+                                                    "    scaler.unscale_(optimizer)\n    scaler.step(optimizer)\n"
+                                                    "    scaler.update()").replace(
+                                           "    loss.backward()", "    scaler.scale(loss).backward()"),
     "step_norm_after_clip": _step(clip="torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)\n"
                                        "    grad_norm = torch.sqrt(sum((p.grad ** 2).sum() for p in model.parameters()))\n"
                                        "    optimizer.step()"),
@@ -222,6 +232,9 @@ SAMPLES = {
     "mistake_clip_per_parameter": (sample({"train_step": "step_clip_per_parameter"}), _score(*STEP_BREAKS), "ok"),
     "mistake_no_zero_grad": (sample({"train_step": "step_no_zero_grad"}), _score(*STEP_BREAKS), "ok"),
     "mistake_norm_after_clip": (sample({"train_step": "step_norm_after_clip"}), _score(*STEP_BREAKS), "ok"),
+    "mistake_clip_before_backward": (sample({"train_step": "step_clip_before_backward"}), _score(*STEP_BREAKS), "ok"),
+    "mistake_scaler_clip_before_unscale": (sample({"train_step": "step_scaler_clip_before_unscale"}),
+                                           _score(*STEP_BREAKS), "ok"),
     "mistake_no_detach": (sample({"train_step": "step_no_detach"}), _score(*STEP_BREAKS), "ok"),
     # on the CPU the loop's steps are right all the same: only train_step's own check sees the batch stay put
     "mistake_batch_not_moved": (sample({"train_step": "step_batch_not_moved"}), _score("train_step", "load_model"),
@@ -249,6 +262,8 @@ HINTS = {
     "mistake_clip_per_parameter": ("train_step", "clipped by its own norm"),
     "mistake_no_zero_grad": ("train_step", "gradients accumulate"),
     "mistake_norm_after_clip": ("train_step", "norm after clipping"),
+    "mistake_clip_before_backward": ("train_step", "clip between `optimizer.zero_grad()` and `loss.backward()`"),
+    "mistake_scaler_clip_before_unscale": ("train_step", "you clip before `scaler.unscale_(optimizer)`"),
     "mistake_no_detach": ("train_step", "`.detach()`"),
     "mistake_batch_not_moved": ("train_step", "does not move the batch"),
     "mistake_checkpoint_no_optimizer": ("load_checkpoint", "optimizer's state does not"),
