@@ -941,6 +941,11 @@ def grade(assignment: str, submissions: Path, *, workers: int | None = None, for
         raise SystemExit(f"no release at {rel_dir}: run `python -m autograder release {assignment}`")
     if not submissions.is_dir():
         raise SystemExit(f"no submissions folder at {submissions}")
+    own = (config_mod.state_dir() / "submitted").resolve()
+    if submissions == own or submissions.is_relative_to(own):
+        raise SystemExit(f"{submissions} is the grading command's own working folder (nbgrader's submitted/, "
+                         "rewritten for every student it grades): copy what `nbgrader collect` put there first, "
+                         f"e.g. cp -r {own} collected-{assignment}, and grade the copy; nothing was graded")
     nb_names = sorted(release_notebooks(assignment, root))
     if len(nb_names) != 1:
         raise SystemExit(f"{assignment}: the grading command handles one notebook per assignment, found {nb_names}")
