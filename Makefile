@@ -6,14 +6,14 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 BUDGET ?= default
 
-.PHONY: run test setup chromium clean
+.PHONY: run test setup chromium postgres clean
 
 run: setup chromium
 	$(PY) -m course_lib.main --budget $(BUDGET)
 
 # --dist loadfile: a test module stays on one worker, so module fixtures (the lectures executed
 # once at the ci budget, the site built from them) run once
-test: setup chromium
+test: setup chromium postgres
 	$(PY) -m pytest -n 2 --dist loadfile --durations=15 -q
 
 setup: $(VENV)/.installed
@@ -29,6 +29,11 @@ $(VENV)/.installed: pyproject.toml
 # apt-get when run as root; elsewhere a warning, and the browser tests skip saying why)
 chromium:
 	@bash scripts/ensure_chromium.sh
+
+# PostgreSQL's server programs for the distributed grading tests (Debian's package, via apt-get when run as
+# root; elsewhere a warning, and those tests skip saying why)
+postgres:
+	@bash scripts/ensure_postgres.sh
 
 clean:
 	rm -rf build .pytest_cache
