@@ -2,7 +2,7 @@
 
     python -m autograder release 01_gradient_flow          # solutions/ -> assignments/ (nbgrader)
     python -m autograder check-release 01_gradient_flow    # exit 1 when assignments/ is stale
-    python -m autograder grade 01_gradient_flow SUBMISSIONS_DIR [--workers N] [--force] [--out grades.csv]
+    python -m autograder grade 01_gradient_flow SUBMISSIONS_DIR [--workers N | --scheduler tcp://HOST:PORT] [--force] [--out grades.csv]
                                [--student ID ...] [--timestamps TIMES.csv]
     python -m autograder report 02_lstm_gru_cells          # rebuild grades.csv + overview (after hand-grading)
     python -m autograder export 01_gradient_flow 02_lstm_gru_cells --format canvas|moodle
@@ -43,6 +43,9 @@ def main(argv=None) -> int:
                         "beside each notebook (nbgrader collect); file modification times are never used")
     g.add_argument("--cell-timeout", type=float, default=None)
     g.add_argument("--total-timeout", type=float, default=None)
+    g.add_argument("--scheduler", default=None, metavar="tcp://HOST:PORT",
+                   help="grade on this Dask cluster: one task per submission on workers started with "
+                        "--resources SANDBOX=1 (needs a PostgreSQL gradebook, NBGRADER_DB_URL); --workers is ignored")
     rp = sub.add_parser("report", help="rebuild grades.csv and the class overview from stored results + gradebook")
     rp.add_argument("assignment")
     ex = sub.add_parser("export", help="grades as CSV for an LMS (Canvas or Moodle), under autograder/exports/")
@@ -95,7 +98,8 @@ def main(argv=None) -> int:
         out = reports.export_lms(args.assignments, args.format, args.out, args.include_pending)
         print(f"{args.format} export written to {rel(out)}")
         return 0
-    cfg = config.load(cell_timeout=args.cell_timeout, total_timeout=args.total_timeout, workers=args.workers)
+    cfg = config.load(cell_timeout=args.cell_timeout, total_timeout=args.total_timeout, workers=args.workers,
+                      scheduler=args.scheduler)
     stamps = pipeline.read_timestamps(args.timestamps) if args.timestamps else None
     s = pipeline.grade(args.assignment, args.submissions, workers=args.workers, force=args.force,
                        out_csv=args.out, cfg=cfg, students=args.student, timestamps=stamps)

@@ -25,6 +25,7 @@ class Config:
     root: Path = ROOT
     limits: Limits = dataclasses.field(default_factory=Limits)
     workers: int = max(1, min(os.cpu_count() or 1, 8))
+    scheduler: str | None = None  # a Dask scheduler's address (--scheduler): grade on that cluster (distributed.py)
 
     @property
     def state(self) -> Path:
@@ -64,4 +65,5 @@ def load(**overrides) -> Config:
     cfg = Config(limits=limits)
     if overrides.get("workers"):
         cfg.workers = int(overrides["workers"])
+    cfg.scheduler = overrides.get("scheduler") or None
     return cfg

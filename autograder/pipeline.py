@@ -35,7 +35,7 @@ from pathlib import Path
 import nbformat
 
 from . import config as config_mod
-from . import judge, sandbox
+from . import gradebook_db, judge, sandbox
 
 STATUS_ORDER = ["grader_error", "malformed", "tampering_detected", "missing_cells", "missing_files", "timeout", "memory",
                 "crash", "process_limit", "output_limit", "ok"]
@@ -88,7 +88,7 @@ def generate_release(assignment: str, dest: Path, root: Path = config_mod.ROOT) 
     api = nbgrader_api(root, release_directory=str(dest))
     # the gradebook's schema and assignment rows are created here: one process at a time, so two
     # commands started together (a grade and a release, two grades) never race to create them
-    with _locked(config_mod.state_dir() / ".gradebook.lock"):
+    with gradebook_db.schema_lock(api.coursedir.db_url, config_mod.state_dir() / ".gradebook.lock"):
         r = api.generate_assignment(assignment, force=True, create=True)
     if not r["success"]:
         raise RuntimeError(f"nbgrader generate_assignment failed:\n{r.get('error') or r.get('log')}")
@@ -548,7 +548,8 @@ def _grade_one(task: dict) -> dict:
     judge.CACHE[(assignment, sid, nb_name)] = j
     api = _W["api"]
     t_book = time.monotonic()
-    with _locked(_W["lock"]):
+    # sqlite: one student at a time on this machine; PostgreSQL: an advisory lock on this student alone
+    with gradebook_db.bookkeeping_lock(api.coursedir.db_url, assignment, sid, _W["lock"]):
         r = api.autograde(assignment, sid, force=True, create=True)
         if not r["success"]:
             raise RuntimeError(f"nbgrader autograde failed for {sid}: {(r.get('log') or '')[-3000:]}")
@@ -880,7 +881,9 @@ def grading_lock(assignment: str, wait: float | None = None, log=print, poll: fl
             f.truncate()
             f.write(f"pid {os.getpid()}, started {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
             f.flush()
-            yield path
+            # PostgreSQL gradebook: also an advisory lock there, so runs on two machines exclude each other
+            with gradebook_db.run_lock(gradebook_db.db_url(), assignment, wait, log, poll):
+                yield path
         finally:
             fcntl.flock(f, fcntl.LOCK_UN)
 
@@ -896,6 +899,10 @@ def _run_pool(tasks: list, workers: int, cfg_dict: dict) -> list:
     reported as that submission's grader_error, never a silent 0."""
     if not tasks:
         return []
+    if cfg_dict.get("scheduler"):  # --scheduler: one Dask task per submission (autograder/distributed.py)
+        from . import distributed
+
+        return distributed.run_tasks(tasks, workers, cfg_dict)
     out = []
     with cf.ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=mp.get_context("fork"),
                                 initializer=_init_worker, initargs=(cfg_dict,)) as pool:
@@ -915,6 +922,16 @@ def _record(task: dict, res: dict, runs: Path, results: dict, log) -> None:
     results[task["student"]] = res
     log(f"  {res['student_id']:<28} {res['score']:>5g}/{res['max_score']:g}  {res['status']:<18} "
         f"{res['seconds']:.1f}s")
+
+
+def _cluster(cfg, log):
+    """``--scheduler``: the Dask cluster's client for the run (``distributed.connected``: raises ``SystemExit``
+    before anything is written when the gradebook is not PostgreSQL or the scheduler or database is down)."""
+    if not cfg.scheduler:
+        return contextlib.nullcontext()
+    from . import distributed
+
+    return distributed.connected(cfg, log)
 
 
 def grade(assignment: str, submissions: Path, *, workers: int | None = None, force: bool = False,
@@ -960,7 +977,7 @@ def grade(assignment: str, submissions: Path, *, workers: int | None = None, for
             raise SystemExit(f"no submission for {', '.join(missing)} in {submissions} (ids there: "
                              f"{', '.join(sorted(f.student for f in found)) or 'none'}): nothing was graded")
         found = [f for f in found if f.student in wanted]
-    with grading_lock(assignment, wait=lock_wait, log=log):
+    with _cluster(cfg, log), grading_lock(assignment, wait=lock_wait, log=log):
         return _grade_locked(assignment, submissions, found, nb_names, workers, force, out_csv, cfg, log, t0,
                              timestamps or {})
 
@@ -1019,7 +1036,7 @@ def _grade_locked(assignment, submissions, found, nb_names, workers, force, out_
     try:
         lib = sandbox.prepare_library(scratch / "lib")
         cfg_dict = {"root": str(root), "limits": dataclasses.asdict(cfg.limits), "lib": str(lib),
-                    "scratch": str(scratch)}
+                    "scratch": str(scratch), "scheduler": cfg.scheduler}
         done = _run_pool(tasks, workers, cfg_dict)
         # a step stopped on the wall clock while it used little CPU: maybe the machine was busy, not
         # the student slow. Grade those submissions again, one at a time, before the timeout counts

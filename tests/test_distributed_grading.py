@@ -1,0 +1,372 @@
+"""Grading on a Dask cluster with a PostgreSQL gradebook (issue 14), with real servers on this machine.
+
+A private PostgreSQL cluster (Debian's ``initdb`` / ``pg_ctl``, run as the ``postgres`` user when root,
+on 127.0.0.1 and a free port, in a temporary folder) and a real ``dask scheduler`` with two ``dask worker
+--resources SANDBOX=1 --nworkers 1 --nthreads 1`` processes; the grading command runs as a subprocess
+(``python -m autograder grade ... --scheduler``), exactly as an instructor runs it. Without the
+PostgreSQL binaries the module skips saying why (under CI, ``$CI`` set, it fails instead:
+``scripts/ensure_postgres.sh`` installs them).
+"""
+import csv
+import glob
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[1]
+A = "01_gradient_flow"
+SAMPLES = ROOT / "autograder" / "samples" / A
+LIMITS = {"AUTOGRADER_CELL_TIMEOUT": "8", "AUTOGRADER_CALL_TIMEOUT": "4", "AUTOGRADER_TOTAL_TIMEOUT": "120"}
+CLASS = ["correct", "partial", "mistake_rnn_sigmoid", "fault_os_exit"]
+
+
+def _missing(what):
+    msg = (f"{what} not found: install Debian's postgresql (`apt-get install -y postgresql`, as "
+           "scripts/ensure_postgres.sh does in CI) to run the distributed grading tests")
+    if os.environ.get("CI"):
+        pytest.fail(msg)
+    pytest.skip(msg)
+
+
+def _pg_bindir():
+    for d in sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(Path(p).parent.name), reverse=True):
+        if os.access(Path(d) / "initdb", os.X_OK) and os.access(Path(d) / "pg_ctl", os.X_OK):
+            return Path(d)
+    initdb = shutil.which("initdb")
+    return Path(initdb).parent if initdb and shutil.which("pg_ctl") else None
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Postgres:
+    """A throw-away PostgreSQL server: ``url(db)``, ``create(db)``, ``stop()``, ``start()``."""
+
+    def __init__(self, bindir: Path, base: Path):
+        self.bindir, self.data, self.port = bindir, base / "data", _free_port()
+        self.as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        base.mkdir(parents=True, exist_ok=True)
+        if self.as_user:
+            shutil.chown(base, "postgres")
+        self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync")
+        self.start()
+
+    def _run(self, tool, *args):
+        subprocess.run(self.as_user + [str(self.bindir / tool), *args], check=True, capture_output=True, timeout=120)
+
+    def start(self):
+        opts = (f"-p {self.port} -k {self.data} -c listen_addresses=127.0.0.1 -c fsync=off "
+                "-c max_connections=100 -c synchronous_commit=off")
+        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.data / "server.log"), "-o", opts, "-w", "-t", "60",
+                  "start")
+
+    def pid(self):
+        return int((self.data / "postmaster.pid").read_text().split()[0])
+
+    def stop(self):
+        """Stop the server by its pid (SIGINT: fast shutdown) and wait until it is gone."""
+        try:
+            pid = self.pid()
+        except (OSError, ValueError, IndexError):
+            return
+        os.kill(pid, signal.SIGINT)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and (self.data / "postmaster.pid").exists():
+            time.sleep(0.1)
+
+    def url(self, db):
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{db}"
+
+    def sql(self, db, query, params=None):
+        import psycopg
+
+        with psycopg.connect(host="127.0.0.1", port=self.port, user="postgres", dbname=db, autocommit=True) as c:
+            cur = c.execute(query, params)
+            return cur.fetchall() if cur.description else None
+
+    def create(self, db):
+        self.sql("postgres", f'CREATE DATABASE "{db}"')
+        return self.url(db)
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    bindir = _pg_bindir()
+    if bindir is None:
+        _missing("PostgreSQL's initdb and pg_ctl")
+    if os.geteuid() == 0 and not shutil.which("runuser"):
+        _missing("runuser (to run PostgreSQL as the postgres user)")
+    base = Path(tempfile.mkdtemp(prefix="autograder-pg-"))
+    os.chmod(base, 0o755)
+    server = Postgres(bindir, base / "pg")
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def _dask():
+    exe = Path(sys.executable).parent / "dask"
+    if not exe.exists():
+        _missing("the dask command (pip install -e '.[test]')")
+    return str(exe)
+
+
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory):
+    """A Dask scheduler and two workers (one SANDBOX slot each), started as real processes from the
+    repository root and stopped by pid (their process groups) at the end."""
+    from distributed import Client
+
+    tmp = tmp_path_factory.mktemp("dask")
+    sfile = tmp / "scheduler.json"
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    logs = []
+
+    def spawn(name, *args):
+        log = open(tmp / f"{name}.log", "w")
+        logs.append(log)
+        return subprocess.Popen([_dask(), *args], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+
+    procs = [spawn("scheduler", "scheduler", "--host", "127.0.0.1", "--port", "0", "--dashboard-address",
+                   "127.0.0.1:0", "--scheduler-file", str(sfile))]
+    try:
+        deadline = time.monotonic() + 60
+        while not sfile.exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert sfile.exists(), (tmp / "scheduler.log").read_text()[-3000:]
+        for i in range(2):
+            procs.append(spawn(f"worker{i}", "worker", "--scheduler-file", str(sfile), "--resources", "SANDBOX=1",
+                               "--nworkers", "1", "--nthreads", "1", "--no-dashboard", "--name", f"w{i}",
+                               "--local-directory", str(tmp / f"w{i}")))
+        client = Client(scheduler_file=str(sfile), timeout=30)
+        client.wait_for_workers(2, timeout=120)
+        yield {"address": client.scheduler.address, "client": client, "logs": tmp}
+        client.close()
+    finally:
+        for p in reversed(procs):
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGTERM)
+        for p in reversed(procs):
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
+        for log in logs:
+            log.close()
+
+
+def _class(tmp: Path, names=CLASS) -> Path:
+    subs = tmp / "submissions"
+    subs.mkdir(parents=True)
+    for n in names:
+        shutil.copytree(SAMPLES / n, subs / n)
+    return subs
+
+
+def _expected():
+    with open(SAMPLES / "expected.csv") as f:
+        return {r["student_id"]: (float(r["score"]), r["status"]) for r in csv.DictReader(f)}
+
+
+def _env(state: Path, db_url: str | None, **extra):
+    env = dict(os.environ, AUTOGRADER_STATE_DIR=str(state), AUTOGRADER_SECRET="ci-secret", OMP_NUM_THREADS="1",
+               **LIMITS, **extra)
+    env.pop("NBGRADER_DB_URL", None)
+    if db_url:
+        env["NBGRADER_DB_URL"] = db_url
+    return env
+
+
+def _grade_cmd(subs, scheduler, *more):
+    return [sys.executable, "-m", "autograder", "grade", A, str(subs)] + (["--scheduler", scheduler] if scheduler
+                                                                          else []) + list(more)
+
+
+def _grade(subs, state, db_url, scheduler, *more, timeout=300, **extra):
+    t0 = time.monotonic()
+    r = subprocess.run(_grade_cmd(subs, scheduler, *more), cwd=ROOT, env=_env(state, db_url, **extra),
+                       capture_output=True, text=True, timeout=timeout)
+    r.seconds = time.monotonic() - t0
+    return r
+
+
+def _csv(state: Path):
+    with open(state / "runs" / A / "grades.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def _gradebook_scores(pg, db):
+    """{student: score} from the gradebook, with SQL (one row per submission, so duplicates would show)."""
+    rows = pg.sql(db, """SELECT s.student_id, SUM(COALESCE(g.manual_score, g.auto_score, 0))
+                         FROM submitted_assignment s JOIN assignment a ON a.id = s.assignment_id
+                         JOIN submitted_notebook n ON n.assignment_id = s.id JOIN grade g ON g.notebook_id = n.id
+                         WHERE a.name = %s GROUP BY s.id, s.student_id""", (A,))
+    students = [r[0] for r in rows]
+    assert len(students) == len(set(students)), f"a student recorded twice: {sorted(students)}"
+    return {sid: float(score) for sid, score in rows}
+
+
+@pytest.fixture(scope="module")
+def graded(postgres, cluster, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("dclass")
+    subs, state = _class(tmp), tmp / "state"
+    db = "class_db"
+    url = postgres.create(db)
+    first = _grade(subs, state, url, cluster["address"])
+    return {"subs": subs, "state": state, "db": db, "url": url, "first": first}
+
+
+def test_class_on_dask_and_postgres_gets_exact_scores(graded, postgres):
+    """Every student's score and status as in expected.csv; the PostgreSQL gradebook holds the same scores
+    (with SQL and with nbgrader's own API), one submission per student; feedback came back as files."""
+    r = graded["first"]
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert "dashboard http://" in r.stdout, r.stdout
+    assert "2 SANDBOX slot(s)" in r.stdout
+    rows = {row["student_id"]: row for row in _csv(graded["state"])}
+    want = _expected()
+    assert {s: (float(row["score"]), row["status"]) for s, row in rows.items()} == {s: want[s] for s in CLASS}
+    assert _gradebook_scores(postgres, graded["db"]) == {s: want[s][0] for s in CLASS}
+    env = _env(graded["state"], graded["url"])
+    probe = subprocess.run([sys.executable, "-c", f"""
+from nbgrader.api import Gradebook
+from autograder import pipeline, config
+api = pipeline.nbgrader_api(config.ROOT)
+with Gradebook(api.coursedir.db_url, api.coursedir.course_id) as gb:
+    print(sorted((s.student.id, float(s.score)) for s in gb.find_assignment({A!r}).submissions))
+"""], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert probe.returncode == 0, probe.stderr[-2000:]
+    assert probe.stdout.strip() == str(sorted((s, want[s][0]) for s in CLASS))
+    for s in CLASS:
+        assert (graded["state"] / "feedback" / s / A / f"{A}.html").stat().st_size > 1000
+        assert (graded["state"] / "autograded" / s / A / f"{A}.ipynb").is_file()
+
+
+def test_rerun_reuses_every_stored_result(graded, cluster):
+    r = _grade(graded["subs"], graded["state"], graded["url"], cluster["address"])
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert f"graded 0, reused {len(CLASS)}" in r.stdout, r.stdout
+
+
+def test_worker_killed_mid_task_grades_each_student_once(postgres, cluster, tmp_path):
+    """kill -9 of the worker process that holds a grading task: Dask reruns it elsewhere; grades.csv and
+    the gradebook have each student exactly once, with the exact expected score."""
+    names = ["correct", "partial", "mistake_rnn_sigmoid", "blank"]
+    subs, state, db = _class(tmp_path, names), tmp_path / "state", "kill_db"
+    url = postgres.create(db)
+    client = cluster["client"]
+    proc = subprocess.Popen(_grade_cmd(subs, cluster["address"]), cwd=ROOT, env=_env(state, url),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out = {}
+    reader = threading.Thread(target=lambda: out.update(zip(("stdout", "stderr"), proc.communicate())))
+    reader.start()
+    killed = None
+    deadline = time.monotonic() + 120
+    while killed is None and time.monotonic() < deadline and proc.poll() is None:
+        busy = {w: ks for w, ks in client.processing().items() if any(str(k).startswith("grade-") for k in ks)}
+        if busy:
+            worker = sorted(busy)[0]
+            time.sleep(1.0)  # inside the task: sandbox or bookkeeping
+            pid = client.run(os.getpid, workers=[worker])[worker]
+            os.kill(pid, signal.SIGKILL)
+            killed = pid
+        time.sleep(0.2)
+    reader.join(timeout=300)
+    assert killed, "no worker was seen holding a grading task"
+    assert proc.returncode == 0, out.get("stdout", "")[-3000:] + out.get("stderr", "")[-3000:]
+    rows = _csv(state)
+    assert sorted(r["student_id"] for r in rows) == sorted(names)
+    want = _expected()
+    assert {r["student_id"]: (float(r["score"]), r["status"]) for r in rows} == {s: want[s] for s in names}
+    assert _gradebook_scores(postgres, db) == {s: want[s][0] for s in names}
+    client.wait_for_workers(2, timeout=120)  # the nanny restarted it: the next test has two workers again
+
+
+def test_unreachable_scheduler_is_a_clear_error_within_seconds(postgres, tmp_path):
+    subs, state = _class(tmp_path, ["correct"]), tmp_path / "state"
+    url = postgres.create("unreachable_db")
+    r = _grade(subs, state, url, f"tcp://127.0.0.1:{_free_port()}", AUTOGRADER_CONNECT_TIMEOUT="3")
+    assert r.returncode != 0
+    assert "cannot reach the Dask scheduler" in r.stderr and "nothing was graded" in r.stderr, r.stderr[-2000:]
+    assert r.seconds < 30
+    assert not (state / "runs").exists()
+
+
+def test_sqlite_gradebook_is_refused_for_a_cluster(cluster, tmp_path):
+    subs, state = _class(tmp_path, ["correct"]), tmp_path / "state"
+    r = _grade(subs, state, None, cluster["address"])
+    assert r.returncode != 0
+    assert "needs a PostgreSQL gradebook" in r.stderr and "sqlite" in r.stderr, r.stderr[-2000:]
+    assert not (state / "runs").exists() and not (state / "gradebook.db").exists()
+
+
+def test_stopped_database_is_a_clear_error_within_seconds(postgres, cluster, tmp_path):
+    subs, state = _class(tmp_path, ["correct"]), tmp_path / "state"
+    url = postgres.create("stopped_db")
+    postgres.stop()
+    try:
+        for scheduler in (cluster["address"], None):  # on the cluster, and on this machine alone
+            r = _grade(subs, state, url, scheduler)
+            assert r.returncode != 0
+            assert "cannot reach the gradebook database" in r.stderr, r.stderr[-2000:]
+            assert "postgres@127.0.0.1" in r.stderr and r.seconds < 30
+            assert not (state / "runs").exists()
+    finally:
+        postgres.start()
+
+
+def test_two_runs_on_two_machines_exclude_each_other(postgres, tmp_path):
+    """The run lock of a PostgreSQL gradebook is in the database: a run from another state dir (another
+    machine: its own lock files) waits for it, then refuses, saying why."""
+    from autograder import gradebook_db
+
+    subs = _class(tmp_path, ["correct"])
+    url = postgres.create("two_runs_db")
+    with gradebook_db.run_lock(url, A, wait=0, log=lambda *a: None):
+        r = _grade(subs, tmp_path / "other_machine", url, None, AUTOGRADER_LOCK_WAIT="1")
+    assert r.returncode != 0
+    assert "another grading run of 01_gradient_flow" in r.stderr and "advisory lock" in r.stderr, r.stderr[-2000:]
+
+
+def test_bookkeeping_locks_are_per_student(postgres):
+    """Two holders of one student's advisory lock take turns; another student's lock is free meanwhile."""
+    from autograder import gradebook_db
+
+    url = postgres.create("locks_db")
+    order = []
+
+    def hold(student, tag, seconds):
+        with gradebook_db.bookkeeping_lock(url, A, student, Path("/nonexistent")):
+            order.append(("in", tag, time.monotonic()))
+            time.sleep(seconds)
+            order.append(("out", tag, time.monotonic()))
+
+    with gradebook_db.bookkeeping_lock(url, A, "ann", Path("/nonexistent")):
+        other = threading.Thread(target=hold, args=("bob", "bob", 0))
+        same = threading.Thread(target=hold, args=("ann", "ann2", 0))
+        other.start()
+        same.start()
+        other.join(timeout=20)
+        assert [t for _, t, _ in order] == ["bob", "bob"]  # bob went through while ann is held
+        time.sleep(0.5)
+        assert "ann2" not in [t for _, t, _ in order]
+    same.join(timeout=20)
+    assert [t for _, t, _ in order][-2:] == ["ann2", "ann2"]
