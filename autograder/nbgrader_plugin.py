@@ -164,6 +164,7 @@ class RebuildNbgraderMetadata(NbGraderPreprocessor):
         from . import pipeline
 
         meta = resources["nbgrader"]
+        pipeline.make_schema_valid(nb)  # nbconvert validates after each step: an invalid id would stop it
         release = ROOT / "assignments" / meta["assignment"] / f"{meta['notebook']}.ipynb"
         if release.is_file():
             changed = pipeline.rebuild_nbgrader_metadata(nb, nbformat.read(str(release), as_version=4))

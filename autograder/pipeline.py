@@ -226,7 +226,7 @@ def _discover_folder(submissions: Path, name: str, notebook_names: list) -> Foun
         note = ""
     elif nbs:
         parts, _, rel = max(nbs, key=lambda x: (x[1].st_mtime, x[0]))
-        note = f"notebook named {parts[-1]!r}" + (f" (latest of {len(nbs)})" if len(nbs) > 1 else "")
+        note = f"notebook named '{shown(parts[-1], 80)}'" + (f" (latest of {len(nbs)})" if len(nbs) > 1 else "")
     elif skipped:  # only a linked (or otherwise irregular) notebook: nothing is read, the row says why
         return Found(sid, None, "; ".join(why for _, why in skipped[1:]), name, skipped[0][0], refused=skipped[0][1])
     else:
@@ -285,6 +285,41 @@ def _grading_view(nbg):
         except (TypeError, ValueError):
             view["points"] = repr(nbg.get("points"))
     return view
+
+
+_CELL_ID = re.compile(r"[a-zA-Z0-9_-]{1,64}")
+
+
+def make_schema_valid(nb) -> list:
+    """Make a parsed submission one that nbformat's schema (which nbconvert checks after every
+    preprocessor) accepts, or raise ``ValueError`` (then it is ``malformed``, never a grader error):
+    cell ids made valid and unique; if the schema still refuses it, every cell's metadata cut to
+    nbgrader's keys, the notebook's dropped, attachments dropped.
+    Returns what was repaired."""
+    from nbformat import ValidationError, validate
+
+    notes, seen = [], set()
+    for i, c in enumerate(nb.cells):
+        cid = c.get("id")
+        if not isinstance(cid, str) or not _CELL_ID.fullmatch(cid) or cid in seen:
+            c["id"] = next(f"cell-{i}-{k}" for k in range(len(nb.cells) + 1) if f"cell-{i}-{k}" not in seen)
+            notes.append("cell ids")
+        seen.add(c["id"])
+    nb["nbformat"], nb["nbformat_minor"] = 4, max(5, int(nb.get("nbformat_minor", 5) or 5))
+    try:
+        validate(nb)
+        return sorted(set(notes))
+    except ValidationError:
+        pass
+    for c in nb.cells:
+        c["metadata"] = {k: v for k, v in c.get("metadata", {}).items() if k in ("nbgrader", "editable", "deletable")}
+        c.pop("attachments", None)
+    nb["metadata"] = {}  # nbgrader puts the release's kernelspec back
+    try:
+        validate(nb)
+    except ValidationError as exc:
+        raise ValueError(f"the notebook's structure is invalid ({exc.message[:120]})") from None
+    return sorted(set(notes + ["metadata"]))
 
 
 def rebuild_nbgrader_metadata(nb, release_nb) -> dict:
@@ -347,7 +382,7 @@ def rebuild_nbgrader_metadata(nb, release_nb) -> dict:
             gid = _grade_id({"metadata": {"nbgrader": nbg}})
             flags = not isinstance(nbg, dict) or any(nbg.get(k) for k in ("grade", "solution", "locked", "task"))
             if gid not in release and (gid or flags):
-                removed.append(f"{gid or f'cell {i + 1}'} ({c.get('cell_type')})")
+                removed.append(f"{shown(gid) if gid else f'cell {i + 1}'} ({c.get('cell_type')})")
             for key in ("editable", "deletable"):
                 md.pop(key, None)
     # an answer cell split in two (JupyterLab's split keeps the grade id on both halves): consecutive cells of
@@ -389,6 +424,10 @@ _W: dict = {}
 
 def _init_worker(cfg_dict):
     import warnings
+
+    sandbox.die_with_parent()  # a grading command killed with SIGKILL leaves no worker holding its locks
+    if os.getppid() != cfg_dict.get("parent", os.getppid()):
+        os._exit(1)
 
     warnings.filterwarnings("ignore", message=".*not in session.*")  # nbgrader + SQLAlchemy 2.1 noise
     os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -481,6 +520,9 @@ def _grade_one(task: dict) -> dict:
                 if c.cell_type == "code":
                     c.setdefault("outputs", [])
                     c.setdefault("execution_count", None)
+            repaired = make_schema_valid(nb)
+            if repaired:
+                details.append("notebook repaired before grading: " + ", ".join(repaired))
         except _Unreadable:
             nb = None
         except Exception as exc:  # noqa: BLE001
@@ -652,6 +694,13 @@ CSV_COLUMNS = ["student_id", "score", "max_score", "auto_score", "auto_max", "ma
                "needs_manual_grading", "raw_score", "late_penalty", "timestamp", "status", "detail", "file"]
 
 
+def shown(text, limit: int = 40) -> str:
+    """Student-chosen text (a grade id, a file name) as it may appear in a detail, a CSV or a page:
+    letters, digits and ``_.- `` only (anything else becomes ``?``), at most ``limit`` characters."""
+    s = re.sub(r"[^\w.\- ]", "?", str(text))
+    return s if len(s) <= limit else s[: limit - 3] + "..."
+
+
 def csv_safe(value) -> str:
     """A text field a spreadsheet will not evaluate: one starting with ``= + - @``, a tab or a carriage
     return gets a leading ``'`` (OWASP's advice against CSV injection)."""
@@ -662,7 +711,7 @@ def csv_safe(value) -> str:
 def write_grades_csv(path: Path, rows: list) -> None:
     """``grades.csv``: every text field neutralised (:func:`csv_safe`); the scores are our own numbers."""
     with open(path, "w", newline="") as f:
-        w = csv.writer(f)
+        w = csv.writer(f, quoting=csv.QUOTE_ALL)  # one cell per field whatever separator a spreadsheet assumes
         w.writerow(CSV_COLUMNS)
         for r in rows:
             w.writerow([f"{r[k]:g}" if isinstance(r.get(k), (int, float)) and not isinstance(r.get(k), bool)
@@ -1036,7 +1085,8 @@ def _grade_locked(assignment, submissions, found, nb_names, workers, force, out_
     try:
         lib = sandbox.prepare_library(scratch / "lib")
         cfg_dict = {"root": str(root), "limits": dataclasses.asdict(cfg.limits), "lib": str(lib),
-                    "scratch": str(scratch), "scheduler": cfg.scheduler}
+                    "scratch": str(scratch), "scheduler": cfg.scheduler,
+                    "parent": os.getpid()}
         done = _run_pool(tasks, workers, cfg_dict)
         # a step stopped on the wall clock while it used little CPU: maybe the machine was busy, not
         # the student slow. Grade those submissions again, one at a time, before the timeout counts

@@ -116,6 +116,8 @@ def read_at(dir_fd: int, name: str, cap: int, shown: str | None = None) -> bytes
         fst = os.fstat(fd)
         if not stat.S_ISREG(fst.st_mode) or (fst.st_dev, fst.st_ino) != (st.st_dev, st.st_ino):
             raise Refused(f"not a regular file: {kind(fst.st_mode)} ({shown})")
+        if fst.st_nlink > 1:  # a hard link can name any file of the same disk (the solution notebook)
+            raise Refused(f"not a file of its own: a hard link ({shown}, {fst.st_nlink} names); hand in a copy")
         if fst.st_size > cap:
             raise Refused(f"{shown} is too large ({fst.st_size / 2**20:.1f} MiB, at most {cap / 2**20:g} MiB)")
         chunks, n = [], 0

@@ -84,6 +84,10 @@ class Limits:
     max_output_bytes: int = 32 * 2**20  # printed by one step: past it the step is stopped
     max_figures: int = 6  # per cell
     max_figure_bytes: int = 2_000_000  # per figure
+    max_figure_pixels: int = 8_000_000  # per figure (width x height: a browser decodes every pixel)
+    max_kept_bytes: int = 16 * 2**20  # figures and output kept for the whole notebook
+    max_cells: int = 400  # code cells run; the release has a few dozen
+    max_result_bytes: int = 256 * 2**20  # the exercises' results, all cases together
     attempts: int = 4
     disk_bytes: int = 256 * 2**20  # the sandbox's working directory (a tmpfs in root mode)
 
@@ -367,8 +371,9 @@ def _tree_cpu(pid: int) -> float:
     return total
 
 
-def _set_pdeathsig():
-    """In the child before exec: die when the grader dies (a killed grader leaves no sandbox)."""
+def die_with_parent():
+    """Die (SIGKILL) when the parent dies: called in a sandbox's launcher before exec and in each
+    grading worker, so that a grading command killed with SIGKILL leaves no process behind."""
     try:
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except Exception:
@@ -432,7 +437,7 @@ class Sandbox:
         try:
             self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out_w, stderr=err_w,
                                          pass_fds=(req_r, rep_w), start_new_session=True,
-                                         preexec_fn=_set_pdeathsig,
+                                         preexec_fn=die_with_parent,
                                          cwd=str(self.stage / "work") if mode == "limits" else "/")
         finally:
             for fd in (req_r, rep_w, out_w, err_w):
@@ -639,6 +644,14 @@ def _safe_load(path: Path) -> dict:
         return {}
 
 
+def _png_ok(data: bytes, lim: Limits) -> bool:
+    """A PNG signature, then an IHDR chunk whose width and height are within the caps."""
+    if len(data) < 24 or not data.startswith(PNG_MAGIC) or data[12:16] != b"IHDR":
+        return False
+    w, h = struct.unpack(">II", data[16:24])
+    return 0 < w and 0 < h and w * h <= lim.max_figure_pixels
+
+
 def _npz(arrays: dict) -> bytes:
     """An ``.npz`` archive of ``arrays`` (any key, even "file", which ``np.savez(**arrays)`` refuses)."""
     buf = io.BytesIO()
@@ -668,6 +681,7 @@ class _Run:
         self.cell_results, self.judge = {}, {e["name"]: {} for e in exercises}
         self.cpu_used, self.wall_used, self.startup = 0.0, 0.0, 0.0
         self.attempts, self.serial, self.stop = 0, 0, False
+        self.kept, self.result_bytes = 0, 0  # bytes of output and figures kept, of results received
 
     # budgets: what is left of the student's total, on both clocks
     def budget(self, cpu: float) -> tuple[float, float]:
@@ -688,6 +702,7 @@ class _Run:
         """One sandbox, from start-up to the last step it gets through. True when everything ran."""
         self.attempts += 1
         self.serial += 1
+        self.kept = 0  # every cell runs again: what is kept is this attempt's
         sb = Sandbox(self.mode, self.limits, self.lib_dir, self.uid, self.scratch, self.serial)
         try:
             hello = sb.exchange(None, b"", 0, self.limits.startup_timeout, charge=False)
@@ -695,7 +710,10 @@ class _Run:
             if hello.outcome != "ok" or (hello.header or {}).get("op") != "hello":
                 self.start_failed(sb, hello)
                 return False
-            for cell in self.cells:
+            for n, cell in enumerate(self.cells):
+                if n >= self.limits.max_cells:
+                    self.too_many_cells()
+                    break
                 if cell["index"] in self.skip_cells:
                     continue
                 if not self.run_cell(sb, cell):
@@ -708,6 +726,11 @@ class _Run:
             return True
         finally:
             sb.close()
+
+    def too_many_cells(self) -> None:
+        msg = f"notebook: only the first {self.limits.max_cells} code cells were run"
+        if ("output_limit", msg) not in self.events:
+            self.events.append(("output_limit", msg))
 
     def start_failed(self, sb: Sandbox, hello: Step) -> None:
         sb.close()  # so that the log holds everything it printed
@@ -729,6 +752,11 @@ class _Run:
                "truncated": out.total > out.keep or err.total > err.keep}
         for k in ("error_type", "error", "result"):
             res[k] = _text(step.arrays, k)[: lim.max_output_chars]
+        text = sum(len(res[k]) for k in ("stdout", "stderr", "error", "result"))
+        if self.kept + text > lim.max_kept_bytes:  # keep the verdicts, drop the excess text
+            self.note_kept_limit()
+            res.update(stdout="", stderr="", result="", error=res["error"][:200])
+        self.kept += min(text, lim.max_kept_bytes)
         if outcome != "ok":
             self.failed(f"cell {idx}", outcome, step, cpu, wall, sb)
         if replied and outcome != "budget":  # the cell ended (or was stopped from inside): carry on
@@ -756,6 +784,10 @@ class _Run:
             if outcome == "ok":
                 if _text(step.arrays, "error_type") == "TimeLimit":  # said by the sandbox, not measured
                     step.arrays = {"error_type": np.array("Error"), "error": np.array("raised TimeLimit")}
+                self.result_bytes += sum(a.nbytes for a in step.arrays.values())
+                if self.result_bytes > lim.max_result_bytes:
+                    step.arrays = {"error_type": np.array("Error"),
+                                   "error": np.array("its results were larger than the grader keeps")}
                 self.judge[name][i] = step.arrays
                 continue
             kind = self.failed(f"exercise {name}", outcome, step, cpu, wall, sb)
@@ -824,17 +856,27 @@ class _Run:
         return "crash", f"the process exited with status {rc}"
 
     def figures(self, arrays: dict) -> list:
-        """PNG figures the sandbox sent for a cell: at most ``max_figures``, each a real PNG under the size cap."""
-        out = []
-        for j in range(self.limits.max_figures):
+        """PNG figures the sandbox sent for a cell: at most ``max_figures``, each a PNG (signature and
+        header checked) under the size and pixel caps, within what the notebook may keep in all."""
+        out, lim = [], self.limits
+        for j in range(lim.max_figures):
             a = arrays.get(f"fig/{j}")
             if a is None:
                 break
-            if a.dtype == np.uint8 and a.ndim == 1 and a.size <= self.limits.max_figure_bytes:
-                data = a.tobytes()
-                if data.startswith(PNG_MAGIC):
-                    out.append(data)
+            if a.dtype != np.uint8 or a.ndim != 1 or a.size > lim.max_figure_bytes or not _png_ok(a.tobytes(), lim):
+                continue
+            if self.kept + a.size > lim.max_kept_bytes:
+                self.note_kept_limit()
+                break
+            self.kept += a.size
+            out.append(a.tobytes())
         return out
+
+    def note_kept_limit(self) -> None:
+        msg = (f"notebook: more output and figures than the grader keeps ({self.limits.max_kept_bytes // 2**20} MB);"
+               " the rest was dropped")
+        if ("output_limit", msg) not in self.events:
+            self.events.append(("output_limit", msg))
 
     def result(self, seconds: float) -> SandboxResult:
         cells = dict(self.cell_results)

@@ -383,3 +383,19 @@ def test_two_processes_create_the_gradebook_together(tmp_path):
 
     with Gradebook(f"sqlite:///{tmp_path / 'state' / 'gradebook.db'}", "fancy-rnns") as gb:
         assert gb.find_assignment(A).name == A
+
+
+def test_a_hard_link_is_refused_like_a_symbolic_link(tmp_path):
+    """A hard link names the very file it links (the instructor's solution notebook, on the same
+    disk): it is never read, and the student's row says why."""
+    from autograder import safefs
+
+    outside = tmp_path / "solutions.ipynb"
+    outside.write_text('{"cells": []}')
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    os.link(outside, subs / "mallory.ipynb")
+    (subs / "honest.ipynb").write_text('{"cells": []}')
+    with pytest.raises(safefs.Refused, match="hard link"):
+        safefs.read_file(subs, "mallory.ipynb")
+    assert safefs.read_file(subs, "honest.ipynb") == b'{"cells": []}'

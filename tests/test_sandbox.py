@@ -264,3 +264,63 @@ threading.Thread(target=flood, daemon=True).start()
     r = run_cells(lib, "print('first')", flood, "print('last')")
     assert any(k == "crash" and "could not be read" in d for k, d in r.events), r.events
     assert r.cells[0]["stdout"] == "first\n" and r.attempts <= sandbox.Limits().attempts
+
+
+def _children(pid: int) -> list:
+    out = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        out += [int(c) for c in (task / "children").read_text().split()]
+    return out
+
+
+@needs_root
+@pytest.mark.slow
+def test_a_grading_command_killed_with_sigkill_leaves_nothing_that_blocks_the_next(tmp_path):
+    """kill -9 the grading command mid-run: its workers and their sandboxes die with it (they held
+    its locks), and the next run of the same assignment grades everyone."""
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    for k in range(3):
+        shutil.copytree(SAMPLES / "correct", subs / f"s{k}")
+    env = dict(os.environ, AUTOGRADER_STATE_DIR=str(tmp_path / "state"), AUTOGRADER_SECRET="ci-secret",
+               AUTOGRADER_LOCK_WAIT="60")
+    env.pop("NBGRADER_DB_URL", None)
+    cmd = [sys.executable, "-m", "autograder", "grade", A, str(subs), "--workers", "2"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    workers = []
+    for _ in range(1200):  # until a worker has a sandbox running
+        workers = [p for p in _children(proc.pid) if sandbox._alive(p)]
+        if any(list((sandbox.CGROUP_ROOT / "pids").glob(f"{sandbox.CGROUP_PREFIX}{w}-*")) for w in workers):
+            break
+        time.sleep(0.1)
+    assert workers, "no grading worker started"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    for _ in range(100):
+        if not any(sandbox._alive(w) for w in workers):
+            break
+        time.sleep(0.1)
+    assert not any(sandbox._alive(w) for w in workers), "a worker outlived its grading command"
+    again = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-2000:]
+    with open(tmp_path / "state" / "runs" / A / "grades.csv") as f:
+        assert {r["student_id"]: r["score"] for r in csv.DictReader(f)} == {"s0": "12", "s1": "12", "s2": "12"}
+
+
+def test_what_a_notebook_may_keep_is_capped_in_all(lib):
+    """Fake figures from a patched runner in every cell, and more cells than any notebook needs: the
+    grader keeps at most max_kept_bytes of output and figures (real PNG headers only) and runs at
+    most max_cells cells; the rest is dropped with an output_limit, not the grader's memory."""
+    flood = """
+import __main__, os, struct, zlib
+png = b"\\x89PNG\\r\\n\\x1a\\n" + struct.pack(">I", 13) + b"IHDR" + struct.pack(">II", 100, 100) + os.urandom(900_000)
+huge = b"\\x89PNG\\r\\n\\x1a\\n" + struct.pack(">I", 13) + b"IHDR" + struct.pack(">II", 100_000, 100_000)
+__main__.figures = lambda *a: [png] * 5 + [huge]
+"""
+    r = run_cells(lib, flood, *["print('x' * 10)"] * 30, max_kept_bytes=4 * 2**20, max_cells=20)
+    kept = sum(len(f) for c in r.cells.values() for f in c["figures"])
+    assert 0 < kept <= 4 * 2**20
+    assert all(len(f) < 1_000_000 for c in r.cells.values() for f in c["figures"])  # never the 10^10-pixel one
+    assert ("output_limit", "notebook: only the first 20 code cells were run") in r.events
+    assert any(k == "output_limit" and "more output and figures" in d for k, d in r.events)
+    assert max(r.cells) == 19

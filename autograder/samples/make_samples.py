@@ -473,6 +473,16 @@ def _student_html(nb):
         "version_major": 2, "version_minor": 0}}
 
 
+def _invalid_metadata(nb):
+    """What nbformat reads but its schema refuses: a bad and a duplicated cell id, tags that are not
+    a list, a non-boolean source_hidden, a kernelspec without a name."""
+    nb["cells"][2]["id"] = "bad id with spaces"
+    nb["cells"][1]["id"] = nb["cells"][3]["id"]
+    nb["cells"][4]["metadata"]["tags"] = "not-a-list"
+    nb["cells"][5]["metadata"]["jupyter"] = {"source_hidden": "yes"}
+    nb["metadata"]["kernelspec"] = {"display_name": "no name"}
+
+
 def _mark_answer_graded(nb, gid="rnn_step"):
     c = next(c for c in nb["cells"] if c["metadata"].get("nbgrader", {}).get("grade_id") == gid)
     c["metadata"]["nbgrader"].update({"grade": True, "points": 100})
@@ -576,6 +586,7 @@ SAMPLES = {
     "cells_edited_test": (sample({"clip_grad_norm": "clip_per_param"}, transform=_edit_test),
                           _score(["clip_grad_norm"]), "tampering_detected"),
     # student-made nbgrader metadata: rebuilt from the release, correct work keeps its points
+    "cells_invalid_metadata": (sample(transform=_invalid_metadata), TOTAL, "ok"),
     "cells_answer_marked_graded": (sample(transform=_mark_answer_graded), TOTAL, "tampering_detected"),
     "cells_added_graded": (sample(transform=_add_graded_cells), TOTAL, "tampering_detected"),
     # student HTML (markdown, raw cell, attachments, widget state, metadata) is cleaned, not tampering
