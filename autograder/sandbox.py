@@ -832,6 +832,8 @@ class _Run:
         elif outcome == "budget":
             kind, why = "timeout", "reached the submission's total time limit; nothing after it was run"
             self.stop = True
+            if self.cpu_used < 0.9 * self.limits.total_timeout:  # the wall-clock total: maybe a busy machine
+                self.wall_trips.append(where)
         elif outcome == "output":
             kind, why = "output_limit", f"printed more than {self.limits.max_output_bytes // 2**20} MB and was stopped"
         elif outcome == "malformed":
