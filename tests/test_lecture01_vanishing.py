@@ -1,6 +1,7 @@
 """Lecture 1's claims, asserted at the ci budget with the same functions the notebook calls."""
 import numpy as np
 import pytest
+import torch
 
 from course_lib.experiments import vanishing as V
 
@@ -106,3 +107,46 @@ def test_non_normal_product_can_grow_when_a_derivative_shrinks():
     r = V.non_normal_example()
     assert r["norm_WW"] == pytest.approx(1.0) and r["norm_WDW"] > 5  # the product grew ...
     assert r["norm_WDW"] <= np.linalg.norm(r["W"], 2) ** 2  # ... and the bound still holds
+
+
+def test_irnn_starts_as_a_copy():
+    """Le et al. (2015)'s initialisation: W_h = I, zero recurrent biases, ReLU, tiny input weights."""
+    from course_lib.experiments import baselines
+
+    m = baselines.irnn(5, 8, 3, seed=0)
+    assert m.rnn.nonlinearity == "relu"
+    assert torch.equal(m.rnn.weight_hh_l0.detach(), torch.eye(8))
+    assert float(m.rnn.bias_hh_l0.abs().max()) == 0 == float(m.rnn.bias_ih_l0.abs().max())
+    assert float(m.rnn.weight_ih_l0.abs().max()) < 0.01
+    assert torch.equal(baselines.irnn(5, 8, 3, seed=0).rnn.weight_ih_l0, m.rnn.weight_ih_l0)  # seeded
+    with pytest.raises(ValueError, match="cell"):
+        baselines.build("elman", 5, 8, 3, seed=0)
+
+
+@pytest.mark.slow
+def test_fair_recall_baseline():
+    """At the ci budget: k = 40, seeds 0-2, 3x the lecture's 300 steps. The tanh RNN still fails, the
+    IRNN recalls in every seed (lecture 1, section 6.3)."""
+    base = V.recall_vs_distance(ks=(40,))
+    b = V.recall_baselines(base)
+    assert b["steps"] == 3 * base["steps"] == 900 and len(b["seeds"]) >= 3
+    assert np.all(b["accuracy"]["rnn"] < 0.5), b["accuracy"]
+    assert np.all(b["accuracy"]["irnn"] >= 0.95), b["accuracy"]
+    from course_lib import claims as C
+
+    claims = V.claims_baselines(b, {"attractors": [4], "seeds": b["seeds"], "steps": 600, "base_steps": 200,
+                                    "factor": 3, "base_error": np.ones((1, 3)),
+                                    "error": {"rnn": np.zeros((1, 3)), "irnn": np.zeros((1, 3))}})
+    assert not C.failed(claims[:2]) and all(len(c.seeds) == len(b["seeds"]) for c in claims)
+
+
+@pytest.mark.slow
+def test_fair_agreement_baseline():
+    """At the ci budget: 3x the lecture's 200 steps, seeds 0-2; the median error with 4 attractors falls
+    below 0.25 for the tanh RNN and the IRNN alike."""
+    agree = V.agreement_vs_attractors(attractors=(0, 4))
+    b = V.agreement_baselines(agree)
+    assert b["steps"] == 600 and len(b["seeds"]) >= 3
+    for c in ("rnn", "irnn"):
+        assert np.median(b["error"][c][-1]) < 0.25, b["error"]
+    assert np.median(agree["error"][-1]) > 0.5  # what the lecture's 200 steps leave

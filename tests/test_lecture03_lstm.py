@@ -122,3 +122,18 @@ def test_marked_sensitivity_of_a_model_that_computes_the_sum_is_one():
     s = L.marked_sensitivity(Exact(), data)
     assert s["first"] == pytest.approx(1.0) and s["second"] == pytest.approx(1.0)
     assert s["per_step"].shape == (12,)
+
+
+@pytest.mark.slow
+def test_fair_adding_baseline():
+    """At the ci budget (T = 30, seeds 0-2): with 4x the LSTM's 400 steps the tanh RNN stays at chance
+    (median), the IRNN (Le et al. 2015) leaves chance without solving it (median between 0.1 and 0.8)."""
+    # the lecture's ci run (adding_vs_length) as far as the baselines read it; its own test is above
+    r = {"lengths": (10, 30), "seeds": (0, 1, 2), "hidden": 32, "steps": 400, "lr": 1e-2,
+         "nmse": {"rnn": np.ones((2, 3)), "lstm": np.full((2, 3), 0.02)}}
+    b = L.adding_baselines(r)
+    assert b["steps"] == 4 * r["steps"] == 1600 and len(b["seeds"]) >= 3 and b["T"] == 30
+    assert np.median(b["nmse"]["rnn"]) >= 0.8, b["nmse"]
+    assert 0.1 < np.median(b["nmse"]["irnn"]) < 0.8, b["nmse"]
+    claims = L.claims_adding_baselines(b)
+    assert not C.failed(claims) and all(len(c.seeds) == len(b["seeds"]) for c in claims)

@@ -24,6 +24,7 @@ import torch
 
 from .._validate import positive_int as _positive_int
 from .. import budget, plots
+from . import baselines
 from ..claims import Claim
 from .. import reference as ref
 from ..models import SequenceModel, count_parameters
@@ -34,7 +35,8 @@ __all__ = [
     "cell_agreement", "lstm_gates", "state_jacobian_norms", "gradient_flow", "adding_vs_length",
     "build_model", "plot_gradient_flow", "draw_forget_bias", "plot_adding_vs_length",
     "plot_learning_curves", "draw_gates", "plot_trained_gradient_flow", "marked_sensitivity",
-    "claims_cell", "claims_gradient_flow", "claims_adding", "report_claims",
+    "claims_cell", "claims_gradient_flow", "claims_adding", "report_claims", "adding_baselines",
+    "claims_adding_baselines", "plot_adding_baselines",
 ]
 
 SOLVED_NMSE = 0.1  # normalised MSE below this counts as solved (chance is 1.0)
@@ -63,7 +65,11 @@ def build_model(cell: str, hidden: int, seed: int, forget_bias: float | None = 1
     """A one-layer :class:`SequenceModel` for a task, initialised from ``seed`` (the global RNG is left as it was).
 
     ``forget_bias`` applies to the LSTM only (``None`` keeps PyTorch's initialisation, about 0).
+    ``cell="irnn"``: the ReLU RNN with identity recurrent initialisation (Le et al. 2015), the fair
+    baseline of :func:`adding_baselines` (see :mod:`course_lib.experiments.baselines`).
     """
+    if cell == "irnn":
+        return baselines.irnn(input_size, hidden, output_size, seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(seed))
         return SequenceModel(cell, input_size, hidden, output_size,
@@ -686,6 +692,92 @@ def claims_adding(result: dict) -> list[Claim]:
             lstm_direct=float(flow["lstm"]["direct"][T]), lstm_dc=float(flow["lstm"]["dc"][T]),
             rnn_dh=float(flow["rnn"]["dh"][T]), seeds=seeds[0]))
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# fair baselines (issue 12): the plain RNN given its best known chance on the adding problem
+# ---------------------------------------------------------------------------------------------
+BASELINE_FACTOR = 4  # the baselines train this many times the lecture's steps
+
+
+def adding_baselines(result: dict, factor: int = BASELINE_FACTOR, device=None) -> dict:
+    """The adding problem at the longest length of ``result`` (from :func:`adding_vs_length`), the same
+    seeds, test set and hidden size, ``factor`` times the steps, for two plain RNNs: the lecture's
+    tanh RNN (its learning rate) and the IRNN (ReLU, identity recurrent initialisation, Le et al.
+    2015, lr ``baselines.IRNN_LR``), both clipped at 1.
+
+    Returns ``{"T", "seeds", "steps", "base_steps", "factor", "nmse": {"rnn": (S,), "irnn": (S,)},
+    "base_nmse": {"rnn": (S,), "lstm": (S,)}, "curves": {cell: (S, evals)}, "eval_steps", "lr"}``.
+    Used by lecture 3. Raises ValueError for ``factor`` < 1.
+    """
+    factor = _positive_int("factor", factor)
+    T, seeds, hidden = result["lengths"][-1], result["seeds"], result["hidden"]
+    steps = factor * result["steps"]
+    device = _device(device)
+    eval_every = max(1, steps // 20)
+    test = make_adding(1000, T, seed=TEST_SEED + T)
+    lrs = {"rnn": result["lr"], "irnn": baselines.IRNN_LR}
+    nmse, curves = {}, {}
+    for c in ("rnn", "irnn"):
+        rows, scores = [], []
+        for s in seeds:
+            _, score, hist = _train_adding(c, T, hidden, steps, lrs[c], s, 64, None, eval_every, device, test)
+            scores.append(score)
+            rows.append([v for _, v in hist.evals])
+        nmse[c], curves[c] = np.array(scores), np.array(rows)
+    return {"T": T, "seeds": seeds, "steps": steps, "base_steps": result["steps"], "factor": factor,
+            "nmse": nmse, "curves": curves, "eval_steps": np.arange(1, steps // eval_every + 1) * eval_every,
+            "base_nmse": {c: result["nmse"][c][-1] for c in ("rnn", "lstm") if c in result["nmse"]}, "lr": lrs}
+
+
+def plot_adding_baselines(b: dict, name="lecture03_fair_baselines", caption=None):
+    """Learning curves of the two baselines at T (one line per seed; each cell its own line style and
+    marker, not hue alone), the LSTM's final scores from the lecture's run as a reference."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    style = {"rnn": ("--", "s", plots.colour("rnn"), f"tanh RNN (PyTorch init, lr {b['lr']['rnn']:g})"),
+             "irnn": ("-", "^", plots.PALETTE["orange"], f"IRNN (ReLU, identity init, lr {b['lr']['irnn']:g})")}
+    x = b["eval_steps"]
+    for c, (ls, m, col, label) in style.items():
+        for si, row in enumerate(b["curves"][c]):
+            ax.plot(x[: len(row)], row, color=col, ls=ls, marker=m, markevery=max(1, len(row) // 5), ms=4, lw=1.3,
+                    alpha=0.85, label=label if si == 0 else None)
+    lstm = b["base_nmse"].get("lstm")
+    if lstm is not None:
+        ax.scatter(np.full(len(lstm), b["base_steps"]), lstm, color=plots.colour("lstm"), marker="o", s=30,
+                   zorder=4, edgecolor="black", lw=0.5, label=f"LSTM after {b['base_steps']} steps (the lecture's)")
+    _reference_lines(ax, x[0])
+    ax.axhline(SOLVED_NMSE, color="grey", ls=":", lw=1)
+    ax.set_yscale("log")
+    ax.set_xlabel("training step")
+    ax.set_ylabel("test MSE / Var(y)")
+    ax.set_title(f"Fair baselines on the adding problem, T = {b['T']} ({len(b['seeds'])} seeds)", fontsize=10)
+    ax.legend(fontsize=8, loc="lower left")
+    if caption is None:
+        caption = (f"Each line one seed, {b['factor']}x the lecture's steps. The tanh RNN (dashed, squares) stays near "
+                   f"the 1.0 line (median {np.median(b['nmse']['rnn']):.2f}); the IRNN (solid, triangles) leaves it "
+                   f"(median {np.median(b['nmse']['irnn']):.2f}, seeds "
+                   + ", ".join(f"{v:.2f}" for v in b["nmse"]["irnn"])
+                   + "); the LSTM (dots) solved it in a quarter of the steps.")
+    return plots.finish(fig, name, caption)
+
+
+def claims_adding_baselines(b: dict) -> list[Claim]:
+    """Lecture 3's fair-baseline claims, on the median over seeds (the sentences say "typically")."""
+    T, seeds = b["T"], b["seeds"]
+    rnn, irnn = b["nmse"]["rnn"], b["nmse"]["irnn"]
+    common = {"steps": b["steps"], "factor": b["factor"]}
+    return [
+        Claim.compare(f"a longer budget alone does not rescue the tanh RNN at T = {T}: with {b['factor']}x the steps "
+                      f"its median test MSE/Var over seeds stays at the chance baseline (>= {CHANCE_NMSE})",
+                      float(np.median(rnn)), ">=", CHANCE_NMSE, seeds, per_seed=[float(u) for u in rnn], **common),
+        Claim.between(f"given its best known chance (IRNN: ReLU, identity initialisation, Le et al. 2015) and "
+                      f"{b['factor']}x the steps, a plain RNN leaves chance at T = {T} without matching the LSTM: its "
+                      f"median test MSE/Var is between {SOLVED_NMSE} (solved) and {CHANCE_NMSE} (chance)",
+                      [float(np.median(irnn))], SOLVED_NMSE, CHANCE_NMSE, seeds,
+                      per_seed=[float(u) for u in irnn], **common),
+    ]
 
 
 # ---------------------------------------------------------------------------------------------

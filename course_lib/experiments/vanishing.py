@@ -23,6 +23,7 @@ import torch
 
 from .._validate import positive_int as _check_positive_int, seed_list as _seed_list
 from .. import budget, plots, widgets
+from . import baselines
 from ..models import SequenceModel
 from ..reference.gradflow import (
     GAMMA,
@@ -231,15 +232,17 @@ def gradient_explorer(static_settings=None):
 # why it matters 1: recall a token across k distractors
 # ---------------------------------------------------------------------------------------------
 def _rnn(input_size, hidden, output_size, seed, cell="rnn"):
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(int(seed))
-        return SequenceModel(cell, input_size, hidden, output_size, forget_bias=1.0 if cell == "lstm" else None)
+    """A one-layer model from ``seed``: ``"rnn"`` (tanh, PyTorch's initialisation), ``"irnn"`` (ReLU,
+    identity recurrent initialisation, :func:`course_lib.experiments.baselines.irnn`), ``"lstm"``
+    (forget bias 1) or ``"gru"``."""
+    return baselines.build(cell, input_size, hidden, output_size, seed, forget_bias=1.0)
 
 
 def _gradient_at_key(model, data):
     """||dL/dx_0|| / ||dL/dx_{T-1}||: how much of the loss's gradient reaches the key (step 0)
     compared with the query (the last step), in float64 at the model's current weights."""
-    m = SequenceModel("rnn", model.input_size, model.hidden_size, model.head.out_features).double()
+    m = SequenceModel("rnn", model.input_size, model.hidden_size, model.head.out_features,
+                      nonlinearity=model.rnn.nonlinearity).double()
     m.load_state_dict({k: v.detach().cpu().double() for k, v in model.state_dict().items()})
     x = data.x.double().requires_grad_(True)
     loss = torch.nn.functional.cross_entropy(m(x), data.y)
@@ -249,7 +252,7 @@ def _gradient_at_key(model, data):
 
 
 def recall_vs_distance(ks=None, seeds=None, steps=None, hidden=32, lr=3e-3, batch_size=64,
-                       test_size=None, vocab=8, clip=1.0, device=None):
+                       test_size=None, vocab=8, clip=1.0, device=None, cell="rnn"):
     """Train a plain tanh RNN to name the first token of "K d d ... d ?" after ``k`` distractors.
 
     For each ``k`` and seed: a fresh ``SequenceModel("rnn", ...)`` trained ``steps`` Adam steps
@@ -257,8 +260,13 @@ def recall_vs_distance(ks=None, seeds=None, steps=None, hidden=32, lr=3e-3, batc
     then its accuracy on a held-out set (seed ``10_000 + seed``). Also measured at initialisation:
     how much of the gradient reaches the key, ``||dL/dx_key|| / ||dL/dx_query||`` (float64).
 
+    ``cell``: ``"rnn"`` (the lecture's tanh RNN) or ``"irnn"`` (the fair baseline, see
+    :func:`recall_baselines`).
+
     Returns ``{"ks", "seeds", "accuracy": (K, S), "grad_at_key": (K, S), "chance", "steps", ...}``.
     """
+    if cell not in ("rnn", "irnn"):
+        raise ValueError(f"cell must be 'rnn' or 'irnn', got {cell!r}")
     ks = [int(k) for k in (budget.pick(ci=(2, 40), default=(2, 5, 10, 20, 40), full=(2, 5, 10, 20, 40, 80))
                            if ks is None else ks)]
     if not ks or any(k < 0 for k in ks):
@@ -271,16 +279,17 @@ def recall_vs_distance(ks=None, seeds=None, steps=None, hidden=32, lr=3e-3, batc
     reach = np.zeros((len(ks), len(seeds)))
     chance = 1.0 / vocab
     with single_thread():
-        _recall_runs(ks, seeds, steps, hidden, lr, batch_size, test_size, vocab, clip, device, acc, reach)
+        _recall_runs(ks, seeds, steps, hidden, lr, batch_size, test_size, vocab, clip, device, acc, reach, cell)
     return {"ks": ks, "seeds": seeds, "accuracy": acc, "grad_at_key": reach, "chance": chance,
-            "steps": steps, "hidden": hidden, "lr": lr, "batch_size": batch_size, "test_size": test_size}
+            "steps": steps, "hidden": hidden, "lr": lr, "batch_size": batch_size, "test_size": test_size,
+            "cell": cell}
 
 
-def _recall_runs(ks, seeds, steps, hidden, lr, batch_size, test_size, vocab, clip, device, acc, reach):
+def _recall_runs(ks, seeds, steps, hidden, lr, batch_size, test_size, vocab, clip, device, acc, reach, cell="rnn"):
     for i, k in enumerate(ks):
         for j, seed in enumerate(seeds):
             test = make_recall(test_size, k, seed=10_000 + seed, vocab=vocab)
-            model = _rnn(test.input_size, hidden, vocab, seed)
+            model = _rnn(test.input_size, hidden, vocab, seed, cell)
             reach[i, j] = _gradient_at_key(model, test.subset(slice(0, 256)))
             train(model, fresh_batches(make_recall, batch_size, k=k, vocab=vocab), "cross_entropy", steps,
                   lr=lr, clip=clip, seed=seed, device=device, progress=False)
@@ -335,13 +344,14 @@ def agreement_vs_attractors(attractors=(0, 1, 2, 3, 4), seeds=None, steps=None, 
     every noun in them an attractor; then an error is exactly "agreed with the nearest noun".
     A control set has ``a`` phrases and no attractor (same distance, nothing to mislead).
 
-    ``cell``: ``"rnn"`` (the lecture's plain tanh RNN), ``"lstm"`` (forget bias 1) or ``"gru"``, the
+    ``cell``: ``"rnn"`` (the lecture's plain tanh RNN), ``"irnn"`` (ReLU, identity initialisation: the
+    fair baseline, see :func:`agreement_baselines`), ``"lstm"`` (forget bias 1) or ``"gru"``, the
     same setting for each (see :func:`agreement_by_cell`).
 
     Returns ``{"attractors", "seeds", "error": (A, S), "control_error": (A, S), "steps", ...}``.
     """
-    if cell not in ("rnn", "lstm", "gru"):
-        raise ValueError(f"cell must be 'rnn', 'lstm' or 'gru', got {cell!r}")
+    if cell not in ("rnn", "irnn", "lstm", "gru"):
+        raise ValueError(f"cell must be 'rnn', 'irnn', 'lstm' or 'gru', got {cell!r}")
     attractors = [int(a) for a in attractors]
     if not attractors or any(a < 0 for a in attractors):
         raise ValueError(f"attractors must be a non-empty list of non-negative counts, got {attractors!r}")
@@ -554,3 +564,130 @@ def plot_agreement_by_cell(results: dict, name="lecture04_agreement_by_cell", ca
                       "each learned the nearest-noun shortcut), but the plain RNN's rises the most; the gated cells "
                       "keep the subject more often.")
     return plots.finish(fig, name, cap)
+
+
+# ---------------------------------------------------------------------------------------------
+# fair baselines (issue 12): the plain RNN given its best known chance
+# ---------------------------------------------------------------------------------------------
+BASELINE_FACTOR = 3  # the baselines train this many times the lecture's steps
+RECALL_UNSOLVED = 0.5  # test accuracy below this: the seed did not learn to recall (chance 1/8)
+AGREEMENT_LEARNED = 0.25  # median error with the most attractors below this: the rule was mostly learned
+
+
+def recall_baselines(recall: dict, factor: int = BASELINE_FACTOR) -> dict:
+    """The recall task at the longest gap of ``recall`` (from :func:`recall_vs_distance`), the same seeds,
+    ``factor`` times the steps, for two plain RNNs: the lecture's tanh RNN (same learning rate) and
+    the IRNN (ReLU, identity recurrent initialisation, Le et al. 2015; lr ``baselines.IRNN_LR``).
+
+    Returns ``{"k", "seeds", "steps", "base_steps", "factor", "chance", "base_accuracy": (S,),
+    "accuracy": {"rnn": (S,), "irnn": (S,)}, "lr": {cell: lr}}``. Used by lecture 1.
+    Raises ValueError for ``factor`` < 1.
+    """
+    factor = _check_positive_int("factor", factor)
+    k, seeds, steps = recall["ks"][-1], recall["seeds"], factor * recall["steps"]
+    lrs = {"rnn": recall["lr"], "irnn": baselines.IRNN_LR}
+    acc = {c: recall_vs_distance(ks=(k,), seeds=seeds, steps=steps, hidden=recall["hidden"], lr=lrs[c],
+                                 batch_size=recall["batch_size"], test_size=recall["test_size"], cell=c)["accuracy"][0]
+           for c in ("rnn", "irnn")}
+    return {"k": k, "seeds": seeds, "steps": steps, "base_steps": recall["steps"], "factor": factor,
+            "chance": recall["chance"], "base_accuracy": recall["accuracy"][-1], "accuracy": acc, "lr": lrs}
+
+
+def agreement_baselines(agree: dict, factor: int = BASELINE_FACTOR) -> dict:
+    """Lecture 1's agreement setting (``agree`` from :func:`agreement_vs_attractors`), the same seeds and
+    test sets, ``factor`` times the steps, for the tanh RNN (same learning rate) and the IRNN (ReLU,
+    identity initialisation; lr ``baselines.IRNN_LR``).
+
+    Returns ``{"attractors", "seeds", "steps", "base_steps", "factor", "base_error": (A, S),
+    "error": {cell: (A, S)}, "control_error": {cell: (A, S)}, "lr"}``. Used by lecture 1.
+    Raises ValueError for ``factor`` < 1.
+    """
+    factor = _check_positive_int("factor", factor)
+    lrs = {"rnn": agree["lr"], "irnn": baselines.IRNN_LR}
+    runs = {c: agreement_vs_attractors(attractors=agree["attractors"], seeds=agree["seeds"],
+                                       steps=factor * agree["steps"], hidden=agree["hidden"], lr=lrs[c],
+                                       attractor_rate=agree["attractor_rate"], max_prefix=agree["max_prefix"],
+                                       test_size=agree["test_size"], cell=c) for c in ("rnn", "irnn")}
+    return {"attractors": agree["attractors"], "seeds": agree["seeds"], "steps": factor * agree["steps"],
+            "base_steps": agree["steps"], "factor": factor, "base_error": agree["error"],
+            "error": {c: r["error"] for c, r in runs.items()},
+            "control_error": {c: r["control_error"] for c, r in runs.items()}, "lr": lrs}
+
+
+_BASE_STYLE = {"base": ("-", "o", plots.PALETTE["vermillion"]), "rnn": ("--", "s", plots.PALETTE["orange"]),
+               "irnn": (":", "^", plots.PALETTE["blue"])}
+
+
+def plot_baselines(recall_b: dict, agree_b: dict, name="lecture01_fair_baselines", caption=None):
+    """Left: recall accuracy at the longest gap, one dot per seed, for the lecture's RNN and the two
+    baselines. Right: agreement error against attractors (median over seeds, each run its own line
+    style and marker, not hue alone)."""
+    import matplotlib.pyplot as plt
+
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4))
+    labels = {"base": f"tanh RNN, {recall_b['base_steps']} steps (the lecture's)",
+              "rnn": f"tanh RNN, {recall_b['steps']} steps",
+              "irnn": f"IRNN (ReLU, identity init), {recall_b['steps']} steps"}
+    accs = {"base": recall_b["base_accuracy"], **recall_b["accuracy"]}
+    for i, (key, v) in enumerate(accs.items()):
+        ls, m, col = _BASE_STYLE[key]
+        a1.scatter(np.full(len(v), i) + np.linspace(-0.15, 0.15, len(v)), v, color=col, marker=m, s=36,
+                   edgecolor="black", lw=0.5, zorder=3)
+        a1.plot([i - 0.3, i + 0.3], [np.median(v)] * 2, color="black", lw=2)
+    a1.axhline(recall_b["chance"], color="0.4", ls="--", lw=1)
+    a1.text(-0.45, recall_b["chance"] + 0.02, "chance", fontsize=8, color="0.3")
+    a1.set_xticks(range(3))
+    a1.set_xticklabels([labels[k].replace(", ", "\n", 1) for k in accs], fontsize=8)
+    a1.set_ylim(0, 1.05)
+    a1.set_ylabel("test accuracy")
+    a1.set_title(f"recall across k = {recall_b['k']} ({len(recall_b['seeds'])} seeds; bar: median)", fontsize=10)
+    a = np.array(agree_b["attractors"])
+    labels_a = {"base": f"tanh RNN, {agree_b['base_steps']} steps (the lecture's)",
+                "rnn": f"tanh RNN, {agree_b['steps']} steps", "irnn": f"IRNN, {agree_b['steps']} steps"}
+    errs = {"base": agree_b["base_error"], **agree_b["error"]}
+    for key, e in errs.items():
+        ls, m, col = _BASE_STYLE[key]
+        a2.plot(a, np.median(e, 1), color=col, ls=ls, marker=m, lw=2, label=labels_a[key])
+        a2.fill_between(a, e.min(1), e.max(1), color=col, alpha=0.12, lw=0)
+    a2.axhline(0.5, color="0.5", ls="--", lw=1)
+    a2.set_xticks(a)
+    a2.set_ylim(-0.03, 1.03)
+    a2.set_xlabel("attractors between the subject and the verb")
+    a2.set_ylabel("error rate (median over seeds; band: range)")
+    a2.set_title("agreement with attractors", fontsize=10)
+    a2.legend(fontsize=8, loc="upper left")
+    if caption is None:
+        r, ir = recall_b["accuracy"]["rnn"], recall_b["accuracy"]["irnn"]
+        e_base, e_r, e_i = (float(np.median(x[-1])) for x in (agree_b["base_error"], agree_b["error"]["rnn"],
+                                                             agree_b["error"]["irnn"]))
+        caption = (f"Fair baselines, same seeds. Left: recall across k = {recall_b['k']}: with {recall_b['factor']}x "
+                   f"the steps the tanh RNN still recalls no better than {max(r):.2f} (chance "
+                   f"{recall_b['chance']:.3f}), while the IRNN recalls with accuracy at least {min(ir):.2f} in every "
+                   f"seed. Right: median error with {a[-1]} attractors: {e_base:.2f} after the lecture's "
+                   f"{agree_b['base_steps']} steps, {e_r:.2f} (tanh RNN) and {e_i:.2f} (IRNN) after "
+                   f"{agree_b['steps']}: given more steps most seeds learn the agreement rule.")
+    return plots.finish(fig, name, caption)
+
+
+def claims_baselines(recall_b: dict, agree_b: dict) -> list[Claim]:
+    """Lecture 1's fair-baseline claims (every seed, or the median over seeds where the sentence says so)."""
+    k, seeds, a = recall_b["k"], recall_b["seeds"], agree_b["attractors"][-1]
+    r, ir = recall_b["accuracy"]["rnn"], recall_b["accuracy"]["irnn"]
+    out = [
+        Claim.every(f"a longer budget does not rescue the tanh RNN: with {recall_b['factor']}x the steps "
+                    f"({recall_b['steps']}) its recall across k = {k} stays below {RECALL_UNSOLVED} in every seed",
+                    r, "<", RECALL_UNSOLVED, seeds, steps=recall_b["steps"], chance=recall_b["chance"]),
+        Claim.every(f"a plain RNN can learn it: the IRNN (ReLU, identity recurrent initialisation, Le et al. 2015), "
+                    f"{recall_b['steps']} steps, recalls across k = {k} with accuracy >= {RECALL_SOLVED} in every seed",
+                    ir, ">=", RECALL_SOLVED, seeds, steps=recall_b["steps"], lr=recall_b["lr"]["irnn"]),
+    ]
+    base = float(np.median(agree_b["base_error"][-1]))
+    for c, label in (("rnn", "the tanh RNN"), ("irnn", "the IRNN")):
+        e = agree_b["error"][c][-1]
+        out.append(Claim.compare(
+            f"agreement with {a} attractors after {agree_b['factor']}x the steps ({agree_b['steps']}): {label}'s "
+            f"median error over seeds is below {AGREEMENT_LEARNED} (the rule is mostly learned; "
+            f"{agree_b['base_steps']} steps: median {base:.2f})",
+            float(np.median(e)), "<", AGREEMENT_LEARNED, agree_b["seeds"], per_seed=[float(u) for u in e],
+            steps=agree_b["steps"]))
+    return out
