@@ -49,6 +49,19 @@ MODEL_COLOURS = {
     "dense": PALETTE["orange"],
 }
 LINESTYLES = ["-", "--", ":", "-."]
+# Never by hue alone: each model also keeps one line style and one marker in every lecture.
+MODEL_STYLES = {
+    "rnn": ("--", "s"),
+    "irnn": ("-.", "v"),
+    "lstm": ("-", "o"),
+    "gru": (":", "^"),
+    "clipped": ("-", "o"),
+    "unclipped": ("--", "s"),
+    "residual": ("-", "o"),
+    "plain": ("--", "s"),
+    "highway": ("-.", "D"),
+    "dense": (":", "^"),
+}
 
 
 def style() -> None:
@@ -76,6 +89,13 @@ def colour(name: str, i: int = 0) -> str:
     return MODEL_COLOURS.get(str(name).lower(), CYCLE[i % len(CYCLE)])
 
 
+def line_style(name: str, i: int = 0, n_points: int = 20) -> dict:
+    """Keyword arguments for ``ax.plot`` that tell a named model apart without colour: its colour,
+    line style and marker (a few markers per line, ``markevery`` from ``n_points``)."""
+    ls, marker = MODEL_STYLES.get(str(name).lower(), (LINESTYLES[i % len(LINESTYLES)], "osv^D"[i % 5]))
+    return {"color": colour(name, i), "ls": ls, "marker": marker, "markevery": max(1, n_points // 6), "ms": 4}
+
+
 def output_dir() -> Path | None:
     """Where the main job collects figures, or ``None`` in an interactive session."""
     out = os.environ.get("COURSE_OUTPUT_DIR")
@@ -86,16 +106,70 @@ def _slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_") or "figure"
 
 
+def alt_text(fig, caption: str = "") -> str:
+    """The figure's alternative text: its caption, else its titles (never empty)."""
+    if caption and caption.strip():
+        return " ".join(caption.split())
+    titles = [fig._suptitle.get_text()] if getattr(fig, "_suptitle", None) is not None else []
+    titles += [ax.get_title() for ax in fig.axes if ax.get_title()]
+    return "; ".join(t for t in titles if t) or "a plot (no caption)"
+
+
+def _png_with_alt(png):
+    """Wrap IPython's PNG formatter for figures so each image output carries ``{"alt": ...}`` metadata."""
+
+    def fmt(fig):
+        data = png(fig)
+        alt = getattr(fig, "course_alt", None)
+        if data is None or not alt:
+            return data
+        if isinstance(data, tuple):
+            data, md = data
+            return data, {**(md or {}), "alt": alt}
+        return data, {"alt": alt}
+
+    fmt._course_alt = True
+    return fmt
+
+
+def _register_alt_formatter() -> bool:
+    """Inside IPython: make the PNG of every figure carry its alt text in the output's metadata."""
+    try:
+        from IPython import get_ipython
+        from matplotlib.figure import Figure
+
+        ip = get_ipython()
+        if ip is None:
+            return False
+        f = ip.display_formatter.formatters["image/png"]
+        current = f.lookup_by_type(Figure)
+        if not getattr(current, "_course_alt", False):
+            f.for_type(Figure, _png_with_alt(current))
+        return True
+    except Exception:  # noqa: BLE001 - no formatter for figures yet: the printed caption still says it
+        return False
+
+
 def finish(fig, name: str, caption: str):
     """Caption the figure (what to see in it) and save it when the main job runs.
 
-    Returns the figure so a notebook cell can end with ``finish(...)`` and show it.
+    The caption is also the figure's alt text (``fig.course_alt``, see :func:`alt_text`): in a
+    notebook it is printed as text next to the figure (``Figure: ...``) and stored in the image
+    output's metadata (``{"image/png": {"alt": ...}}``), and the static site (course_lib/site.py)
+    puts it in the ``<img alt>``. Returns the figure so a notebook cell can end with ``finish(...)``.
     """
+    fig.course_alt = alt_text(fig, caption)
     if caption:
         fig.text(0.01, -0.02, caption, ha="left", va="top", wrap=True, fontsize=9, style="italic")
     fig.tight_layout()
     out = output_dir()
     if out is not None:
         (out / "figures").mkdir(parents=True, exist_ok=True)
-        fig.savefig(out / "figures" / f"{_slug(name)}.png", bbox_inches="tight")
+        fig.savefig(out / "figures" / f"{_slug(name)}.png", bbox_inches="tight",
+                    metadata={"Title": name, "Description": fig.course_alt})
+    if _register_alt_formatter():
+        print(f"{FIGURE_PREFIX}{fig.course_alt}")
     return fig
+
+
+FIGURE_PREFIX = "Figure: "

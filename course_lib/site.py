@@ -24,7 +24,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import notebooks
+from . import notebooks, plots
 
 ROOT = notebooks.ROOT
 SITE_SOURCES = ROOT / "site"
@@ -77,13 +77,38 @@ def copy_mathjax(dest: Path) -> Path:
     return dest
 
 
-def static_notebook(nb: dict) -> dict:
-    """The notebook as the static site shows it: widget outputs replaced, widget state dropped."""
+def figure_alt(cell: dict, title: str = "") -> str:
+    """The alt text of a code cell's figures: each image output's ``metadata["image/png"]["alt"]`` (set by
+    :func:`course_lib.plots.finish`), else the ``Figure: ...`` lines the cell printed, else a plain
+    description naming ``title`` (never empty). Several figures in one cell: their texts joined."""
+    alts = []
+    for out in cell.get("outputs", []):
+        if "image/png" in out.get("data", {}):
+            alt = out.get("metadata", {}).get("image/png", {}).get("alt")
+            if alt and alt not in alts:
+                alts.append(alt)
+    if not alts:
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "stream":
+                text = out.get("text", "")
+                text = "".join(text) if isinstance(text, list) else text
+                alts += [l[len(plots.FIGURE_PREFIX):].strip() for l in text.splitlines()
+                         if l.startswith(plots.FIGURE_PREFIX)]
+    return " | ".join(alts) or f"A figure from {title or 'this page'} (its caption is in the text around it)"
+
+
+def static_notebook(nb: dict, title: str = "") -> dict:
+    """The notebook as the static site shows it: widget outputs replaced, widget state dropped, and each
+    figure's alt text (:func:`figure_alt`) in its cell's ``mystnb.image`` options (myst-nb puts
+    it in the ``<img alt>``)."""
     nb = json.loads(json.dumps(nb))
     nb.get("metadata", {}).pop("widgets", None)
     for cell in nb.get("cells", []):
         if cell.get("cell_type") != "code":
             continue
+        if any("image/png" in o.get("data", {}) for o in cell.get("outputs", [])):
+            opts = cell.setdefault("metadata", {}).setdefault("mystnb", {}).setdefault("image", {})
+            opts.setdefault("alt", figure_alt(cell, title))
         outputs = []
         for out in cell.get("outputs", []):
             data = out.get("data", {})
@@ -139,7 +164,7 @@ def build_site(executed_lectures_dir, out_dir, assignments_dir=None, quiet=True)
         raise RuntimeError(f"no executed lectures (NN_*.ipynb) in {lectures_dir}")
     lecture_docs, assignment_docs = [], []
     for path in lectures:
-        nb = static_notebook(json.loads(path.read_text(encoding="utf-8")))
+        nb = static_notebook(json.loads(path.read_text(encoding="utf-8")), title=path.stem)
         nbformat.validate(nbformat.from_dict(nb))
         (src / "lectures").mkdir(parents=True, exist_ok=True)
         (src / "lectures" / path.name).write_text(json.dumps(nb, indent=1), encoding="utf-8")

@@ -119,6 +119,12 @@ def test_site_builds_with_every_lecture_and_assignment(site, executed):
     assert (site.html_dir / "_static" / "mathjax" / "tex-chtml.js").is_file(), "MathJax is not served by the site"
     broken = [w for w in site.warnings if BROKEN.search(w)]
     assert not broken, "the site has broken links, images or contents entries:\n" + "\n".join(broken)
+    # every figure on a lecture page carries alt text (its caption), not a file name
+    for page in site.lectures:
+        html = (site.html_dir / page).read_text(encoding="utf-8")
+        imgs = re.findall(r"<img\b[^>]*>", html)
+        bad = [i for i in imgs if not re.search(r'\balt="(?![^"]*\.(?:png|svg|jpe?g)")[^"]{10,}"', i)]
+        assert not bad, f"{page}: figures without alt text: {bad[:3]}"
     # nothing on the pages points the browser at the internet (MathJax, widgets, fonts ...)
     for page in site_mod.site_pages(site):
         html = (site.html_dir / page).read_text(encoding="utf-8")

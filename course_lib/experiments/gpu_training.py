@@ -615,7 +615,7 @@ def plot_nan_recovery(result, name="lecture07_nan_recovery"):
     W = result["warmup_steps"]
     a1.plot(steps, result["loss_bits"], color=plots.colour("rnn"), lw=1.2, label="ReLU RNN (train loss)")
     if "lstm" in result:
-        a1.plot(steps, result["lstm"]["loss_bits"], color=plots.colour("lstm"), lw=1.0, alpha=0.8,
+        a1.plot(steps, result["lstm"]["loss_bits"], color=plots.colour("lstm"), lw=1.0, alpha=0.8, ls="--",
                 label=f"LSTM, same blunder: finite (peak {result['lstm']['max_loss_bits']:.0f} bits), no NaN")
     top = max(result["unigram_bpc"] + 3.0, 8.0)
     bad = [e for e in result["events"] if e["kind"] == "nonfinite"]

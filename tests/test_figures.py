@@ -1,0 +1,45 @@
+"""Every figure carries its caption as text: alt text on the figure, in the notebook output and on the site."""
+import matplotlib.pyplot as plt
+
+from course_lib import plots, site
+
+
+def test_finish_sets_alt_text_from_the_caption_or_the_titles():
+    fig, ax = plt.subplots()
+    ax.plot([0, 1])
+    assert plots.finish(fig, "t", "A line that  rises.\n").course_alt == "A line that rises."
+    fig2, ax2 = plt.subplots()
+    ax2.set_title("loss per step")
+    assert plots.finish(fig2, "t2", "").course_alt == "loss per step"
+    plt.close("all")
+
+
+def test_alt_formatter_adds_metadata_to_the_png():
+    fmt = plots._png_with_alt(lambda fig: b"PNG")
+    fig = plt.figure()
+    fig.course_alt = "what to see"
+    assert fmt(fig) == (b"PNG", {"alt": "what to see"})
+    assert plots._png_with_alt(lambda fig: (b"PNG", {"width": 3}))(fig) == (b"PNG", {"width": 3, "alt": "what to see"})
+    plt.close(fig)
+
+
+def test_static_notebook_puts_alt_text_on_every_figure_cell():
+    png = {"output_type": "display_data", "data": {"image/png": "AAAA"}, "metadata": {}}
+    nb = {"metadata": {}, "cells": [
+        {"cell_type": "code", "metadata": {}, "source": "", "outputs": [
+            {"output_type": "stream", "name": "stdout", "text": "x\nFigure: The RNN stays at chance.\n"}, png]},
+        {"cell_type": "code", "metadata": {}, "source": "", "outputs": [
+            {**png, "metadata": {"image/png": {"alt": "From the metadata."}}}]},
+        {"cell_type": "code", "metadata": {}, "source": "", "outputs": [png]},
+        {"cell_type": "code", "metadata": {}, "source": "", "outputs": []},
+    ]}
+    out = site.static_notebook(nb, title="03_lstm")
+    alts = [c["metadata"].get("mystnb", {}).get("image", {}).get("alt") for c in out["cells"]]
+    assert alts[0] == "The RNN stays at chance."
+    assert alts[1] == "From the metadata."
+    assert "03_lstm" in alts[2] and alts[3] is None
+
+
+def test_lecture_plots_tell_models_apart_without_colour():
+    styles = {plots.line_style(m)["ls"] + plots.line_style(m)["marker"] for m in ("rnn", "lstm", "gru", "irnn")}
+    assert len(styles) == 4
