@@ -28,6 +28,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from .. import budget, plots, widgets
+from ..claims import Claim
 from ..models import SequenceModel, count_parameters
 from ..reference import lstm_cell, stacked_rnn, weights_from_module
 from ..tasks import TAG_NAMES, TaskData, fresh_batches, make_right_context_tagging
@@ -70,7 +71,7 @@ def who_sees_what_claim(result, tol=1e-12):
     holds = bool(np.all(f[:p] < tol) and np.all(f[p:] > tol) and np.all(b[: p + 1] > tol) and np.all(b[p + 1:] < tol))
     return claim(f"changing input {p} moves the forward states only from step {p} on and the backward states only "
                  f"up to step {p}", holds, forward_before=float(f[:p].max()) if p else 0.0,
-                 backward_after=float(b[p + 1:].max()) if p + 1 < len(b) else 0.0, seed=result["seed"])
+                 backward_after=float(b[p + 1:].max()) if p + 1 < len(b) else 0.0, seeds=(result["seed"],))
 
 
 def plot_who_sees_what(result, name="lecture06_who_sees_what", caption=None):
@@ -167,7 +168,7 @@ def tagging_claim(result, tolerance=0.01, margin=0.05):
                  f"ceiling {ceil:.4f}; the bidirectional one goes more than {margin:g} past it, every seed", holds,
                  uni_accuracy=float(uni.mean()), bi_accuracy=float(bi.mean()), ceiling=ceil,
                  uni_at_intensifiers=float(result["intensifier_accuracy"]["uni"].mean()),
-                 bi_at_intensifiers=float(result["intensifier_accuracy"]["bi"].mean()), seeds=str(result["seeds"]))
+                 bi_at_intensifiers=float(result["intensifier_accuracy"]["bi"].mean()), seeds=result["seeds"])
 
 
 def plot_tagging(result, name="lecture06_tagging", caption=None):
@@ -327,7 +328,7 @@ def next_token_leak_claim(result, bi_above=0.9, uni_below=0.2):
     return claim(f"next-token prediction: a bidirectional LSTM scores above {bi_above:g} by reading the next token, "
                  f"a one-directional one below {uni_below:g}, every seed", holds, uni_accuracy=float(uni.mean()),
                  bi_accuracy=float(bi.mean()), bi_at_last_step=float(result["last_step_accuracy"]["bi"].mean()),
-                 chance=float(result["chance"]), seeds=str(result["seeds"]))
+                 chance=float(result["chance"]), seeds=result["seeds"])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -368,9 +369,9 @@ def layer_order_check(num_layers=3, batch_size=4, T=12, input_size=5, hidden=8, 
 def layer_order_claim(result, tol=1e-12):
     """Layer by layer and step by step both equal ``nn.LSTM`` to ``tol`` (float64)."""
     a, b = result["layer_by_layer_vs_torch"], result["step_by_step_vs_torch"]
-    return claim(f"a {result['num_layers']}-layer LSTM computed layer by layer and step by step gives nn.LSTM's "
-                 f"outputs to {tol:g}", a < tol and b < tol, layer_by_layer=a, step_by_step=b,
-                 seed=result["seed"])
+    return Claim.compare(f"a {result['num_layers']}-layer LSTM computed layer by layer and step by step gives "
+                         f"nn.LSTM's outputs to {tol:g} (the larger difference)", max(a, b), "<", tol,
+                         (result["seed"],), layer_by_layer=a, step_by_step=b)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -433,7 +434,7 @@ def variable_length_claim(result, tol=1e-12, wrong_above=1e-3):
                  f"running over the padding is off by more than {wrong_above:g} for every padded sequence", holds,
                  packed=float(max(result["outputs"]["packed"].max(), result["finals"]["packed"].max())),
                  masked=float(max(result["outputs"]["masked"].max(), result["finals"]["masked"].max())),
-                 ignored_min=float(wrong.min()) if len(wrong) else float("nan"), seed=result["seed"])
+                 ignored_min=float(wrong.min()) if len(wrong) else float("nan"), seeds=(result["seed"],))
 
 
 def plot_variable_length(result, name="lecture06_variable_length", caption=None):
@@ -549,22 +550,23 @@ def depth_claims(result, factor=0.25):
     """
     d, acc = list(result["depths"]), result["accuracy"]
     out = []
-    seeds = str(result["seeds"])
+    seeds = tuple(result["seeds"])
     if 1 in d and 2 in d:
         one, two = acc["plain"][d.index(1)], acc["plain"][d.index(2)]
-        out.append(claim("a second stacked layer (same width) beats one layer: every 2-layer seed above every 1-layer "
-                         "seed", bool(two.min() > one.max()), one_layer=float(one.mean()), two_layers=float(two.mean()),
-                         seeds=seeds))
+        out.append(Claim.compare("a second stacked layer (same width) beats one layer: every 2-layer seed above every "
+                                 "1-layer seed (worst 2-layer accuracy minus best 1-layer)", float(two.min() - one.max()),
+                                 ">", 0, seeds, one_layer=float(one.mean()), two_layers=float(two.mean())))
     if 1 in d:
         i = int(np.argmax(d))
         e1, er = 1 - acc["plain"][d.index(1)].mean(), 1 - acc["residual"][i].mean()
-        out.append(claim(f"{d[i]} residual layers cut the 1-layer error by more than {1 / factor:g}x", er < factor * e1,
-                         one_layer_error=float(e1), residual_error=float(er), seeds=seeds))
+        out.append(Claim.compare(f"{d[i]} residual layers cut the 1-layer error by more than {1 / factor:g}x (the ratio "
+                                 f"of mean errors)", float(er / e1) if e1 > 0 else float("inf"), "<", factor, seeds,
+                                 one_layer_error=float(e1), residual_error=float(er)))
     i = int(np.argmax(d))
     if d[i] > 1:
         p, r = acc["plain"][i], acc["residual"][i]
-        out.append(claim(f"at {d[i]} layers, residual beats plain in every seed", bool(np.all(r > p)),
-                         plain=float(p.mean()), residual=float(r.mean()), seeds=seeds))
+        out.append(Claim.every(f"at {d[i]} layers, residual beats plain in every seed (accuracy difference)", r - p,
+                               ">", 0, seeds, plain=float(p.mean()), residual=float(r.mean())))
     return out
 
 

@@ -20,6 +20,7 @@ import time
 import numpy as np
 import torch
 
+from ..claims import Claim
 from .. import budget, plots
 from .. import reference as ref
 from ..models import count_parameters
@@ -145,9 +146,21 @@ def draw_leaky_memory(T: int = 40, seed: int = 0):
         ax.set_ylim(-1.0, 1.1)
         ax.set_xlabel("step t")
         ax.set_ylabel("value")
-        ax.legend(fontsize=7, loc="upper right")
+        ax.legend(fontsize=7, loc="upper left")
         ax.text(0.02, 0.03, f"PyTorch z = {r['z']:.2f}  |  lecture u = 1 - z = {r['u']:.2f}  |  "
                 f"half-life {r['half_life']:.1f} steps", transform=ax.transAxes, fontsize=7)
+        # the retained pulse is tiny on the value axis when z is near 1 (it enters scaled by 1 - z):
+        # the inset shows the share of it still in the state, z^k, on a log axis where it is visible
+        ins = ax.inset_axes([0.62, 0.56, 0.36, 0.40])
+        k = np.arange(len(tail))
+        share = np.where(k == 0, 1.0, r["memory"][: len(tail)])
+        ins.semilogy(tail, np.clip(share, 1e-6, None), color=plots.PALETTE["black"], ls="--", marker=".", ms=2,
+                     lw=1)
+        ins.set_ylim(1e-6, 2)
+        ins.set_yticks([1e-6, 1e-3, 1])
+        ins.tick_params(labelsize=6)
+        ins.set_title("pulse kept, $z^k$ (log)", fontsize=6.5, pad=2)
+        ins.patch.set_alpha(0.9)
 
     return draw
 
@@ -316,8 +329,8 @@ def plot_compare_curves(result: dict, name="lecture04_learning_curves", caption=
         steps = result["eval_steps"][task]
         for c in result["cells"][task]:
             for si, row in enumerate(result["curves"][task][c]):
-                ax.plot(steps[: len(row)], row, color=plots.colour(c), lw=1.2, alpha=0.8,
-                        label=c.upper() if si == 0 else None)
+                ax.plot(steps[: len(row)], row, lw=1.2, alpha=0.8, label=c.upper() if si == 0 else None,
+                        **plots.line_style(c, n_points=len(row)))
         ax.axhline(result["chance"][task], color="grey", ls="--", lw=1)
         if task == "adding":
             ax.set_yscale("log")
@@ -333,7 +346,8 @@ def plot_compare_curves(result: dict, name="lecture04_learning_curves", caption=
             by_label.setdefault(l, h)
     handles, labels = list(by_label.values()), list(by_label)
     fig.legend(handles, labels, loc="upper center", ncol=len(labels), fontsize=9, bbox_to_anchor=(0.5, 1.06))
-    cap = caption or ("Each line one seed, scored on 256 test sequences. On adding the GRU leaves the chance line "
+    cap = caption or ("Each line one seed, scored on 256 test sequences (RNN dashed with squares, LSTM solid with "
+                      "circles, GRU dotted with triangles). On adding the GRU leaves the chance line "
                       "first; on agreement the two gated cells are indistinguishable, while the plain RNN's accuracy "
                       "swings from one evaluation to the next.")
     return plots.finish(fig, name, cap)
@@ -465,57 +479,66 @@ def steps_to_reach(result: dict, task: str, level: float | None = None) -> dict:
     return out
 
 
-def claims_cells_and_gates(agreement: dict, conventions: dict, counts: dict) -> list[dict]:
+AGREEMENT_NO_WINNER = 0.05  # |median LSTM - median GRU| accuracy below this: no winner
+
+
+def claims_cells_and_gates(agreement: dict, conventions: dict, counts: dict) -> list[Claim]:
+    """Lecture 4's exact checks (float64, one seed: exact arithmetic, no seed to vary) as claims."""
+    worst = max(agreement["max_diff_h"], agreement["max_diff_grad"])
     return [
-        {"claim": "reference.gru_cell computes what nn.GRUCell computes (outputs and weight gradients)",
-         "holds": max(agreement["max_diff_h"], agreement["max_diff_grad"]) < 1e-12,
-         "max_abs_diff": max(agreement["max_diff_h"], agreement["max_diff_grad"])},
-        {"claim": "PyTorch's update gate z = 1 (the lecture's u = 0) keeps the state exactly; z = 0 (u = 1) "
-                  "replaces it with the candidate",
-         "holds": conventions["keep_max_diff"] < 1e-12 and conventions["write_max_diff"] < 1e-12
-         and conventions["write_moved"] > 0.1,
-         "keep_max_diff": conventions["keep_max_diff"], "write_max_diff": conventions["write_max_diff"]},
-        {"claim": "the GRU's recurrent layer has exactly 3/4 of the LSTM's parameters and multiply-adds per step",
-         "holds": counts["recurrent"]["gru"] * 4 == counts["recurrent"]["lstm"] * 3
-         and counts["formula"] == counts["recurrent"]
-         and counts["macs_per_step"]["gru"] * 4 == counts["macs_per_step"]["lstm"] * 3,
-         "lstm_params": counts["recurrent"]["lstm"], "gru_params": counts["recurrent"]["gru"],
-         "hidden": counts["hidden"], "input_size": counts["input_size"]},
+        Claim.compare("reference.gru_cell computes what nn.GRUCell computes (outputs and weight gradients)",
+                      worst, "<", 1e-12, dtype=agreement.get("dtype", "float64")),
+        Claim.compare("PyTorch's update gate z = 1 (the lecture's u = 0) keeps the state exactly (max |h' - h|)",
+                      conventions["keep_max_diff"], "<", 1e-12),
+        Claim.compare("PyTorch's update gate z = 0 (the lecture's u = 1) replaces the state with the candidate "
+                      "(max |h' - n|; the state did move: max |h' - h| = "
+                      f"{conventions['write_moved']:.2g})", conventions["write_max_diff"], "<", 1e-12,
+                      write_moved=conventions["write_moved"]),
+        Claim.fact("the GRU's recurrent layer has exactly 3/4 of the LSTM's parameters and multiply-adds per step "
+                   "(counted on the modules, equal to the formula G*(H*I + H*H + 2H))",
+                   counts["recurrent"]["gru"] * 4 == counts["recurrent"]["lstm"] * 3
+                   and counts["formula"] == counts["recurrent"]
+                   and counts["macs_per_step"]["gru"] * 4 == counts["macs_per_step"]["lstm"] * 3,
+                   lstm_params=counts["recurrent"]["lstm"], gru_params=counts["recurrent"]["gru"],
+                   hidden=counts["hidden"], input_size=counts["input_size"]),
     ]
 
 
-def claims_compare(result: dict) -> list[dict]:
-    n = len(result["seeds"])
+def claims_compare(result: dict) -> list[Claim]:
+    """Lecture 4's claims on :func:`compare_cells`: every seed for each cell's score, the medians two-sided
+    where the sentence says "no winner"."""
+    seeds = tuple(result["seeds"])
     out = []
-    common = {"hidden": result["hidden"], "seeds": list(result["seeds"])}
     if "adding" in result["tasks"]:
         s = result["score"]["adding"]
         T = result["tasks"]["adding"]
-        rnn = ("rnn" in s)
-        out.append({
-            "claim": f"adding at T = {T}: the LSTM and the GRU both solve it (test MSE/Var < 0.1) in every seed"
-                     + (", the tanh RNN stays at chance (>= 0.8) in every seed" if rnn else ""),
-            "holds": bool((s["lstm"] < 0.1).all() and (s["gru"] < 0.1).all() and (not rnn or (s["rnn"] >= 0.8).all())),
-            "lstm_median": float(np.median(s["lstm"])), "gru_median": float(np.median(s["gru"])),
-            **({"rnn_median": float(np.median(s["rnn"]))} if rnn else {}),
-            "steps": result["steps"]["adding"], "n_seeds": n, **common})
+        common = {"hidden": result["hidden"], "steps": result["steps"]["adding"]}
+        for c in ("lstm", "gru"):
+            out.append(Claim.every(f"adding at T = {T}: the {c.upper()} solves it (test MSE/Var < 0.1) in every seed",
+                                   s[c], "<", 0.1, seeds, **common))
+        if "rnn" in s:
+            out.append(Claim.every(f"adding at T = {T}: the tanh RNN stays at chance (test MSE/Var >= 0.8) in every "
+                                   f"seed", s["rnn"], ">=", 0.8, seeds, **common))
         reach = steps_to_reach(result, "adding")
-        out.append({
-            "claim": f"adding at T = {T}: with the same seed, the GRU got below 0.1 in fewer training steps than "
-                     f"the LSTM, in every seed",
-            "holds": bool((reach["gru"] < reach["lstm"]).all()),
-            "gru_steps": reach["gru"].tolist(), "lstm_steps": reach["lstm"].tolist(), **common})
+        out.append(Claim.every(
+            f"adding at T = {T}: with the same seed, the GRU got below 0.1 in fewer training steps than the LSTM, "
+            f"in every seed (LSTM's steps minus the GRU's; a seed that never got there fails)",
+            reach["lstm"] - reach["gru"], ">", 0, seeds, gru_steps=reach["gru"].tolist(),
+            lstm_steps=reach["lstm"].tolist(), hidden=result["hidden"]))
     if "agreement" in result["tasks"]:
         s = result["score"]["agreement"]
         a = result["tasks"]["agreement"]
-        out.append({
-            "claim": f"agreement with {a} attractors: the LSTM and the GRU both reach 95% accuracy in every seed "
-                     f"and their medians differ by at most 0.05 (no winner)",
-            "holds": bool((s["lstm"] >= 0.95).all() and (s["gru"] >= 0.95).all()
-                          and abs(np.median(s["lstm"]) - np.median(s["gru"])) <= 0.05),
-            "lstm_median": float(np.median(s["lstm"])), "gru_median": float(np.median(s["gru"])),
+        common = {"hidden": result["hidden"], "steps": result["steps"]["agreement"]}
+        for c in ("lstm", "gru"):
+            out.append(Claim.every(f"agreement with {a} attractors: the {c.upper()} reaches 95% accuracy in every seed",
+                                   s[c], ">=", 0.95, seeds, **common))
+        out.append(Claim.between(
+            f"agreement with {a} attractors: no winner between the gated cells (median accuracy of the LSTM minus "
+            f"the GRU's within +-{AGREEMENT_NO_WINNER})", [float(np.median(s["lstm"]) - np.median(s["gru"]))],
+            -AGREEMENT_NO_WINNER, AGREEMENT_NO_WINNER, seeds, lstm_median=float(np.median(s["lstm"])),
+            gru_median=float(np.median(s["gru"])),
             **({"rnn_median": float(np.median(s["rnn"])), "rnn_min": float(s["rnn"].min())} if "rnn" in s else {}),
-            "steps": result["steps"]["agreement"], **common})
+            **common))
     return out
 
 
@@ -539,4 +562,6 @@ def leaky_memory_explorer(static=(0.0, 0.8, 0.97), T: int = 40, seed: int = 0):
         title="One GRU unit with its update gate held at z (PyTorch's convention)",
         name="lecture04_leaky_memory_explorer",
         caption="z = 0 (the lecture's u = 1): the state is the candidate, no memory. z near 1 (u near 0): the state "
-                "hardly moves, and the pulse at step 5 stays in it for many steps (dashed: z^k).")
+                "hardly moves, and the pulse at step 5 stays in it for many steps (dashed: z^k). The pulse enters "
+                "the state scaled by 1 - z, so on the value axis it is small; the inset (log axis) shows the share "
+                "still kept: at z = 0 it is gone after one step, at z = 0.97 more than a third remains after 35.")

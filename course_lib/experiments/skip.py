@@ -74,9 +74,11 @@ def _geo_mean(a, axis=-1):
     return np.exp(np.log(np.asarray(a, dtype=float)).mean(axis))
 
 
-def claim(text, holds, **numbers):
-    """A claim as plain data: ``{"claim": text, "holds": bool, "numbers": {...}}``."""
-    return {"claim": text, "holds": bool(holds), "numbers": numbers}
+def claim(text, holds, seeds=(), **numbers):
+    """A compound claim (several comparisons at once) as a :class:`course_lib.claims.Claim` (``Claim.fact``)."""
+    from ..claims import Claim
+
+    return Claim.fact(text, holds, seeds=tuple(seeds), **numbers)
 
 
 def _fmt(v):
@@ -159,10 +161,11 @@ def mlp_gradient_claim(result, plain_below=1e-2, skip_above=0.05):
     holds = ("plain" in r and bool(np.all(r["plain"] < plain_below))
              and all(np.all(r[c] > skip_above) for c in skips))
     nums = {f"{c}_bottom_over_top": float(_geo_mean(r[c])) for c in result["connections"]}
+    nums["plain_worst"] = float(np.max(r["plain"])) if "plain" in r else None
+    nums["skip_worst"] = float(min(np.min(r[c]) for c in skips)) if skips else None
     return claim(f"{result['depth']} {result['activation']} layers at initialisation: the bottom layer's gradient "
                  f"is under {plain_below:g} of the top layer's without skip connections and over {skip_above:g} "
-                 f"with {', '.join(skips)} connections, in every seed", holds,
-                 **nums, seeds=str(result["seeds"]))
+                 f"with {', '.join(skips)} connections, in every seed", holds, seeds=result["seeds"], **nums)
 
 
 def _draw_layer_norms(ax, result, legend=True):
@@ -261,7 +264,8 @@ def mlp_depth_claim(result, margin=0.1, trained=0.9):
     acc, d = result["accuracy"], np.array(result["depths"])
     deep = d >= 10
     skips = [c for c in result["connections"] if c != "plain"]
-    holds = bool(deep.any()) and bool(np.all(acc["plain"][deep].mean(1) < result["chance"] + margin))
+    # "within margin of chance" is two-sided: neither above nor (a broken evaluation) below it
+    holds = bool(deep.any()) and bool(np.all(np.abs(acc["plain"][deep].mean(1) - result["chance"]) < margin))
     holds = holds and all(np.all(acc[c][deep].mean(1) > trained) for c in skips)
     nums = {}
     if d.min() < 10:
@@ -271,7 +275,7 @@ def mlp_depth_claim(result, margin=0.1, trained=0.9):
     nums.update({f"{c}_depth{d.max()}": float(acc[c][deepest].mean()) for c in result["connections"]})
     return claim(f"{result['activation']} MLPs of {', '.join(str(x) for x in d[deep])} layers: plain stays within "
                  f"{margin:g} of chance ({result['chance']:.3f}), {', '.join(skips)} exceed {trained:g} accuracy "
-                 f"after {result['steps']} steps (means over seeds)", holds, **nums, seeds=str(result["seeds"]))
+                 f"after {result['steps']} steps (means over seeds)", holds, seeds=result["seeds"], **nums)
 
 
 def plot_mlp_depth(result, ax=None, name="lecture05_mlp_depth", caption=None):
@@ -363,7 +367,9 @@ def stacked_rnn_gradient_claim(result, plain_below=1e-3, residual_range=(0.1, 10
     return claim(f"{result['num_layers']}-layer LSTM at initialisation: bottom/top gradient norm under "
                  f"{plain_below:g} plain, between {lo:g} and {hi:g} residual, in every seed", holds,
                  plain_bottom_over_top=float(_geo_mean(r["plain"])),
-                 residual_bottom_over_top=float(_geo_mean(r["residual"])), seeds=str(result["seeds"]))
+                 residual_bottom_over_top=float(_geo_mean(r["residual"])), seeds=result["seeds"],
+                 plain_worst=float(np.max(r["plain"])), residual_range_seen=(float(np.min(r["residual"])),
+                                                                              float(np.max(r["residual"]))))
 
 
 def stacked_rnn_depth_claim(result, margin=0.1, trained=0.95):
@@ -371,11 +377,12 @@ def stacked_rnn_depth_claim(result, margin=0.1, trained=0.95):
     ``trained``."""
     i = int(np.argmax(result["depths"]))
     plain, res = result["accuracy"]["plain"][i], result["accuracy"]["residual"][i]
-    holds = bool(np.all(plain < result["chance"] + margin)) and bool(np.all(res > trained))
+    holds = bool(np.all(np.abs(plain - result["chance"]) < margin)) and bool(np.all(res > trained))  # two-sided
     return claim(f"a {result['depths'][i]}-layer stacked LSTM trains to recall only with residual connections: "
                  f"plain within {margin:g} of chance, residual above {trained:g}, every seed, "
                  f"{result['steps']} steps", holds, plain_accuracy=float(plain.mean()),
-                 residual_accuracy=float(res.mean()), chance=float(result["chance"]), seeds=str(result["seeds"]))
+                 residual_accuracy=float(res.mean()), chance=float(result["chance"]), seeds=result["seeds"],
+                 plain_per_seed=[float(u) for u in plain], residual_per_seed=[float(u) for u in res])
 
 
 def stacked_rnn_depth(depths=None, seeds=None, steps=None, hidden=32, k=5, vocab=8, lr=3e-3, batch_size=32,
@@ -448,8 +455,8 @@ def plot_stacked_rnn(grads, depth_result, name="lecture05_stacked_lstm", caption
         w = max(1, c.shape[1] // 30)
         kernel = np.ones(w) / w
         for j, row in enumerate(c):
-            a3.plot(np.convolve(row, kernel, mode="valid"), color=plots.colour(conn), alpha=0.8, lw=1.3,
-                    label=conn if j == 0 else None)
+            sm = np.convolve(row, kernel, mode="valid")
+            a3.plot(sm, alpha=0.8, lw=1.3, label=conn if j == 0 else None, **plots.line_style(conn, n_points=len(sm)))
     a3.axhline(depth_result["chance_loss"], color="0.4", ls="--", lw=1, label="log 8 (guessing)")
     a3.set_xlabel("training step")
     a3.set_ylabel("training loss (nats, running mean)")
@@ -460,5 +467,6 @@ def plot_stacked_rnn(grads, depth_result, name="lecture05_stacked_lstm", caption
                    "smaller than at the top; with residual links it is about the same. Middle: a few plain layers "
                    "learn the task, deeper plain stacks fail and sit at chance at 16 layers; residual stacks learn "
                    "at every depth. "
-                   "Right: the plain deep stack never leaves the guessing loss.")
+                   "Right (plain dashed with squares, residual solid with circles): the plain deep stack never leaves "
+                   "the guessing loss.")
     return plots.finish(fig, name, caption)
