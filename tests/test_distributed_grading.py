@@ -160,15 +160,10 @@ def cluster(tmp_path_factory):
         yield {"address": client.scheduler.address, "client": client, "logs": tmp}
         client.close()
     finally:
-        for p in reversed(procs):
+        for p in procs:  # each in a process group of its own: the nanny's worker and its sandboxes too
             if p.poll() is None:
-                os.killpg(p.pid, signal.SIGTERM)
-        for p in reversed(procs):
-            try:
-                p.wait(timeout=20)
-            except subprocess.TimeoutExpired:
                 os.killpg(p.pid, signal.SIGKILL)
-                p.wait()
+            p.wait()
         for log in logs:
             log.close()
 
@@ -188,7 +183,8 @@ def _expected():
 
 def _env(state: Path, db_url: str | None, **extra):
     env = dict(os.environ, AUTOGRADER_STATE_DIR=str(state), AUTOGRADER_SECRET="ci-secret", OMP_NUM_THREADS="1",
-               **LIMITS, **extra)
+               **LIMITS)
+    env.update(extra)
     env.pop("NBGRADER_DB_URL", None)
     if db_url:
         env["NBGRADER_DB_URL"] = db_url
@@ -206,6 +202,27 @@ def _grade(subs, state, db_url, scheduler, *more, timeout=300, **extra):
                        capture_output=True, text=True, timeout=timeout)
     r.seconds = time.monotonic() - t0
     return r
+
+
+def _main(subs, state, db_url, scheduler, **extra):
+    """``python -m autograder grade`` run in this process (the modules are loaded already, so a refusal's
+    own time is measured): (exit status as Python gives it, message, seconds)."""
+    from autograder.__main__ import main
+
+    env = _env(state, db_url, **extra)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(ROOT)
+        for k in set(os.environ) | set(env):
+            if k in env:
+                mp.setenv(k, env[k])
+            else:
+                mp.delenv(k)
+        t0 = time.monotonic()
+        try:
+            code, msg = main(_grade_cmd(subs, scheduler)[3:]), ""
+        except SystemExit as exc:
+            code, msg = (exc.code, "") if isinstance(exc.code, int) else (1, str(exc.code))
+    return code, msg, time.monotonic() - t0
 
 
 def _csv(state: Path):
@@ -234,6 +251,20 @@ def graded(postgres, cluster, tmp_path_factory):
     return {"subs": subs, "state": state, "db": db, "url": url, "first": first}
 
 
+def _nbgrader_scores(state, url):
+    """[(student, score)] of the assignment read back with nbgrader's own API, as formgrader and export do."""
+    from nbgrader.api import Gradebook
+
+    from autograder import config, pipeline
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("NBGRADER_DB_URL", url)
+        mp.setenv("AUTOGRADER_STATE_DIR", str(state))
+        api = pipeline.nbgrader_api(config.ROOT)
+        with Gradebook(api.coursedir.db_url, api.coursedir.course_id) as gb:
+            return sorted((s.student.id, float(s.score)) for s in gb.find_assignment(A).submissions)
+
+
 def test_class_on_dask_and_postgres_gets_exact_scores(graded, postgres):
     """Every student's score and status as in expected.csv; the PostgreSQL gradebook holds the same scores
     (with SQL and with nbgrader's own API), one submission per student; feedback came back as files."""
@@ -245,16 +276,7 @@ def test_class_on_dask_and_postgres_gets_exact_scores(graded, postgres):
     want = _expected()
     assert {s: (float(row["score"]), row["status"]) for s, row in rows.items()} == {s: want[s] for s in CLASS}
     assert _gradebook_scores(postgres, graded["db"]) == {s: want[s][0] for s in CLASS}
-    env = _env(graded["state"], graded["url"])
-    probe = subprocess.run([sys.executable, "-c", f"""
-from nbgrader.api import Gradebook
-from autograder import pipeline, config
-api = pipeline.nbgrader_api(config.ROOT)
-with Gradebook(api.coursedir.db_url, api.coursedir.course_id) as gb:
-    print(sorted((s.student.id, float(s.score)) for s in gb.find_assignment({A!r}).submissions))
-"""], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
-    assert probe.returncode == 0, probe.stderr[-2000:]
-    assert probe.stdout.strip() == str(sorted((s, want[s][0]) for s in CLASS))
+    assert _nbgrader_scores(graded["state"], graded["url"]) == sorted((s, want[s][0]) for s in CLASS)
     for s in CLASS:
         assert (graded["state"] / "feedback" / s / A / f"{A}.html").stat().st_size > 1000
         assert (graded["state"] / "autograded" / s / A / f"{A}.ipynb").is_file()
@@ -266,10 +288,40 @@ def test_rerun_reuses_every_stored_result(graded, cluster):
     assert f"graded 0, reused {len(CLASS)}" in r.stdout, r.stdout
 
 
+def test_command_killed_then_rerun_resumes(graded, postgres, cluster):
+    """The grading command killed (SIGKILL) once a result is stored: the next run reuses what was stored,
+    grades the rest, and every student is in grades.csv and the gradebook once, with the exact score."""
+    state, runs = graded["state"], graded["state"] / "runs" / A
+    env = _env(state, graded["url"], AUTOGRADER_SECRET="another-secret")  # a new secret: every result is stale
+    two = ["--student", "correct", "--student", "partial"]  # regraded; the class's other rows stay as they are
+    t0 = time.time()
+    proc = subprocess.Popen(_grade_cmd(graded["subs"], cluster["address"], *two), cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 180
+    while proc.poll() is None and time.monotonic() < deadline:
+        if any(p.stat().st_mtime > t0 for p in runs.glob("*.json")):
+            proc.kill()
+            break
+        time.sleep(0.1)
+    proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+    stored = sum(p.stat().st_mtime > t0 for p in runs.glob("*.json"))
+    r = subprocess.run(_grade_cmd(graded["subs"], cluster["address"], *two), cwd=ROOT, env=env,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    reused = int(r.stdout.split("reused ")[1].split(",")[0])
+    assert 1 <= stored <= reused < 2 and f"graded {2 - reused}, reused {reused}" in r.stdout, r.stdout
+    want = _expected()
+    rows = _csv(state)
+    assert sorted(row["student_id"] for row in rows) == sorted(CLASS)
+    assert {row["student_id"]: (float(row["score"]), row["status"]) for row in rows} == {s: want[s] for s in CLASS}
+    assert _gradebook_scores(postgres, graded["db"]) == {s: want[s][0] for s in CLASS}
+
+
 def test_worker_killed_mid_task_grades_each_student_once(postgres, cluster, tmp_path):
     """kill -9 of the worker process that holds a grading task: Dask reruns it elsewhere; grades.csv and
     the gradebook have each student exactly once, with the exact expected score."""
-    names = ["correct", "partial", "mistake_rnn_sigmoid", "blank"]
+    names = ["correct", "partial", "blank"]
     subs, state, db = _class(tmp_path, names), tmp_path / "state", "kill_db"
     url = postgres.create(db)
     client = cluster["client"]
@@ -312,9 +364,8 @@ def test_unreachable_scheduler_is_a_clear_error_within_seconds(postgres, tmp_pat
 
 def test_sqlite_gradebook_is_refused_for_a_cluster(cluster, tmp_path):
     subs, state = _class(tmp_path, ["correct"]), tmp_path / "state"
-    r = _grade(subs, state, None, cluster["address"])
-    assert r.returncode != 0
-    assert "needs a PostgreSQL gradebook" in r.stderr and "sqlite" in r.stderr, r.stderr[-2000:]
+    code, msg, seconds = _main(subs, state, None, cluster["address"])
+    assert code == 1 and "needs a PostgreSQL gradebook" in msg and "sqlite" in msg, msg
     assert not (state / "runs").exists() and not (state / "gradebook.db").exists()
 
 
@@ -324,10 +375,9 @@ def test_stopped_database_is_a_clear_error_within_seconds(postgres, cluster, tmp
     postgres.stop()
     try:
         for scheduler in (cluster["address"], None):  # on the cluster, and on this machine alone
-            r = _grade(subs, state, url, scheduler)
-            assert r.returncode != 0
-            assert "cannot reach the gradebook database" in r.stderr, r.stderr[-2000:]
-            assert "postgres@127.0.0.1" in r.stderr and r.seconds < 30
+            code, msg, seconds = _main(subs, state, url, scheduler)
+            assert code == 1 and "cannot reach the gradebook database" in msg, msg
+            assert "postgres@127.0.0.1" in msg and "nothing was graded" in msg and seconds < 10
             assert not (state / "runs").exists()
     finally:
         postgres.start()
@@ -341,9 +391,9 @@ def test_two_runs_on_two_machines_exclude_each_other(postgres, tmp_path):
     subs = _class(tmp_path, ["correct"])
     url = postgres.create("two_runs_db")
     with gradebook_db.run_lock(url, A, wait=0, log=lambda *a: None):
-        r = _grade(subs, tmp_path / "other_machine", url, None, AUTOGRADER_LOCK_WAIT="1")
-    assert r.returncode != 0
-    assert "another grading run of 01_gradient_flow" in r.stderr and "advisory lock" in r.stderr, r.stderr[-2000:]
+        code, msg, seconds = _main(subs, tmp_path / "other_machine", url, None, AUTOGRADER_LOCK_WAIT="1")
+    assert code == 1 and "another grading run of 01_gradient_flow" in msg and "advisory lock" in msg, msg
+    assert not (tmp_path / "other_machine" / "runs").exists()
 
 
 def test_bookkeeping_locks_are_per_student(postgres):
