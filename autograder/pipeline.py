@@ -37,8 +37,10 @@ import nbformat
 from . import config as config_mod
 from . import gradebook_db, judge, sandbox
 
-STATUS_ORDER = ["grader_error", "malformed", "tampering_detected", "missing_cells", "missing_files", "timeout", "memory",
-                "crash", "process_limit", "output_limit", "ok"]
+# most severe first; ``not_attempted`` (the release handed back untouched) ranks just above ``ok``: any other
+# problem with such a notebook (an added cell that crashed, tampering) is what its row shows
+STATUS_ORDER = ["grader_error", "malformed", "ambiguous", "tampering_detected", "missing_cells", "missing_files",
+                "timeout", "memory", "crash", "process_limit", "output_limit", "not_attempted", "ok"]
 
 
 # ------------------------------------------------------------------ nbgrader plumbing
@@ -126,6 +128,12 @@ def release_notebooks(assignment: str, root: Path) -> dict:
     return {p.stem: nbformat.read(str(p), as_version=4) for p in sorted(folder.glob("*.ipynb"))}
 
 
+def why(exc: BaseException) -> str:
+    """An exception as a message that is never empty (``OSError()`` and friends print as '')."""
+    text = str(exc).strip()
+    return text or type(exc).__name__
+
+
 class IntakeError(Exception):
     """The submissions folder cannot be graded as it is (two files for one student id)."""
 
@@ -153,6 +161,7 @@ class Found:
     entry: str  # the top-level name in the submissions folder
     rel: str = ""  # path of the notebook (or of the refused entry) inside the submissions folder
     refused: str = ""  # why nothing was read: the student gets a ``malformed`` row saying so
+    ambiguous: str = ""  # several candidate notebooks, none named as released: an ``ambiguous`` row, none graded
 
     def __iter__(self):  # ``for sid, path, note in discover(...)``
         return iter((self.student, self.path, self.note))
@@ -209,7 +218,7 @@ def _discover_folder(submissions: Path, name: str, notebook_names: list) -> Foun
     try:
         tree = safefs.walk(submissions, (name,))
     except (safefs.Refused, OSError) as exc:
-        return Found(sid, None, "", name, name, refused=f"the folder cannot be read: {exc}")
+        return Found(sid, None, "", name, name, refused=f"the folder cannot be read: {why(exc)}")
     nbs, skipped = [], []
     for parts, st in tree:
         if not parts[-1].endswith(".ipynb"):
@@ -224,9 +233,17 @@ def _discover_folder(submissions: Path, name: str, notebook_names: list) -> Foun
     if exact:
         parts, _, rel = exact[0]
         note = ""
+    elif len(nbs) > 1:  # which one the student meant cannot be told (modification times are not evidence)
+        names = ["/".join(shown(x, 60) for x in p) for p, _, _ in nbs]
+        listed = ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
+        why = (f"{len(nbs)} notebooks in the folder ({listed}) and none is named "
+               f"{' or '.join(n + '.ipynb' for n in notebook_names)}: none was graded; keep the one to grade (or "
+               f"rename it {notebook_names[0]}.ipynb) and grade again with --student {sid}")
+        note = "; ".join(w for _, w in skipped)
+        return Found(sid, None, note, name, "", ambiguous=why)
     elif nbs:
-        parts, _, rel = max(nbs, key=lambda x: (x[1].st_mtime, x[0]))
-        note = f"notebook named '{shown(parts[-1], 80)}'" + (f" (latest of {len(nbs)})" if len(nbs) > 1 else "")
+        parts, _, rel = nbs[0]
+        note = f"notebook named '{shown(parts[-1], 80)}'"
     elif skipped:  # only a linked (or otherwise irregular) notebook: nothing is read, the row says why
         return Found(sid, None, "; ".join(why for _, why in skipped[1:]), name, skipped[0][0], refused=skipped[0][1])
     else:
@@ -472,7 +489,7 @@ def grade_one(task: dict) -> dict:
     except Exception as exc:  # noqa: BLE001
         import traceback
 
-        return _grader_error(task, f"{type(exc).__name__}: {exc}", traceback.format_exc())
+        return _grader_error(task, f"{type(exc).__name__}: {why(exc)}", traceback.format_exc())
 
 
 class _Unreadable(Exception):
@@ -496,7 +513,9 @@ def _grade_one(task: dict) -> dict:
     if task["note"]:
         details.append(task["note"])
     nb = None
-    if task.get("refused"):
+    if task.get("ambiguous"):
+        reason = task["ambiguous"]
+    elif task.get("refused"):
         reason = task["refused"]
     elif task["path"] is None:
         reason = "no notebook was handed in"
@@ -506,7 +525,7 @@ def _grade_one(task: dict) -> dict:
         try:  # the same checks as at intake: a regular file reached without a link, size capped
             raw = safefs.read_file(task["root"], task["rel_path"])
         except (safefs.Refused, OSError) as exc:
-            raw, reason = None, str(exc)
+            raw, reason = None, why(exc)
         try:
             if raw is None:
                 raise _Unreadable
@@ -528,13 +547,14 @@ def _grade_one(task: dict) -> dict:
         except Exception as exc:  # noqa: BLE001
             nb, reason = None, f"not a valid notebook: {type(exc).__name__}"
     if nb is None:
-        status.append("malformed")
+        kind = "ambiguous" if task.get("ambiguous") else "malformed"
+        status.append(kind)
         details.append(reason)
         j = _malformed_judgement(assignment, reason)
         nb = nbformat.from_dict(json.loads(json.dumps(rel)))
         nb.cells.insert(0, nbformat.v4.new_markdown_cell(
             f"**This submission could not be graded: {reason}.** It was recorded with a score of 0 "
-            "and the status `malformed`. Contact the course staff."))
+            f"and the status `{kind}`. Contact the course staff."))
     else:
         meta = rebuild_nbgrader_metadata(nb, rel)  # first: nothing reads the student's own metadata
         src_path = root / "solutions" / assignment / f"{nb_name}.ipynb"
@@ -556,6 +576,9 @@ def _grade_one(task: dict) -> dict:
         if s["missing"]:
             status.append("missing_cells")
             details.append("cells missing: " + ", ".join(s["missing"]) + " (test cells put back)")
+        if not meta.get("split") and untouched(nb, rel):
+            status.append("not_attempted")
+            details.append("not attempted: every answer cell is as released and no code was added")
         j = judge.judge_notebook(nb, assignment, sid, _W["limits"], _W["lib"], _W["scratch"],
                                  folder=_student_folder(task))
         for kind, d in j.events:
@@ -623,6 +646,8 @@ def _grade_one(task: dict) -> dict:
     details.extend(review)
     t_book = time.monotonic() - t_book
     status = min(status or ["ok"], key=STATUS_ORDER.index)
+    if status != "ok" and not any(details):  # every status but ok says what happened
+        details.append(f"{status.replace('_', ' ')} (no further detail was recorded)")
     return {
         "student_id": sid, "score": score, "max_score": max_score, "status": status,
         "auto_score": auto_score, "auto_max": _auto_max(assignment), "timestamp": task.get("timestamp") or "",
@@ -637,6 +662,33 @@ def _grade_one(task: dict) -> dict:
         "wall_trips": [] if task.get("alone") else j.wall_trips,
         "key": task["key"],
     }
+
+
+def _squeezed(text) -> str:
+    return re.sub(r"\s+", "", text)
+
+
+def untouched(nb, release_nb) -> bool:
+    """Whether ``nb`` is the release handed back as it was: every answer (solution) cell's source equals the
+    release's, whitespace ignored (a missing one counts as unchanged: ``missing_cells`` says so), and no
+    code cell holds code the release does not (an added cell is work, or an attack, never "not attempted").
+    Run after :func:`rebuild_nbgrader_metadata` (one cell per grade id, the release's metadata)."""
+    want = {}
+    for c in release_nb.cells:
+        gid = _grade_id(c)
+        if gid and c.get("metadata", {}).get("nbgrader", {}).get("solution"):
+            want.setdefault(gid, _squeezed(_src(c)))
+    if not want:
+        return False
+    got = {}
+    for c in nb.cells:
+        gid = _grade_id(c)
+        if gid in want:
+            got.setdefault(gid, _squeezed(_src(c)))
+    if any(got.get(g, v) != v for g, v in want.items()):
+        return False
+    released_code = {_squeezed(_src(c)) for c in release_nb.cells if c.get("cell_type") == "code"} | {""}
+    return all(_squeezed(_src(c)) in released_code for c in nb.cells if c.get("cell_type") == "code")
 
 
 def manual_grade_ids(assignment, release_nb) -> set:
@@ -961,7 +1013,7 @@ def _run_pool(tasks: list, workers: int, cfg_dict: dict) -> list:
             try:
                 res = fut.result()
             except Exception as exc:  # noqa: BLE001 - a worker died: report, keep going
-                res = _grader_error(t, f"worker failed: {type(exc).__name__}: {exc}")
+                res = _grader_error(t, f"worker failed: {type(exc).__name__}: {why(exc)}")
             out.append((t, res))
     return out
 
@@ -1054,9 +1106,10 @@ def _grade_locked(assignment, submissions, found, nb_names, workers, force, out_
             try:
                 data = safefs.read_file(submissions, f.rel)
             except (safefs.Refused, OSError) as exc:
-                path, refused = None, str(exc)
+                path, refused = None, why(exc)
         if path is None:
-            data = b"refused: " + refused.encode() if refused else b""
+            data = (b"refused: " + refused.encode() if refused else
+                    b"ambiguous: " + f.ambiguous.encode() if f.ambiguous else b"")
         folder = _student_folder({"path": path, "rel_path": f.rel}) if path else None
         for arrays in judge.attachments(assignment, folder).values():  # a new model file is a new submission
             data += b"|" + b"".join(a.tobytes() for a in arrays.values())
@@ -1078,7 +1131,8 @@ def _grade_locked(assignment, submissions, found, nb_names, workers, force, out_
                 pass
         tasks.append({"assignment": assignment, "student": sid, "path": str(path) if path else None,
                       "root": str(submissions), "rel_path": f.rel, "refused": refused, "note": note,
-                      "key": key, "notebook": nb_names[0], "timestamp": stamp, "needs_folder": needs_folder})
+                      "key": key, "notebook": nb_names[0], "timestamp": stamp, "needs_folder": needs_folder,
+                      "ambiguous": f.ambiguous})
     log(f"{len(tasks)} to grade, {reused} unchanged since the last run, {workers} worker(s)")
     sandbox.cleanup_stale()  # cgroups and scratch folders of runs that were killed
     scratch, scratch_lock = sandbox.scratch_dir()

@@ -28,7 +28,7 @@ def expected():
     with open(SAMPLES / "expected.csv") as f:
         rows = {r["student_id"]: (float(r["score"]), r["status"]) for r in csv.DictReader(f)}
     rows["solution_notebook"] = (12.0, "ok")  # solutions/ handed in as is: full marks
-    rows["release_blank"] = (0.0, "ok")  # the release handed in untouched: zero
+    rows["release_blank"] = (0.0, "not_attempted")  # the release handed in untouched: zero, said so
     return rows
 
 

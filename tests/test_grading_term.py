@@ -225,9 +225,10 @@ def test_class_overview(term):
     from bs4 import BeautifulSoup
 
     soup = BeautifulSoup(page, "html.parser")
-    assert not soup.find_all("script") and XSS not in page and "&lt;img src=x onerror=alert(1)&gt;" in page
+    # the markup file name reaches the page reduced to safe characters (pipeline.shown), never as markup
+    assert not soup.find_all("script") and XSS not in page and "?img src?x onerror?alert?1??.ipynb" in page
     statuses = {tr.find_all("td")[0].text: tr.find_all("td")[1].text for tr in soup.select("#statuses tr")[1:]}
-    assert statuses == {"ok": "4"}
+    assert statuses == {"ok": "2", "not_attempted": "2"}  # bob and eve handed the release back untouched
     ex = {tr.find_all("td")[0].text: tr.find_all("td")[3].text for tr in soup.select("#exercises tr")[1:]}
     assert ex == {"lstm_cell": "50%", "gru_cell": "50%", "run_rnn": "50%", "numerical_gradient": "50%"}  # ann, dan of 4
     hints = [tr.find_all("td")[2].text for tr in soup.select("#hints tr")[1:]]

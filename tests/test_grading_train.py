@@ -116,7 +116,7 @@ def expected():
     with open(ROOT / "autograder" / "samples" / A / "expected.csv") as f:
         rows = {r["student_id"]: (float(r["score"]), r["status"], float(r["max_score"])) for r in csv.DictReader(f)}
     rows["solution_notebook"] = (float(samples.TOTAL), "ok", float(samples.TOTAL))
-    rows["release_blank"] = (0.0, "ok", float(samples.TOTAL))
+    rows["release_blank"] = (0.0, "not_attempted", float(samples.TOTAL))
     return rows
 
 

@@ -514,7 +514,7 @@ def _score(failed=()):
 # name -> (sample, expected score, expected status)
 SAMPLES = {
     "correct": (sample(), TOTAL, "ok"),
-    "blank": (sample(_all(BLANK)), 0, "ok"),
+    "blank": (sample(_all(BLANK)), 0, "not_attempted"),
     "partial": (sample({"gradient_norms": BLANK, "spectral_bound": BLANK, "clip_grad_norm": BLANK}), 4, "ok"),
     "correct_loops_float64": (sample({"rnn_step": "rnn_loops", "step_jacobian": "jac_loops",
                                       "gradient_norms": "gn_float64_list", "spectral_bound": "sb_svd_loop",

@@ -187,7 +187,7 @@ def _a2_score(*failed):
 
 A2_SAMPLES = {
     "correct": (_a2(), _a2_score(), "ok"),
-    "blank": ({"functions": {k: BLANK for k in A2_POINTS}, "answer": None}, 0, "ok"),
+    "blank": ({"functions": {k: BLANK for k in A2_POINTS}, "answer": None}, 0, "not_attempted"),
     "correct_written_differently": (_a2(lstm_cell="lstm_per_gate_slices", gru_cell="gru_float64_inside",
                                         run_rnn="run_multiplicative_mask", numerical_gradient="ng_copy_per_entry"),
                                     _a2_score(), "ok"),
@@ -346,7 +346,7 @@ def _a3_score(*failed):
 
 A3_SAMPLES = {
     "correct": (_a3(), _a3_score(), "ok"),
-    "blank": ({"functions": {k: BLANK for k in A3_SOL}, "answer": None}, 0, "ok"),
+    "blank": ({"functions": {k: BLANK for k in A3_SOL}, "answer": None}, 0, "not_attempted"),
     "correct_written_differently": (_a3(reverse_padded="rev_loop", bidirectional_rnn="bi_per_sequence_flip",
                                         stacked_rnn="st_flat_loop"), _a3_score(), "ok"),
     # reverse_padded is right, the backward direction flips the padded length: bidirectional (and the

@@ -226,7 +226,7 @@ SAMPLES = {
     "correct": (sample(model="trained"), TOTAL, "ok"),
     "correct_variants_no_model": (sample({"train_step": "step_variant", "checkpoints": "ckpt_variant",
                                           "train_loop": "loop_variant"}), _score("load_model"), "ok"),
-    "blank": (sample({k: BLANK for k in CELLS}), 0, "ok"),
+    "blank": (sample({k: BLANK for k in CELLS}), 0, "not_attempted"),
     "partial": (sample({"train_loop": BLANK, "load_model": BLANK}), _score("train_loop", "load_model"), "ok"),
     "mistake_clip_after_step": (sample({"train_step": "step_clip_after_step"}), _score(*STEP_BREAKS), "ok"),
     "mistake_clip_per_parameter": (sample({"train_step": "step_clip_per_parameter"}), _score(*STEP_BREAKS), "ok"),
