@@ -1149,10 +1149,11 @@ def _grade_locked(assignment, submissions, found, nb_names, workers, force, out_
         for t, res in done:
             if not res.get("wall_trips"):
                 _record(t, res, runs, results, log)
+        how = "again, one task per sandbox slot" if cfg_dict.get("scheduler") else "again alone"
         if again:
-            log(f"{len(again)} submission(s) stopped on the wall clock: grading them again, alone")
+            log(f"{len(again)} submission(s) stopped on the wall clock: grading them {how}")
         for t, res in _run_pool(again, 1, cfg_dict):
-            res["detail"] = "; ".join(x for x in [res.get("detail", ""), "graded again alone after a "
+            res["detail"] = "; ".join(x for x in [res.get("detail", ""), f"graded {how} after a "
                                                   "wall-clock stop (a busy machine is never charged)"] if x)
             _record(t, res, runs, results, log)
     finally:
