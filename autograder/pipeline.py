@@ -463,16 +463,6 @@ def _init_worker(cfg_dict):
     _W["lock"] = config_mod.state_dir() / ".gradebook.lock"
 
 
-@contextlib.contextmanager
-def _locked(path: Path):
-    with open(path, "w") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
-
-
 def _malformed_judgement(assignment, reason) -> judge.Judgement:
     from course_lib.checks import ASSIGNMENTS
     from course_lib.checks._core import Verdict

@@ -116,7 +116,8 @@ def expected():
     with open(ROOT / "autograder" / "samples" / A / "expected.csv") as f:
         rows = {r["student_id"]: (float(r["score"]), r["status"], float(r["max_score"])) for r in csv.DictReader(f)}
     rows["solution_notebook"] = (float(samples.TOTAL), "ok", float(samples.TOTAL))
-    rows["release_blank"] = (0.0, "not_attempted", float(samples.TOTAL))
+    # the release handed in flat: a charlm.pt cannot sit beside it, which outranks not_attempted
+    rows["release_blank"] = (0.0, "missing_files", float(samples.TOTAL))
     return rows
 
 

@@ -308,6 +308,7 @@ _PROBE = """() => {
   return {pwned: window.__pwned === undefined ? null : String(window.__pwned), title: document.title,
           url: location.href, frames: window.frames.length,
           text: blocks.map(b => b.textContent).join('\\n'), body: document.body.innerText,
+          typeset: blocks.some(b => b.querySelector('mjx-container') !== null),
           images: imgs.map(i => [i.getAttribute('alt'), i.complete && i.naturalWidth > 0]),
           // (the formgrader's own navigation has onclick handlers: look inside the notebook's cells)
           handlers: [...document.querySelectorAll('div.cell, div.cell *')].flatMap(e => [...e.attributes]
@@ -351,7 +352,9 @@ def _assert_nothing_ran(res: dict, where: str, url: str):
     assert not res["handlers"], f"{where}: event handler attributes in the notebook: {res['handlers']}"
     # the page really shows the student's work (it cannot pass by being empty)
     assert "HARMLESS-TEXT" in res["text"], f"{where}: the student's text is not on the page"
-    assert "\\sigma_{\\max}(W_{hh}) < 1" in res["text"], f"{where}: the student's math is not on the page"
+    # as TeX source, or typeset by the MathJax the page carries (feedback inlines it: offline)
+    assert "\\sigma_{\\max}(W_{hh}) < 1" in res["text"] or (res["typeset"] and "\u03c3" in res["text"]), \
+        f"{where}: the student's math is not on the page"
     assert ["a plot of mine", True] in res["images"], f"{where}: the student's image did not load: {res['images']}"
     assert "RAW-TEXT" in res["body"], f"{where}: the raw cell's text is not shown"
     assert "<img src=x onerror=window.__pwned='stdout'>" in res["body"], f"{where}: the printed text is not shown"
