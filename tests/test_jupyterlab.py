@@ -20,12 +20,12 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from course_lib import browser
+from jupyter_helpers import require_browser, stop_server, wait_until_serving
 
 ROOT = Path(__file__).resolve().parents[1]
 LECTURE_1 = "lectures/01_vanishing_gradients.ipynb"
@@ -34,12 +34,6 @@ SPECTRAL_LABEL = re.compile(r"sigma|σ|spectral|norm|radius|rho|ρ|gain|scale", 
 RUN_TIMEOUT_S = 900
 
 
-def require_browser():
-    reason = browser.unavailable_reason()
-    if reason:
-        if os.environ.get("CI"):
-            pytest.fail(f"browser test cannot run in CI: {reason}")
-        pytest.skip(f"browser test skipped: {reason}")
 
 
 def _free_port() -> int:
@@ -76,27 +70,12 @@ def start_lab(root: Path, workdir: Path):
         cmd.append("--allow-root")  # CI runs as root
     proc = subprocess.Popen(cmd, env=env, cwd=root, stdout=open(log, "w"), stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}/"
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"jupyter lab exited ({proc.returncode}):\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(f"{base}api/status?token={token}", timeout=5) as r:
-                if r.status == 200:
-                    return proc, base, token, log
-        except OSError:
-            time.sleep(0.5)
-    proc.terminate()
-    raise RuntimeError(f"jupyter lab did not answer in 120 s:\n{log.read_text()[-3000:]}")
+    wait_until_serving(proc, base, token, log, "jupyter lab")
+    return proc, base, token, log
 
 
 def stop_lab(proc):
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    stop_server(proc)
 
 
 def _menu(page, label: str):

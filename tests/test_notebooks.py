@@ -24,6 +24,7 @@ import pytest
 
 from course_lib import browser, notebooks, report
 from course_lib import site as site_mod
+from jupyter_helpers import require_browser
 
 LECTURES = notebooks.lecture_paths()
 ROOT = notebooks.ROOT
@@ -32,12 +33,6 @@ BROKEN = re.compile(r"reference target not found|local file not found|unknown do
                     r"image file not readable|nonexisting document|could not find|failed to", re.I)
 
 
-def require_browser():
-    reason = browser.unavailable_reason()
-    if reason:
-        if os.environ.get("CI"):
-            pytest.fail(f"browser test cannot run in CI: {reason}")
-        pytest.skip(f"browser test skipped: {reason}")
 
 
 def _outputs(nb):

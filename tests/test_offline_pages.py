@@ -5,13 +5,13 @@ JUPYTER_PATH/JUPYTER_CONFIG_PATH = autograder/jupyter), and the class overview s
 with JavaScript off (it has no script to run)."""
 import os
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from course_lib import browser
-from test_student_html import require_browser, start_formgrader
+from jupyter_helpers import require_browser, stop_server
+from test_student_html import start_formgrader
 
 pytestmark = pytest.mark.slow
 
@@ -123,9 +123,4 @@ def test_math_renders_offline_in_feedback_and_formgrader_and_the_overview_needs_
             assert sorted(students) == ["ann", "bob"]
             assert page.locator("#exercises tr").count() > 1 and outside == []
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_server(proc)

@@ -23,7 +23,6 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import nbformat
@@ -36,6 +35,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_outp
 from autograder import student_html
 from autograder.samples import make_samples
 from course_lib import browser
+from jupyter_helpers import require_browser, stop_server, wait_until_serving
 
 ROOT = Path(__file__).resolve().parents[1]
 A = "01_gradient_flow"
@@ -258,12 +258,6 @@ def test_the_sample_is_cleaned():
 
 
 # ------------------------------------------------------------------ in a browser
-def require_browser():
-    reason = browser.unavailable_reason()
-    if reason:
-        if os.environ.get("CI"):
-            pytest.fail(f"browser test cannot run in CI: {reason}")
-        pytest.skip(f"browser test skipped: {reason}")
 
 
 def _free_port() -> int:
@@ -288,18 +282,8 @@ def start_formgrader(state: Path, workdir: Path):
     log = workdir / "server.log"
     proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=open(log, "w"), stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}/"
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"jupyter server exited ({proc.returncode}):\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(f"{base}api/status?token={token}", timeout=5) as r:
-                if r.status == 200:
-                    return proc, base, token, log
-        except OSError:
-            time.sleep(0.5)
-    proc.terminate()
-    raise RuntimeError(f"jupyter server did not answer in 120 s:\n{log.read_text()[-3000:]}")
+    wait_until_serving(proc, base, token, log)
+    return proc, base, token, log
 
 
 _PROBE = """() => {
@@ -398,10 +382,5 @@ def test_no_student_script_runs_in_feedback_or_formgrader(tmp_path, monkeypatch)
             _assert_nothing_ran(res, "formgrader", url)
             assert "Submission 1 / 1" in res["body"], res["body"][:500]
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_server(proc)
     print(f"graded in {t_grade:.1f} s, whole test {time.monotonic() - t0:.1f} s")
