@@ -637,15 +637,6 @@ def safe_load_bytes(data: bytes) -> dict:
     return out
 
 
-def _safe_load(path: Path) -> dict:
-    """:func:`safe_load_bytes` of a file the grader itself wrote (kept for tools and tests)."""
-    try:
-        with open(path, "rb") as f:
-            return safe_load_bytes(f.read(MAX_NPZ_BYTES + 1))
-    except OSError:
-        return {}
-
-
 def _png_ok(data: bytes, lim: Limits) -> bool:
     """A PNG signature, then an IHDR chunk whose width and height are within the caps."""
     if len(data) < 24 or not data.startswith(PNG_MAGIC) or data[12:16] != b"IHDR":

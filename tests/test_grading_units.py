@@ -50,10 +50,10 @@ def test_structure_flags_missing_duplicated_and_edited_cells():
 def test_sandbox_results_never_unpickle(tmp_path):
     path = tmp_path / "judge.npz"
     np.savez(path, good=np.arange(3.0), text=np.array("hi"), evil=np.array([object()], dtype=object))
-    got = sandbox._safe_load(path)
+    got = sandbox.safe_load_bytes(path.read_bytes())
     assert set(got) == {"good", "text"}
     path.write_bytes(b"not a zip")
-    assert sandbox._safe_load(path) == {}
+    assert sandbox.safe_load_bytes(path.read_bytes()) == {}
 
 
 def test_paths_are_scrubbed():
