@@ -236,19 +236,19 @@ def _discover_folder(submissions: Path, name: str, notebook_names: list) -> Foun
     elif len(nbs) > 1:  # which one the student meant cannot be told (modification times are not evidence)
         names = ["/".join(shown(x, 60) for x in p) for p, _, _ in nbs]
         listed = ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
-        why = (f"{len(nbs)} notebooks in the folder ({listed}) and none is named "
-               f"{' or '.join(n + '.ipynb' for n in notebook_names)}: none was graded; keep the one to grade (or "
-               f"rename it {notebook_names[0]}.ipynb) and grade again with --student {sid}")
+        reason = (f"{len(nbs)} notebooks in the folder ({listed}) and none is named "
+                  f"{' or '.join(n + '.ipynb' for n in notebook_names)}: none was graded; keep the one to grade (or "
+                  f"rename it {notebook_names[0]}.ipynb) and grade again with --student {sid}")
         note = "; ".join(w for _, w in skipped)
-        return Found(sid, None, note, name, "", ambiguous=why)
+        return Found(sid, None, note, name, "", ambiguous=reason)
     elif nbs:
         parts, _, rel = nbs[0]
         note = f"notebook named '{shown(parts[-1], 80)}'"
     elif skipped:  # only a linked (or otherwise irregular) notebook: nothing is read, the row says why
-        return Found(sid, None, "; ".join(why for _, why in skipped[1:]), name, skipped[0][0], refused=skipped[0][1])
+        return Found(sid, None, "; ".join(w for _, w in skipped[1:]), name, skipped[0][0], refused=skipped[0][1])
     else:
         return Found(sid, None, "no notebook in the folder", name, "")
-    note = "; ".join([note] * bool(note) + [why for _, why in skipped])
+    note = "; ".join([note] * bool(note) + [w for _, w in skipped])
     return Found(sid, submissions / rel, note, name, rel)
 
 
@@ -1083,8 +1083,8 @@ def _grade_locked(assignment, submissions, found, nb_names, workers, force, out_
     if not fresh:
         raise SystemExit(f"the release of {assignment} is stale ({', '.join(diff)}): run "
                          f"`python -m autograder release {assignment}` and hand out the new release")
-    mode, why = sandbox.probe()
-    log(f"sandbox: {mode} ({why})")
+    mode, mode_note = sandbox.probe()
+    log(f"sandbox: {mode} ({mode_note})")
     release_hash = hashlib.sha256(b"".join(p.read_bytes() for p in sorted(rel_dir.rglob("*.ipynb")))).hexdigest()
     secret_hash = hashlib.sha256(judge.secret().encode()).hexdigest()[:16]
     runs = cfg.runs / assignment
@@ -1103,8 +1103,8 @@ def _grade_locked(assignment, submissions, found, nb_names, workers, force, out_
         folder = _student_folder({"path": path, "rel_path": f.rel}) if path else None
         for arrays in judge.attachments(assignment, folder).values():  # a new model file is a new submission
             data += b"|" + b"".join(a.tobytes() for a in arrays.values())
-        stamp, why = (timestamps[sid], "") if sid in timestamps else _timestamp_file(submissions, f.rel) if path else ("", "")
-        note = "; ".join(x for x in (note, why) if x)
+        stamp, stamp_note = (timestamps[sid], "") if sid in timestamps else _timestamp_file(submissions, f.rel) if path else ("", "")
+        note = "; ".join(x for x in (note, stamp_note) if x)
         needs_folder = _needs_folder(assignment, submissions, f)
         key = hashlib.sha256(b"|".join([data, release_hash.encode(), secret_hash.encode(), stamp.encode(),
                                         config_mod.GRADER_VERSION.encode(), note.encode(),

@@ -399,3 +399,30 @@ def test_a_hard_link_is_refused_like_a_symbolic_link(tmp_path):
     with pytest.raises(safefs.Refused, match="hard link"):
         safefs.read_file(subs, "mallory.ipynb")
     assert safefs.read_file(subs, "honest.ipynb") == b'{"cells": []}'
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.geteuid() != 0, reason="the strongest sandbox needs root")
+def test_a_hard_link_in_a_class_costs_only_its_own_row(tmp_path, monkeypatch):
+    """The grading command, not just intake: a hard-linked notebook gets its malformed row, saying
+    why, and the rest of the class is graded (it once stopped the whole command)."""
+    import shutil
+
+    from autograder import config, pipeline
+
+    root = Path(__file__).resolve().parents[1]
+    subs = tmp_path / "subs"
+    shutil.copytree(root / "autograder" / "samples" / "01_gradient_flow" / "correct", subs / "ann")
+    shutil.copytree(root / "autograder" / "samples" / "01_gradient_flow" / "correct", subs / "bob")
+    (subs / "eve").mkdir()
+    os.link(subs / "ann" / "01_gradient_flow.ipynb", subs / "eve" / "01_gradient_flow.ipynb")
+    monkeypatch.setenv("AUTOGRADER_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("AUTOGRADER_SECRET", "ci-secret")
+    monkeypatch.delenv("NBGRADER_DB_URL", raising=False)
+    s = pipeline.grade("01_gradient_flow", subs, workers=1, log=lambda *a: None,
+                       cfg=config.load(cell_timeout=8.0, call_timeout=4.0, total_timeout=120.0))
+    rows = {r["student_id"]: r for r in s.results}
+    assert (rows["eve"]["score"], rows["eve"]["status"]) == (0.0, "malformed") and "hard link" in rows["eve"]["detail"]
+    # ann's own file has two names too (eve's link): refused as well, never read as someone else's work
+    assert rows["ann"]["status"] == "malformed" and "hard link" in rows["ann"]["detail"]
+    assert (rows["bob"]["score"], rows["bob"]["status"]) == (12.0, "ok")
