@@ -9,7 +9,7 @@ BUDGET ?= default
 .PHONY: run test setup chromium postgres clean
 
 run: setup chromium
-	$(PY) -m course_lib.main --budget $(BUDGET)
+	$(PY) -m coursetools.main --budget $(BUDGET)
 
 # --dist loadfile: a test module stays on one worker, so module fixtures (the lectures executed
 # once at the ci budget, the site built from them) run once

@@ -249,7 +249,7 @@ def local_mathjax(_unused="") -> str:
     (TeX in, SVG out: no font files to fetch) inlined from the pinned ``django-static-mathjax`` wheel, so a
     feedback page renders its formulas with no network. ``require``/``autoload`` are removed (nothing is
     ever fetched) and MathJax's ``safe`` extension filters ``\\href`` and the like in student TeX."""
-    from course_lib.site import mathjax_dir
+    from coursetools.site import mathjax_dir
 
     es5 = mathjax_dir()
     config_js = (

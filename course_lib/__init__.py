@@ -7,7 +7,9 @@
 - ``course_lib.experiments`` one module per lecture; each function returns the numbers a plot needs
 - ``course_lib.checks``      ``check_<exercise>`` functions that nbgrader test cells call
 - ``course_lib.budget``      one knob: ``ci`` / ``default`` / ``full``
-- ``course_lib.plots``, ``course_lib.widgets``, ``course_lib.report``  figures, explorers, the main job's report
+- ``course_lib.plots``, ``course_lib.widgets``, ``course_lib.report``  figures, explorers, recording claims
+
+The tooling around the course (main job, site, browser, notebook execution) is ``coursetools``.
 """
 
 __version__ = "0.1.0"

@@ -155,7 +155,7 @@ def finish(fig, name: str, caption: str):
 
     The caption is also the figure's alt text (``fig.course_alt``, see :func:`alt_text`): in a
     notebook it is printed as text next to the figure (``Figure: ...``) and stored in the image
-    output's metadata (``{"image/png": {"alt": ...}}``), and the static site (course_lib/site.py)
+    output's metadata (``{"image/png": {"alt": ...}}``), and the static site (coursetools/site.py)
     puts it in the ``<img alt>``. Returns the figure so a notebook cell can end with ``finish(...)``.
     """
     fig.course_alt = alt_text(fig, caption)

@@ -4,7 +4,7 @@
 :class:`course_lib.claims.Claim` as one JSON line to ``$COURSE_OUTPUT_DIR/claims.jsonl`` when the
 main job or the notebook tests run a lecture, and does nothing otherwise (a reader running a
 notebook just sees the printed claim). Each line carries the section (``"Lecture 3"``), the
-notebook that recorded it (``$COURSE_NOTEBOOK``, set by :func:`course_lib.notebooks.execute`),
+notebook that recorded it (``$COURSE_NOTEBOOK``, set by :func:`coursetools.notebooks.execute`),
 the sentence, whether it holds, its kind (``claim`` or ``illustration``) and its numbers.
 
 :func:`read_claims` reads them back and :func:`failed_claims` lists the counted claims that did not

@@ -13,7 +13,7 @@ to ``OUTDIR/summary.txt``, logs and raw files beside them; OUTDIR defaults to ``
 - ``charlm_full``     ``scripts/train_charlm.py --budget full --device cuda``: bits per character,
                       seconds per epoch, tokens per second (lecture 7's language model);
 - ``bench_cells``     ``scripts/bench_cells.py --device cuda``: reference loop vs cuDNN, ms per step;
-- ``lecture07_default``, ``lecture07_full``   lecture 7 executed end to end (``course_lib.notebooks.execute``,
+- ``lecture07_default``, ``lecture07_full``   lecture 7 executed end to end (``coursetools.notebooks.execute``,
                       ``COURSE_DEVICE=cuda``): seconds, and every claim it records with its numbers.
 
 ``--dry-run`` needs no GPU: every step that needs CUDA is marked ``skipped`` with the reason, and the
@@ -153,7 +153,8 @@ def bench_cells(ctx) -> dict:
 def _lecture07(ctx, budget: str) -> dict:
     import nbformat
 
-    from course_lib import notebooks, report
+    from course_lib import report
+    from coursetools import notebooks
 
     out = ctx["out"]
     path = ROOT / "lectures" / "07_training_on_a_gpu.ipynb"

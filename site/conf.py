@@ -1,4 +1,4 @@
-"""Sphinx configuration of the course site (built by ``course_lib.site.build_site``).
+"""Sphinx configuration of the course site (built by ``coursetools.site.build_site``).
 
 The site shows notebooks that were already executed (the main job's ``build/lectures/``), so
 myst-nb never runs them again. Everything the pages load comes from the site itself: MathJax is
@@ -17,7 +17,7 @@ myst_heading_anchors = 3
 nb_execution_mode = "off"
 nb_merge_streams = True
 # widgets cannot run on a static page: their outputs are dropped before the build (see
-# course_lib/site.py) and the static fallback figure that the explorer drew stays
+# coursetools/site.py) and the static fallback figure that the explorer drew stays
 nb_mime_priority_overrides = [("html", "application/vnd.jupyter.widget-view+json", None),
                               ("html", "application/vnd.jupyter.widget-state+json", None)]
 

@@ -8,7 +8,7 @@ import urllib.request
 
 import pytest
 
-from course_lib import browser
+from coursetools import browser
 
 
 def require_browser():

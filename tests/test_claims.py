@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from course_lib import claims as C
-from course_lib import main as main_mod
+from coursetools import main as main_mod
 from course_lib import report
 
 

@@ -20,7 +20,8 @@ import pytest
 import torch
 from torch import nn
 
-from course_lib import notebooks, tasks
+from course_lib import tasks
+from coursetools import notebooks
 from course_lib.experiments import gpu_training as G
 from course_lib.models import CarryState, CharLM
 from course_lib.reference import training as R

@@ -1,7 +1,8 @@
 """Every figure carries its caption as text: alt text on the figure, in the notebook output and on the site."""
 import matplotlib.pyplot as plt
 
-from course_lib import plots, site
+from course_lib import plots
+from coursetools import site
 
 
 def test_finish_sets_alt_text_from_the_caption_or_the_titles():

@@ -114,7 +114,7 @@ def test_sample_classes_are_in_sync_with_the_releases():
 @pytest.mark.parametrize("a", ASSIGNMENTS_HERE)
 def test_solution_notebook_executes_with_its_checks(a):
     """The source notebook runs top to bottom at the ci budget, visible and hidden-style checks included."""
-    from course_lib import notebooks
+    from coursetools import notebooks
 
     nb, _ = notebooks.execute(_source(a), budget="ci", timeout=300)
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]

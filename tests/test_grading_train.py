@@ -98,7 +98,7 @@ def test_sample_class_is_in_sync_with_the_release():
 @pytest.mark.slow
 def test_solution_notebook_trains_and_passes_its_checks(tmp_path):
     """At the ci budget: 200 steps, then check_load_model against the ci threshold (3.3 bits)."""
-    from course_lib import notebooks
+    from coursetools import notebooks
 
     shutil.copy(SOURCE, tmp_path)
     nb, _ = notebooks.execute(tmp_path / SOURCE.name, budget="ci", timeout=300)

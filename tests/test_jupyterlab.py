@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from course_lib import browser
+from coursetools import browser
 from jupyter_helpers import require_browser, stop_server, wait_until_serving
 
 ROOT = Path(__file__).resolve().parents[1]

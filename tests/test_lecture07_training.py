@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from course_lib import budget, notebooks
+from course_lib import budget
+from coursetools import notebooks
 from course_lib.experiments import gpu_training as G
 from course_lib.models import CarryState
 

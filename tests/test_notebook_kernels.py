@@ -1,4 +1,4 @@
-"""`course_lib.notebooks.execute` leaves no kernel behind, after success and after an error."""
+"""`coursetools.notebooks.execute` leaves no kernel behind, after success and after an error."""
 import os
 import time
 
@@ -6,7 +6,7 @@ import nbformat
 import pytest
 from nbclient.exceptions import CellExecutionError
 
-from course_lib import notebooks
+from coursetools import notebooks
 
 
 def _notebook(path, *sources):

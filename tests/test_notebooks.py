@@ -22,8 +22,9 @@ import traceback
 import nbformat
 import pytest
 
-from course_lib import browser, notebooks, report
-from course_lib import site as site_mod
+from course_lib import report
+from coursetools import browser, notebooks
+from coursetools import site as site_mod
 from jupyter_helpers import require_browser
 
 LECTURES = notebooks.lecture_paths()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from course_lib import browser
+from coursetools import browser
 from jupyter_helpers import require_browser, stop_server
 from test_student_html import start_formgrader
 

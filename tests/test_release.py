@@ -80,7 +80,7 @@ def test_sample_class_is_in_sync_with_the_release():
 
 def test_solution_notebook_passes_its_own_checks_in_a_kernel():
     """The source notebook executes top to bottom, visible and hidden-style checks included."""
-    from course_lib import notebooks
+    from coursetools import notebooks
 
     nb, _ = notebooks.execute(SOURCE, budget="ci", timeout=300)
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]

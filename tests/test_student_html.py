@@ -34,7 +34,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_outp
 
 from autograder import student_html
 from autograder.samples import make_samples
-from course_lib import browser
+from coursetools import browser
 from jupyter_helpers import require_browser, stop_server, wait_until_serving
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,4 +1,4 @@
-"""The course's main job: ``python -m course_lib.main`` (what ``make run`` calls).
+"""The course's main job: ``python -m coursetools.main`` (what ``make run`` calls).
 
 Runs every lecture top to bottom at the chosen budget (so every ``course_lib`` experiment runs and
 every figure is drawn), keeps the executed notebooks, collects the figures, grades every
@@ -16,8 +16,10 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from . import budget as budget_mod
-from . import notebooks, report
+from course_lib import budget as budget_mod
+from course_lib import report
+
+from . import notebooks
 
 ROOT = notebooks.ROOT
 
@@ -119,7 +121,7 @@ def main(argv=None) -> int:
     (out / "lectures.json").write_text(json.dumps(lectures, indent=1))
     print(path.read_text())
     print(f"report: {path}\nexecuted lectures: {out / 'lectures'}\nfigures: {out / 'figures'}")
-    # the static site of the executed lectures (and screenshots of its pages): course_lib/site.py
+    # the static site of the executed lectures (and screenshots of its pages): coursetools/site.py
     from . import site
 
     site_result = site.publish(out)

@@ -1,6 +1,6 @@
 """The course as a static site: executed lectures and student assignments, readable offline.
 
-    python -m course_lib.site [--lectures build/lectures] [--out build/site]
+    python -m coursetools.site [--lectures build/lectures] [--out build/site]
 
 :func:`build_site` lays out a Sphinx source folder (``site/``'s ``conf.py`` and ``index.md``, the
 executed lecture notebooks, the unexecuted assignment notebooks, MathJax) and builds it with
@@ -24,7 +24,9 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import notebooks, plots
+from course_lib import plots
+
+from . import notebooks
 
 ROOT = notebooks.ROOT
 SITE_SOURCES = ROOT / "site"
