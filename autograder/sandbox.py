@@ -55,11 +55,10 @@ from pathlib import Path
 
 import numpy as np
 
+from . import boundary
 from ._runner import npz as _npz  # the one encoder for both ends of the pipes
 
 HERE = Path(__file__).resolve().parent
-LIB_SOURCE = HERE.parent / "course_lib"
-RUNNER = HERE / "_runner.py"
 MAX_NPZ_BYTES = 64 * 2**20  # one reply's body
 MAX_HEADER_BYTES = 1 << 16
 ALLOWED_KINDS = "biufU"
@@ -164,32 +163,23 @@ def _bind_targets() -> list:
 
 
 def prepare_library(dest: Path) -> Path:
-    """What the sandbox may read, in ``dest`` (bound read-only at ``/opt/course``): a copy of
-    ``course_lib`` without ``reference/`` and with checks that only say they run at grading time,
-    and ``_grader/`` (the runner, the protocol helpers, matplotlib's font cache). Returns the
-    ``course_lib`` copy."""
-    src = LIB_SOURCE
+    """What the sandbox may read, in ``dest`` (bound read-only at ``/opt/course``): the modules of
+    ``course_lib`` that :mod:`autograder.boundary` lists, stand-ins for ``reference`` and ``checks``
+    (the checks only say they run at grading time), and ``_grader/`` (the runner, the protocol
+    helpers, matplotlib's font cache). Returns the ``course_lib`` copy."""
     target = dest / "course_lib"
     if target.exists():
         shutil.rmtree(target)
-    shutil.copytree(src, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "reference", "checks"))
-    (target / "reference").mkdir()
-    (target / "reference" / "__init__.py").write_text(
-        'raise ImportError("course_lib.reference is not available while grading: your own code is graded")\n')
-    (target / "checks").mkdir()
-    (target / "checks" / "__init__.py").write_text(
-        '"""Stand-in while grading: your functions are checked by the grader, outside this process."""\n\n\n'
-        'def _deferred(*args, **kwargs):\n'
-        '    print("(this check runs in the grader at grading time)")\n\n\n'
-        'def __getattr__(name):\n'
-        '    if name.startswith("check_"):\n'
-        '        return _deferred\n'
-        '    raise AttributeError(name)\n')
+    # exactly the modules autograder/boundary.py declares (tests/test_boundary.py checks them)
     runtime = dest / "_grader"
-    runtime.mkdir(exist_ok=True)
-    shutil.copy(RUNNER, runtime / "_runner.py")
-    for proto in (src / "checks").glob("_protocol*.py"):  # _protocol.py and its extensions
-        shutil.copy(proto, runtime / proto.name)
+    files = {**{target / rel: f for rel, f in boundary.library_files().items()},
+             **{runtime / name: f for name, f in boundary.RUNTIME.items()}}
+    for path, f in files.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(f, path)
+    for rel, text in boundary.STUBS.items():
+        (target / rel).parent.mkdir(parents=True, exist_ok=True)
+        (target / rel).write_text(text)
     (runtime / "mpl").mkdir(exist_ok=True)
     for f in (Path.home() / ".cache" / "matplotlib").glob("fontlist*.json"):
         shutil.copy(f, runtime / "mpl" / f.name)
