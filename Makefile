@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 BUDGET ?= default
 
-.PHONY: run test setup chromium postgres clean
+.PHONY: run test setup chromium postgres clean exercises
 
 run: setup chromium
 	$(PY) -m coursetools.main --budget $(BUDGET)
@@ -34,6 +34,17 @@ chromium:
 # root; elsewhere a warning, and those tests skip saying why)
 postgres:
 	@bash scripts/ensure_postgres.sh
+
+# everything the exercise specs decide (course_lib/exercises): notebooks, releases, sample classes, README
+exercises: setup
+	$(PY) -m course_lib.exercises sync
+	$(PY) scripts/normalize_notebooks.py
+	for a in 01_gradient_flow 02_lstm_gru_cells 03_deep_bidirectional 04_training_with_clipping; do \
+		$(PY) -m autograder release $$a || exit 1; done
+	$(PY) -m autograder.samples.make_samples
+	$(PY) -m autograder.samples.make_samples_rnn
+	$(PY) -m autograder.samples.make_samples_train
+	$(PY) -m course_lib.exercises readme
 
 clean:
 	rm -rf build .pytest_cache

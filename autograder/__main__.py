@@ -1,7 +1,7 @@
 """``python -m autograder``: release, grade and check assignments (run from the repository root).
 
     python -m autograder release 01_gradient_flow          # solutions/ -> assignments/ (nbgrader)
-    python -m autograder check-release 01_gradient_flow    # exit 1 when assignments/ is stale
+    python -m autograder check-release 01_gradient_flow    # exit 1 when assignments/ is stale or disagrees with its specs
     python -m autograder grade 01_gradient_flow SUBMISSIONS_DIR [--workers N | --scheduler tcp://HOST:PORT] [--force] [--out grades.csv]
                                [--student ID ...] [--timestamps TIMES.csv]
     python -m autograder report 02_lstm_gru_cells          # rebuild grades.csv + overview (after hand-grading)
@@ -76,10 +76,15 @@ def main(argv=None) -> int:
         out = pipeline.release(args.assignment)
         print(f"release written to {out.relative_to(config.ROOT)}")
         return 0
-    if args.cmd == "check-release":
+    if args.cmd == "check-release":  # the solution notebook says what its specs say, and the release is fresh
+        from course_lib.exercises import REGISTRY, sync
+
+        disagree = sync.problems(REGISTRY[args.assignment]) if args.assignment in REGISTRY else []
+        for line in disagree:
+            print(f"{line} (python -m course_lib.exercises sync)")
         fresh, diff = pipeline.release_is_fresh(args.assignment)
         print("release is up to date" if fresh else f"release is stale: {diff}")
-        return 0 if fresh else 1
+        return 0 if fresh and not disagree else 1
     rel = lambda p: p.relative_to(config.ROOT) if p.is_relative_to(config.ROOT) else p  # noqa: E731
     if args.cmd == "report":
         runs = config.state_dir() / "runs" / args.assignment

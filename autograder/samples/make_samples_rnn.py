@@ -23,6 +23,9 @@ import sys
 import tempfile
 from pathlib import Path
 
+from course_lib.exercises import REGISTRY
+
+from .from_specs import sample_class
 from .make_samples import _solution_code, drop_keys, dumps, files_of
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -239,148 +242,38 @@ A2_HINTS = {
 
 
 # ================================================================ assignment 3
+# written once, in its specs (course_lib/exercises/a3_deep_bidirectional.py): the exercises' samples; here only
+# the samples of the cell pasted from assignment 2 (no exercise of its own)
 A3 = "03_deep_bidirectional"
-A3_POINTS = {"reverse_padded": 2, "bidirectional_rnn": 4, "stacked_rnn": 4}
+A3_CLASS = sample_class(REGISTRY[A3], others=("your_lstm",))
+A3_POINTS = A3_CLASS.points
 A3_MANUAL = 0
-A3_SOL = {"your_lstm": "your_lstm", **{k: k for k in A3_POINTS}}
-
-REV_HEAD = "def reverse_padded(x, lengths):\n"
-BI_HEAD = "def bidirectional_rnn(x, fw_weights, bw_weights, lengths):\n"
-ST_HEAD = "def stacked_rnn(x, weights, lengths, bidirectional=False, residual=False):\n"
-
-
-def _bi(backward="reverse_padded(x, lengths)", back_out="reverse_padded(out_b, lengths)", cat="out_f, back"):
-    return BI_HEAD + f"""    B, H = x.shape[0], fw_weights[1].shape[1]
-    zeros = x.new_zeros(B, H)
-    out_f, (h_f, c_f) = run_rnn(x, fw_weights, lstm_cell, lengths, (zeros, zeros))
-    out_b, (h_b, c_b) = run_rnn({backward}, bw_weights, lstm_cell, lengths, (zeros, zeros))
-    back = {back_out}
-    return torch.cat([{cat}], dim=-1), (torch.stack([h_f, h_b]), torch.stack([c_f, c_b]))"""
-
-
-def _st(layer_input="inp", residual_other=""):
-    return ST_HEAD + f"""    D = 2 if bidirectional else 1
-    B, T, _ = x.shape
-    H = weights[0][1].shape[1]
-    mask = (torch.arange(T).unsqueeze(0) < lengths.unsqueeze(1)).unsqueeze(-1).to(x.dtype)
-    inp, hs, cs = x, [], []
-    for layer in range(len(weights) // D):
-        src = {layer_input}
-        if bidirectional:
-            out, (h, c) = bidirectional_rnn(src, weights[2 * layer], weights[2 * layer + 1], lengths)
-            hs += [h[0], h[1]]
-            cs += [c[0], c[1]]
-        else:
-            zeros = x.new_zeros(B, H)
-            out, (h, c) = run_rnn(src, weights[layer], lstm_cell, lengths, (zeros, zeros))
-            hs.append(h)
-            cs.append(c)
-        if residual and out.shape[-1] == src.shape[-1]:
-            out = out + src * mask{residual_other}
-        inp = out
-    return inp, (torch.stack(hs), torch.stack(cs))"""
-
-
-A3_CODE = {
-    "rev_loop": REV_HEAD + """    out = x.clone()
-    for b in range(x.shape[0]):
-        n = int(lengths[b])
-        out[b, :n] = torch.flip(x[b, :n], dims=[0])
-    return out""",
-    "bi_per_sequence_flip": BI_HEAD + """    H = fw_weights[1].shape[1]
-    outs, hn, cn = [], [], []
-    for b in range(x.shape[0]):  # one sequence at a time, cut to its own length
-        n = int(lengths[b])
-        seq = x[b:b + 1, :n]
-        one = torch.ones(1, dtype=lengths.dtype) * n
-        z = x.new_zeros(1, H)
-        of, (hf, cf) = run_rnn(seq, fw_weights, lstm_cell, one, (z, z))
-        ob, (hb, cb) = run_rnn(seq.flip(1), bw_weights, lstm_cell, one, (z, z))
-        o = torch.cat([of, ob.flip(1)], dim=-1)
-        outs.append(torch.cat([o, x.new_zeros(1, x.shape[1] - n, 2 * H)], dim=1))
-        hn.append(torch.stack([hf, hb]))
-        cn.append(torch.stack([cf, cb]))
-    return torch.cat(outs), (torch.cat(hn, dim=1), torch.cat(cn, dim=1))""",
-    "st_flat_loop": ST_HEAD + """    D = 2 if bidirectional else 1
-    H = weights[0][1].shape[1]
-    valid = (torch.arange(x.shape[1])[None, :] < lengths[:, None])[..., None]
-    layer_in, finals_h, finals_c = x, [], []
-    for k in range(0, len(weights), D):
-        z = x.new_zeros(x.shape[0], H)
-        if D == 2:
-            y, (h, c) = bidirectional_rnn(layer_in, weights[k], weights[k + 1], lengths)
-            finals_h.extend(h.unbind(0))
-            finals_c.extend(c.unbind(0))
-        else:
-            y, (h, c) = run_rnn(layer_in, weights[k], lstm_cell, lengths, (z, z))
-            finals_h.append(h)
-            finals_c.append(c)
-        if residual and y.shape == layer_in.shape:
-            y = y + torch.where(valid, layer_in, torch.zeros_like(layer_in))
-        layer_in = y
-    return layer_in, (torch.stack(finals_h), torch.stack(finals_c))""",
-    "rev_flip": REV_HEAD + "    return x.flip(1)",
-    "bi_padded_reverse": _bi(backward="x.flip(1)", back_out="out_b.flip(1)"),
-    "bi_not_rereversed": _bi(back_out="out_b"),
-    # published: the whole padded batch flipped, run over every step, no mask
-    "bi_flip_full_unmasked": _bi(backward="torch.flip(x, dims=[1])",
-                                 back_out="torch.flip(out_b, dims=[1])").replace(
-        "lstm_cell, lengths, (zeros, zeros))\n    back", "lstm_cell, torch.full_like(lengths, x.shape[1]), (zeros, zeros))\n    back"),
-    "bi_cat_order": _bi(cat="back, out_f"),
-    "st_layer_input_x": _st(layer_input="x"),
-    "st_residual_shapes": _st(residual_other="""
-        elif residual:  # sizes differ: pad the input with zeros to make them fit
-            out = out + torch.nn.functional.pad(src, (0, out.shape[-1] - src.shape[-1])) * mask"""),
-    "pasted_gate_order": None,  # filled below: the your_lstm cell with a wrong lstm_cell
-    "pasted_run_ignores_lengths": None,
-}
-
-
-def _a3(**functions):
-    return {"functions": {**{k: CORRECT for k in A3_SOL}, **functions}, "answer": None}
+A3_CODE = {**A3_CLASS.code, "pasted_gate_order": None,  # filled below: the your_lstm cell with a wrong lstm_cell
+           "pasted_run_ignores_lengths": None}
 
 
 def _a3_score(*failed):
     return sum(p for k, p in A3_POINTS.items() if k not in failed)
 
 
+def _pasted(key):
+    spec = A3_CLASS.samples["correct"][0]
+    return {**spec, "functions": {**spec["functions"], "your_lstm": key}}
+
+
 A3_SAMPLES = {
-    "correct": (_a3(), _a3_score(), "ok"),
-    "blank": ({"functions": {k: BLANK for k in A3_SOL}, "answer": None}, 0, "not_attempted"),
-    "correct_written_differently": (_a3(reverse_padded="rev_loop", bidirectional_rnn="bi_per_sequence_flip",
-                                        stacked_rnn="st_flat_loop"), _a3_score(), "ok"),
-    # reverse_padded is right, the backward direction flips the padded length: bidirectional (and the
-    # bidirectional cases of the stack, built on it) fail
-    "mistake_bidir_padded_reverse": (_a3(bidirectional_rnn="bi_padded_reverse"),
-                                     _a3_score("bidirectional_rnn", "stacked_rnn"), "ok"),
-    "mistake_bidir_flip_full_unmasked": (_a3(bidirectional_rnn="bi_flip_full_unmasked"),
-                                         _a3_score("bidirectional_rnn", "stacked_rnn"), "ok"),
-    "mistake_reverse_flip": (_a3(reverse_padded="rev_flip"),
-                             _a3_score("reverse_padded", "bidirectional_rnn", "stacked_rnn"), "ok"),
-    "mistake_bidir_not_rereversed": (_a3(bidirectional_rnn="bi_not_rereversed"),
-                                     _a3_score("bidirectional_rnn", "stacked_rnn"), "ok"),
-    "mistake_bidir_cat_order": (_a3(bidirectional_rnn="bi_cat_order"), _a3_score("bidirectional_rnn", "stacked_rnn"),
-                                "ok"),
-    "mistake_stacked_layer_input": (_a3(stacked_rnn="st_layer_input_x"), _a3_score("stacked_rnn"), "ok"),
-    "mistake_stacked_residual_shapes": (_a3(stacked_rnn="st_residual_shapes"), _a3_score("stacked_rnn"), "ok"),
+    **A3_CLASS.samples,
     # the pasted building blocks from assignment 2 are wrong: everything built on them fails, and says why
-    "mistake_pasted_lstm_gate_order": (_a3(your_lstm="pasted_gate_order"),
-                                       _a3_score("bidirectional_rnn", "stacked_rnn"), "ok"),
-    "mistake_pasted_run_ignores_lengths": (_a3(your_lstm="pasted_run_ignores_lengths"),
+    "mistake_pasted_lstm_gate_order": (_pasted("pasted_gate_order"), _a3_score("bidirectional_rnn", "stacked_rnn"),
+                                       "ok"),
+    "mistake_pasted_run_ignores_lengths": (_pasted("pasted_run_ignores_lengths"),
                                            _a3_score("bidirectional_rnn", "stacked_rnn"), "ok"),
 }
 
 A3_HINTS = {
-    "mistake_bidir_padded_reverse": ("bidirectional_rnn", "reverses the padded length"),
-    "mistake_bidir_flip_full_unmasked": ("bidirectional_rnn", "flips the whole padded batch"),
-    "mistake_reverse_flip": ("reverse_padded", "reversed over the padded length"),
-    "mistake_bidir_not_rereversed": ("bidirectional_rnn", "still in reversed order"),
-    "mistake_bidir_cat_order": ("bidirectional_rnn", "[backward, forward]"),
-    "mistake_stacked_layer_input": ("stacked_rnn", "every later layer reads the output of the layer below"),
-    "mistake_stacked_residual_shapes": ("stacked_rnn", "sizes differ"),
+    **A3_CLASS.hints,
     "mistake_pasted_lstm_gate_order": ("bidirectional_rnn", "your `lstm_cell`"),
     "mistake_pasted_run_ignores_lengths": ("bidirectional_rnn", "your `run_rnn`"),
-    "blank": ("stacked_rnn", "not implemented yet"),
 }
 
 

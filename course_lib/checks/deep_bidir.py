@@ -1,4 +1,5 @@
-"""Assignment 3, deep and bidirectional RNNs: the exercises as cases, comparisons and known mistakes.
+"""Assignment 3, deep and bidirectional RNNs: the judge's pieces of each exercise (cases, comparison, the
+parametrised mistake families); the exercises themselves are specs in ``course_lib/exercises/a3_deep_bidirectional.py``.
 
 Student signatures (batch first, PyTorch weight layouts, LSTM, float32 or float64; ``lengths`` (B,)
 int64 in [1, T]; padded steps t >= lengths[b] output zeros, as ``pad_packed_sequence`` gives):
@@ -25,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from . import _protocol
-from ._core import Case, Exercise, Mutant, _s, family
+from ._core import Case, Mutant, _s, family
 from ._rnn_common import (F32, F64, PROTOCOL, describe_rnn, leaves, make_compare, normal, shape_error_hint,
                           value_problem, weight_names, weights)
 
@@ -155,11 +156,11 @@ def _rev_ref():
     return reverse_padded
 
 
-REVERSE_PADDED = Exercise("reverse_padded", 2, PROTOCOL, {"args": ["x", "lengths"], "grad": False}, _rev_cases,
-                          _rev_ref, _rev_mutants,
-                          compare=make_compare({"__all__": "one tensor shaped like x", "": "the result"}, {}),
-                          describe=describe_rnn({"": "the result"}),
-                          error_hint=shape_error_hint("x is (B, T, F) and lengths (B,) holds integers."))
+REV_ARGS = {"args": ["x", "lengths"], "grad": False}
+REVERSE_PADDED = dict(cases=_rev_cases, reference=_rev_ref, families=_rev_mutants, check=dict(
+    compare=make_compare({"__all__": "one tensor shaped like x", "": "the result"}, {}),
+    describe=describe_rnn({"": "the result"}),
+    error_hint=shape_error_hint("x is (B, T, F) and lengths (B,) holds integers.")))
 
 
 # ======================================================================== bidirectional_rnn
@@ -296,14 +297,12 @@ OUT_NAMES = {"__all__": "a pair (out, (h_n, c_n))", ".0": "`out`", ".1.0": "`h_n
 BIDIR_INPUTS = {"x": "the input `x`", **{n: f"`fw_weights` ({n[3:]})" for n in FW},
                 **{n: f"`bw_weights` ({n[3:]})" for n in BW}}
 
-BIDIRECTIONAL_RNN = Exercise(
-    "bidirectional_rnn", 4, PROTOCOL,
-    {"args": ["x", FW, BW, "lengths"], "grad": True, "probes": _probes("fw_")},
-    _bidir_cases, _bidir_ref, _bidir_mutants,
+BIDIR_ARGS = {"args": ["x", FW, BW, "lengths"], "grad": True, "probes": _probes("fw_")}
+BIDIRECTIONAL_RNN = dict(cases=_bidir_cases, reference=_bidir_ref, families=_bidir_mutants, check=dict(
     compare=compare_with_probes(OUT_NAMES, BIDIR_INPUTS, lambda case: _probes("fw_")),
     describe=describe_rnn(OUT_NAMES, BIDIR_INPUTS, _bidir_split),
     error_hint=shape_error_hint("x is (B, T, I); each direction's out is (B, T, H), and the two are concatenated "
-                                "along the last axis into (B, T, 2H); h_n and c_n are (2, B, H)."))
+                                "along the last axis into (B, T, 2H); h_n and c_n are (2, B, H).")))
 
 
 # ======================================================================== stacked_rnn
@@ -435,13 +434,8 @@ STACK_SPEC = {"args": ["x", {"layers": "w{k}_", "count": "n_weights", "each": W}
               "grad": True,
               "probes": _probes("w0_", bidirectional=True, second="w1_")}
 
-STACKED_RNN = Exercise(
-    "stacked_rnn", 4, PROTOCOL, STACK_SPEC, _stack_cases, _stack_ref, _stack_mutants,
-    scalar_names=["bidirectional", "residual"],
+STACKED_RNN = dict(cases=_stack_cases, reference=_stack_ref, families=_stack_mutants, check=dict(
     compare=compare_with_probes(OUT_NAMES, STACK_INPUTS, _stack_probes),
     describe=describe_rnn(OUT_NAMES, STACK_INPUTS, _stack_split),
     error_hint=shape_error_hint("layer 0 reads x (B, T, I); every later layer reads the output of the layer below, "
-                                "(B, T, D*H) with both directions concatenated, so its W_ih is (4H, D*H)."))
-
-
-EXERCISES = {ex.name: ex for ex in (REVERSE_PADDED, BIDIRECTIONAL_RNN, STACKED_RNN)}
+                                "(B, T, D*H) with both directions concatenated, so its W_ih is (4H, D*H).")))

@@ -25,19 +25,25 @@ def residual(x, f):
     return x + y
 
 
-def highway(x, W_h, b_h, W_t, b_t, activation=torch.relu):
-    """y = T * H(x) + (1 - T) * x with H(x) = activation(x W_h^T + b_h), T = sigmoid(x W_t^T + b_t).
+def highway(x, W_H, b_H, W_T, b_T, activation=torch.relu):
+    """One highway layer (Srivastava et al. 2015, "Highway Networks"): y = T * H + (1 - T) * x.
 
-    A negative transform-gate bias ``b_t`` starts the layer close to the identity (carry).
+    The transform gate T = sigmoid(x W_T^T + b_T) decides, per unit, how much of the candidate
+    H = activation(x W_H^T + b_H) to take; the carry gate is C = 1 - T, so what is not transformed is
+    carried through unchanged, and so is the gradient (dy/dx = diag(1 - T) + ...). A negative ``b_T``
+    starts the layer close to the identity. Shapes: x (B, D), W_H and W_T (D, D) in torch.nn's
+    (out_features, in_features) layout, b_H and b_T (D,) -> y (B, D), x's dtype and device.
+    Raises ValueError naming the argument when a shape is wrong. Used by lecture 5 (``DeepNet``'s
+    highway layers) and graded in assignment 3 (``check_highway``).
     """
     v.tensor("x", x, ndim=2)
     D = x.shape[1]
-    v.shape("W_h", W_h, (D, D))
-    v.shape("W_t", W_t, (D, D))
-    v.shape("b_h", b_h, (D,))
-    v.shape("b_t", b_t, (D,))
-    t = torch.sigmoid(x @ W_t.t() + b_t)
-    return t * activation(x @ W_h.t() + b_h) + (1 - t) * x
+    v.shape("W_H", W_H, (D, D))
+    v.shape("W_T", W_T, (D, D))
+    v.shape("b_H", b_H, (D,))
+    v.shape("b_T", b_T, (D,))
+    transform = torch.sigmoid(x @ W_T.t() + b_T)
+    return transform * activation(x @ W_H.t() + b_H) + (1 - transform) * x
 
 
 def dense_block(x, layers, activation=torch.relu):
