@@ -45,7 +45,10 @@ def _made() -> dict:
 def __getattr__(name):
     # only the registry's names: anything else (a submodule being imported) is not made here
     if name.startswith("check_") or name == "ASSIGNMENTS" or name in _GROUPS:
-        made = _made()
+        try:
+            made = _made()
+        except AttributeError as exc:  # would read as "no attribute": say what broke instead
+            raise RuntimeError(f"the exercise registry (course_lib/exercises) failed to load: {exc}") from exc
         if name in made:
             return made[name]
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

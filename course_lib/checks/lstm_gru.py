@@ -1,4 +1,5 @@
-"""Assignment 2, LSTM and GRU cells: the exercises as cases, comparisons and known mistakes.
+"""Assignment 2, LSTM and GRU cells: the judge's pieces of each exercise (cases, comparison, the parametrised
+mistake families); the exercises themselves are specs in ``course_lib/exercises/a2_lstm_gru_cells.py``.
 
 Student signatures (batch first, PyTorch weight layouts, float32 or float64):
 
@@ -24,7 +25,7 @@ import itertools
 import numpy as np
 import torch
 
-from ._core import Case, Exercise, Mutant, family
+from ._core import Case, Mutant, family
 from ._rnn_common import (F32, F64, PROTOCOL, describe_rnn, make_compare, normal, shape_error_hint,
                           value_problem, weight_names, weights)
 
@@ -176,9 +177,10 @@ LSTM_NAMES = {"__all__": "a pair (h_next, c_next) of tensors", ".0": "h_next (th
 LSTM_INPUTS = {"x": "the input `x`", "h": "the state `h`", "c": "the cell state `c`", "W_ih": "`W_ih`",
                "W_hh": "`W_hh`", "b_ih": "`b_ih`", "b_hh": "`b_hh`"}
 
-LSTM_CELL = Exercise("lstm_cell", 4, PROTOCOL, {"args": ["x", ["h", "c"], *W], "grad": True}, _lstm_cases,
-                     _lstm_ref, _lstm_mutants, compare=make_compare(LSTM_NAMES, LSTM_INPUTS),
-                     error_hint=shape_error_hint(LSTM_LAYOUT), describe=describe_rnn(LSTM_NAMES, LSTM_INPUTS))
+LSTM_ARGS = {"args": ["x", ["h", "c"], *W], "grad": True}
+LSTM_CELL = dict(cases=_lstm_cases, reference=_lstm_ref, families=_lstm_mutants, check=dict(
+    compare=make_compare(LSTM_NAMES, LSTM_INPUTS), error_hint=shape_error_hint(LSTM_LAYOUT),
+    describe=describe_rnn(LSTM_NAMES, LSTM_INPUTS)))
 
 
 # ======================================================================== gru_cell
@@ -273,9 +275,10 @@ GRU_NAMES = {"__all__": "one tensor h_next", "": "h_next"}
 GRU_INPUTS = {"x": "the input `x`", "h": "the state `h`", "W_ih": "`W_ih`", "W_hh": "`W_hh`", "b_ih": "`b_ih`",
               "b_hh": "`b_hh`"}
 
-GRU_CELL = Exercise("gru_cell", 3, PROTOCOL, {"args": ["x", "h", *W], "grad": True}, _gru_cases, _gru_ref,
-                    _gru_mutants, compare=make_compare(GRU_NAMES, GRU_INPUTS), error_hint=shape_error_hint(GRU_LAYOUT),
-                    describe=describe_rnn(GRU_NAMES, GRU_INPUTS))
+GRU_ARGS = {"args": ["x", "h", *W], "grad": True}
+GRU_CELL = dict(cases=_gru_cases, reference=_gru_ref, families=_gru_mutants, check=dict(
+    compare=make_compare(GRU_NAMES, GRU_INPUTS), error_hint=shape_error_hint(GRU_LAYOUT),
+    describe=describe_rnn(GRU_NAMES, GRU_INPUTS)))
 
 
 # ======================================================================== run_rnn
@@ -403,11 +406,10 @@ def _run_error_hint(case, etype, msg):
     return shape_error_hint("x is (B, T, I) and x[:, t] is step t of every sequence; out is (B, T, H).")(case, etype, msg)
 
 
-RUN_RNN = Exercise("run_rnn", 3, PROTOCOL,
-                   {"args": ["x", W, "@cell", "lengths", {"present": "c0", "then": ["h0", "c0"], "else": "h0"}],
-                    "grad": True},
-                   _run_cases, _run_ref, _run_mutants, compare=_run_compare(), error_hint=_run_error_hint,
-                   describe=_run_describe)
+RUN_ARGS = {"args": ["x", W, "@cell", "lengths", {"present": "c0", "then": ["h0", "c0"], "else": "h0"}],
+            "grad": True}
+RUN_RNN = dict(cases=_run_cases, reference=_run_ref, families=_run_mutants, check=dict(
+    compare=_run_compare(), error_hint=_run_error_hint, describe=_run_describe))
 
 
 # ======================================================================== numerical_gradient
@@ -495,9 +497,6 @@ def _ng_compare(ex, case, got, want):
     return value_problem(ex.name, case, got, want, {"": "the gradient"}, dtype=np.float64)
 
 
-NUMERICAL_GRADIENT = Exercise("numerical_gradient", 2, PROTOCOL, {"args": ["@f", "x", "eps"], "grad": False},
-                              _ng_cases, _ng_ref, _ng_mutants, scalar_names=["eps"], compare=_ng_compare,
-                              describe=describe_rnn({"": "the gradient"}))
-
-
-EXERCISES = {ex.name: ex for ex in (LSTM_CELL, GRU_CELL, RUN_RNN, NUMERICAL_GRADIENT)}
+NG_ARGS = {"args": ["@f", "x", "eps"], "grad": False}
+NUMERICAL_GRADIENT = dict(cases=_ng_cases, reference=_ng_ref, families=_ng_mutants, check=dict(
+    compare=_ng_compare, describe=describe_rnn({"": "the gradient"})))
