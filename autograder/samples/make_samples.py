@@ -21,10 +21,12 @@ import sys
 import tempfile
 from pathlib import Path
 
+from course_lib.exercises import REGISTRY
+
 ROOT = Path(__file__).resolve().parents[2]
 ASSIGNMENT = "01_gradient_flow"
 OUT = Path(__file__).resolve().parent / ASSIGNMENT
-POINTS = {"rnn_step": 2, "step_jacobian": 2, "gradient_norms": 3, "spectral_bound": 2, "clip_grad_norm": 3}
+POINTS = {s.name: s.points for s in REGISTRY[ASSIGNMENT].specs}  # written once, in course_lib/exercises
 TOTAL = sum(POINTS.values())
 
 

@@ -19,7 +19,7 @@ ASSIGNMENT = Assignment("01_gradient_flow", "Assignment 1 (`01_gradient_flow`):"
     Spec("gradient_norms", 3, "gradient_norms(x, h0, W_xh, W_hh, b) -> norms",
          "||dh_T/dh_j||_2 for j = 0..T of one sequence x (T, I) from h0 (H,), by products of step Jacobians.",
          "||dh_T/dh_j||_2 for j = 0..T, (T + 1,), by products of the student's own step Jacobians (built on "
-         "`rnn_step` and `step_jacobian`).", uses=("rnn_step", "step_jacobian"), exercise_object=G.GRADIENT_NORMS),
+         "`rnn_step` and `step_jacobian`).", exercise_object=G.GRADIENT_NORMS),
     Spec("spectral_bound", 2, "spectral_bound(W_hh, T, gamma=1.0) -> bound",
          "(gamma * sigma_max(W_hh)) ** (T - j) for j = 0..T, a tensor of shape (T + 1,).",
          "the bound (gamma sigma_max)^(T-j) for j = 0..T, (T + 1,).", exercise_object=G.SPECTRAL_BOUND),
