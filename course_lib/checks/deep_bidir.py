@@ -1,21 +1,8 @@
 """Assignment 3, deep and bidirectional RNNs: the judge's pieces of each exercise (cases, comparison, the
 parametrised mistake families); the exercises themselves are specs in ``course_lib/exercises/a3_deep_bidirectional.py``.
 
-Student signatures (batch first, PyTorch weight layouts, LSTM, float32 or float64; ``lengths`` (B,)
-int64 in [1, T]; padded steps t >= lengths[b] output zeros, as ``pad_packed_sequence`` gives):
-
-- ``reverse_padded(x, lengths) -> x_rev``: x (B, T, F); each sequence reversed within its own
-  length, padded positions left where they are (so applying it twice gives x back)
-- ``bidirectional_rnn(x, fw_weights, bw_weights, lengths) -> (out, (h_n, c_n))``: a forward and a
-  backward LSTM from zero states; out (B, T, 2H) = [forward, backward]; h_n, c_n (2, B, H), index 0
-  forward (after each sequence's last valid step), 1 backward (after step 0)
-- ``stacked_rnn(x, weights, lengths, bidirectional=False, residual=False) -> (out, (h_n, c_n))``:
-  ``weights`` holds num_layers * D tuples ``(W_ih, W_hh, b_ih, b_hh)`` in ``nn.LSTM.all_weights`` order
-  (layer 0 forward, layer 0 backward, layer 1 forward, ...); layer l + 1 reads layer l's output;
-  ``residual=True`` adds a layer's input to its output wherever their sizes match (zero at padded
-  steps); out (B, T, D*H), h_n and c_n (num_layers * D, B, H), as ``nn.LSTM(batch_first=True)``
-
-These functions are built on the student's own ``lstm_cell`` and ``run_rnn`` (from assignment 2,
+Signatures, points and contracts are written in the specs (and the README's contract section is made
+from them). The exercises are built on the student's own ``lstm_cell`` and ``run_rnn`` (from assignment 2,
 pasted into the notebook). The checks *probe* those two as well, so that when a result is wrong
 because a building block is, the hint says which.
 """

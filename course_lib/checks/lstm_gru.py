@@ -1,21 +1,8 @@
 """Assignment 2, LSTM and GRU cells: the judge's pieces of each exercise (cases, comparison, the parametrised
 mistake families); the exercises themselves are specs in ``course_lib/exercises/a2_lstm_gru_cells.py``.
 
-Student signatures (batch first, PyTorch weight layouts, float32 or float64):
-
-- ``lstm_cell(x, (h, c), W_ih, W_hh, b_ih, b_hh) -> (h_next, c_next)``: x (B, I), h and c (B, H),
-  W_ih (4H, I), W_hh (4H, H), b_ih and b_hh (4H,); gates stacked i, f, g, o (``nn.LSTMCell``)
-- ``gru_cell(x, h, W_ih, W_hh, b_ih, b_hh) -> h_next``: W_ih (3H, I), W_hh (3H, H), b (3H,); gates
-  r, z, n; the reset gate scales (W_hn h + b_hn); h' = (1 - z) * n + z * h (``nn.GRUCell``)
-- ``run_rnn(x, weights, cell_fn, lengths, state) -> (out, final_state)``: x (B, T, I), weights
-  ``(W_ih, W_hh, b_ih, b_hh)``, ``cell_fn`` a cell with the signature above, lengths (B,) int64 in
-  [1, T], state ``(h0, c0)`` for an LSTM cell or ``h0`` for a GRU cell; out (B, T, H) with zeros at
-  padded steps (t >= lengths[b]), final_state (same structure as state) after each sequence's last
-  valid step
-- ``numerical_gradient(f, x, eps=1e-6) -> grad``: central differences (f(x + eps e_i) -
-  f(x - eps e_i)) / (2 eps) for every entry i of x, same shape and dtype as x, x left unchanged
-
-Outputs *and* gradients are compared (for the loss sum_k <out_k, v_k> with fixed random v_k), so
+Signatures, points and contracts are written in the specs (the README's contract section is made from
+them). Outputs *and* gradients are compared (for the loss sum_k <out_k, v_k> with fixed random v_k), so
 a cell that cuts the autograd graph fails with its own hint.
 """
 from __future__ import annotations
