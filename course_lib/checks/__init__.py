@@ -43,6 +43,7 @@ def _made() -> dict:
 
 
 def __getattr__(name):
+    """``check_<name>``, ``ASSIGNMENTS`` and the four groups, made from the registry on first use (PEP 562)."""
     # only the registry's names: anything else (a submodule being imported) is not made here
     if name.startswith("check_") or name == "ASSIGNMENTS" or name in _GROUPS:
         try:
@@ -55,4 +56,5 @@ def __getattr__(name):
 
 
 def __dir__():
+    """The module's names, the registry's checks included."""
     return sorted(set(globals()) | set(_made()))

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from ._core import Case, Mutant, family
-from ._rnn_common import (F32, F64, PROTOCOL, describe_rnn, make_compare, normal, shape_error_hint,
+from ._rnn_common import (F32, F64, describe_rnn, make_compare, normal, shape_error_hint,
                           value_problem, weight_names, weights)
 
 W = weight_names()
