@@ -44,6 +44,7 @@ class SiteResult:
     html_dir: Path
     lectures: list[str] = field(default_factory=list)     # page paths relative to html_dir, course order
     assignments: list[str] = field(default_factory=list)
+    reference: list[str] = field(default_factory=list)    # the glossary page
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -183,8 +184,13 @@ def build_site(executed_lectures_dir, out_dir, assignments_dir=None, quiet=True)
         dest.write_text(json.dumps(nb, indent=1), encoding="utf-8")
         assignment_docs.append(f"assignments/{rel.with_suffix('').as_posix()}")
 
+    # the glossary, from its one source (course_lib/selfstudy/glossary.py)
+    from course_lib import selfstudy
+
+    (src / "glossary.md").write_text(selfstudy.glossary_markdown(), encoding="utf-8")
     index = (src / "index.md").read_text(encoding="utf-8")
-    toc = _toctree("Lectures", lecture_docs) + "\n" + _toctree("Assignments", assignment_docs)
+    toc = (_toctree("Lectures", lecture_docs) + "\n" + _toctree("Assignments", assignment_docs) + "\n"
+           + _toctree("Reference", ["glossary"]))
     (src / "index.md").write_text(index.replace("{{ toc }}", toc), encoding="utf-8")
 
     warnings_file = out / "sphinx-warnings.txt"
@@ -198,12 +204,13 @@ def build_site(executed_lectures_dir, out_dir, assignments_dir=None, quiet=True)
     warnings = [w for w in warnings_file.read_text(encoding="utf-8").splitlines()
                 if w.strip() and "running over TCP without encryption" not in w] if warnings_file.exists() else []
     return SiteResult(html_dir=html, lectures=[d + ".html" for d in lecture_docs],
-                      assignments=[d + ".html" for d in assignment_docs], warnings=warnings)
+                      assignments=[d + ".html" for d in assignment_docs], reference=["glossary.html"],
+                      warnings=warnings)
 
 
 def site_pages(res: SiteResult) -> list[str]:
     """Every page a reader reaches from the table of contents, in course order."""
-    return ["index.html"] + res.lectures + res.assignments
+    return ["index.html"] + res.lectures + res.assignments + res.reference
 
 
 def publish(out, lectures_dir=None) -> dict:

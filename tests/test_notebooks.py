@@ -113,6 +113,12 @@ def test_site_builds_with_every_lecture_and_assignment(site, executed):
     for page in site_mod.site_pages(site):
         assert (site.html_dir / page).is_file(), page
     assert (site.html_dir / "_static" / "mathjax" / "tex-chtml.js").is_file(), "MathJax is not served by the site"
+    # the glossary page, built from its one source (course_lib/selfstudy/glossary.py)
+    from course_lib import selfstudy
+
+    glossary = (site.html_dir / "glossary.html").read_text(encoding="utf-8")
+    missing = [t for t in selfstudy.GLOSSARY if f"<strong>{t}</strong>" not in glossary]
+    assert not missing, f"glossary terms missing from the site's glossary page: {missing}"
     broken = [w for w in site.warnings if BROKEN.search(w)]
     assert not broken, "the site has broken links, images or contents entries:\n" + "\n".join(broken)
     # every figure on a lecture page carries alt text (its caption), not a file name
