@@ -30,10 +30,18 @@ def notebook_function(a, spec, code):
     """``code`` defined in the solution notebook's namespace: the notebook's other answers (the building blocks
     it may call) are correct, as in a sample notebook with this one cell changed."""
     ns = {"torch": torch, "nn": torch.nn, "math": math}
+    exec(compile(_imports_cell(a), "<imports>", "exec"), ns)
     for gid, src in _solution_code(a.folder).items():
         if gid != spec.answer_cell:
             exec(compile(src, f"<{gid}>", "exec"), ns)
     return compile_function(code, spec.name, ns)
+
+
+def _imports_cell(a) -> str:
+    """The notebook's code before its first answer cell (imports, constants), as the student's kernel runs it."""
+    cells = json.loads(sync.notebook_path(a).read_text())["cells"]
+    first = next(k for k, c in enumerate(cells) if c["metadata"].get("nbgrader", {}).get("solution"))
+    return "\n".join(sync._src(c) for c in cells[:first] if c["cell_type"] == "code")
 
 
 def hint_of(spec, fn, seed=5):

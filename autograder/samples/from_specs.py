@@ -43,7 +43,7 @@ def sample_class(a, others: tuple = (), answer: str | None = None) -> SampleClas
         for m in s.mistakes:
             if m.sample:
                 code[f"{s.name}:{m.sample}"] = m.code
-                failed = set(m.fails) if m.fails is not None else a.dependents(s.name)
+                failed = a.loses(s, m)
                 samples[m.sample] = (notebook(**{s.answer_cell: f"{s.name}:{m.sample}"}),
                                      total - sum(points[f] for f in failed), "ok")
                 hints[m.sample] = (s.name, m.hint)

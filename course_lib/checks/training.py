@@ -261,9 +261,8 @@ def _step_error_hint(case, etype, msg):
     return None
 
 
-TRAIN_STEP = Exercise("train_step", 3, "train.step", [], _step_cases, _step_ref, _step_mutants,
-                      compare=_step_compare, error_hint=_step_error_hint, output_kind="number",
-                      describe=STEP_DESCRIBE)
+TRAIN_STEP = dict(cases=_step_cases, reference=_step_ref, families=_step_mutants, check=dict(
+    compare=_step_compare, error_hint=_step_error_hint, output_kind="number", describe=STEP_DESCRIBE))
 
 
 # ======================================================================== save / load_checkpoint
@@ -325,8 +324,8 @@ def _ckpt_error_hint(case, etype, msg):
     return None
 
 
-LOAD_CHECKPOINT = Exercise("load_checkpoint", 2, "train.checkpoint", [], _ckpt_cases, _ckpt_ref, lambda: [],
-                           compare=_ckpt_compare, error_hint=_ckpt_error_hint, output_kind="number")
+LOAD_CHECKPOINT = dict(cases=_ckpt_cases, reference=_ckpt_ref, check=dict(
+    compare=_ckpt_compare, error_hint=_ckpt_error_hint, output_kind="number"))
 
 
 # ======================================================================== train_loop
@@ -496,8 +495,8 @@ def _loop_error_hint(case, etype, msg):
     return None
 
 
-TRAIN_LOOP = Exercise("train_loop", 4, "train.loop", [], _loop_cases, _loop_ref, _loop_mutants,
-                      compare=_loop_compare, error_hint=_loop_error_hint, output_kind="number")
+TRAIN_LOOP = dict(cases=_loop_cases, reference=_loop_ref, families=_loop_mutants, check=dict(
+    compare=_loop_compare, error_hint=_loop_error_hint, output_kind="number"))
 
 
 # ======================================================================== load_model (the trained model)
@@ -651,5 +650,3 @@ def check_load_model(fn, *, hidden: bool = False, seed=None, folder=".") -> None
     print(f"load_model: your model reaches {evaluate_arrays(sd):.3f} bits per character on the held-out text "
           f"(target {float(case.arrays['target']):g}): check passed.")
 
-
-EXERCISES = {ex.name: ex for ex in (TRAIN_STEP, LOAD_CHECKPOINT, TRAIN_LOOP, LOAD_MODEL)}

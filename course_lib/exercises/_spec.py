@@ -151,6 +151,11 @@ class Assignment:
     def by_name(self) -> dict:
         return {s.name: s for s in self.specs}
 
+    def loses(self, spec: Spec, mistake: Mistake) -> set:
+        """The exercises a sample with ``mistake`` in ``spec``'s answer loses: its ``fails``, else the exercise and
+        every exercise built on it."""
+        return set(mistake.fails) if mistake.fails is not None else self.dependents(spec.name)
+
     def dependents(self, name: str) -> set:
         """``name`` and every exercise built on it, directly or not."""
         out, grew = {name}, True
