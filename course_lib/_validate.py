@@ -5,6 +5,8 @@ wrong shape reads as a sentence instead of a matmul traceback deep inside torch.
 """
 from __future__ import annotations
 
+import operator
+
 import torch
 
 
@@ -58,6 +60,19 @@ def lengths(name: str, value, batch: int, max_len: int) -> torch.Tensor:
     return value.to("cpu", torch.long)
 
 
+def int_at_least(name: str, value, minimum: int) -> int:
+    """``value`` must be an integer (Python or numpy, not a bool) ``>= minimum``; returns an ``int``."""
+    try:
+        if isinstance(value, bool):
+            raise TypeError
+        value = operator.index(value)
+    except TypeError:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}") from None
+    if value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
 def positive(name: str, value) -> None:
     if not (isinstance(value, (int, float)) and value > 0) or value != value:
         raise ValueError(f"{name} must be a positive number, got {value!r}")
@@ -94,3 +109,13 @@ def seed_list(name: str, seeds) -> list[int]:
     if not seeds or any(s < 0 for s in seeds):
         raise ValueError(f"{name} must be a count or a non-empty list of non-negative seeds, got {seeds!r}")
     return seeds
+
+
+def int_list(name: str, values) -> list[int]:
+    """A non-empty list of integers >= 1 (a single integer is a list of one)."""
+    import numpy as np
+
+    values = [int(v) for v in np.atleast_1d(values)]
+    if not values or any(v < 1 for v in values):
+        raise ValueError(f"{name} must be a non-empty list of positive integers, got {values!r}")
+    return values

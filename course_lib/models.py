@@ -21,7 +21,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from . import _validate
-from .tasks.synthetic import _int_at_least
+from ._validate import int_at_least
 
 __all__ = ["SequenceModel", "CharLM", "CarryState", "count_parameters", "set_forget_bias"]
 
@@ -95,10 +95,10 @@ class SequenceModel(nn.Module):
         super().__init__()
         if cell not in _CELLS:
             raise ValueError(f"cell must be one of {tuple(_CELLS)}, got {cell!r}")
-        input_size = _int_at_least("input_size", input_size, 1)
-        hidden_size = _int_at_least("hidden_size", hidden_size, 1)
-        output_size = _int_at_least("output_size", output_size, 1)
-        num_layers = _int_at_least("num_layers", num_layers, 1)
+        input_size = int_at_least("input_size", input_size, 1)
+        hidden_size = int_at_least("hidden_size", hidden_size, 1)
+        output_size = int_at_least("output_size", output_size, 1)
+        num_layers = int_at_least("num_layers", num_layers, 1)
         if not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be a number in [0, 1), got {dropout!r}")
         if nonlinearity not in ("tanh", "relu"):
@@ -111,7 +111,7 @@ class SequenceModel(nn.Module):
         if readout not in ("last", "all"):
             raise ValueError(f"readout must be 'last' or 'all', got {readout!r}")
         if embedding is not None:
-            embedding = _int_at_least("embedding", embedding, 1)
+            embedding = int_at_least("embedding", embedding, 1)
 
         self.cell, self.input_size, self.hidden_size = cell, input_size, hidden_size
         self.num_layers, self.bidirectional, self.residual = num_layers, bool(bidirectional), bool(residual)
@@ -208,10 +208,10 @@ class CharLM(nn.Module):
         super().__init__()
         if cell not in _CELLS:
             raise ValueError(f"cell must be one of {tuple(_CELLS)}, got {cell!r}")
-        self.vocab_size = _int_at_least("vocab_size", vocab_size, 2)
-        self.hidden = _int_at_least("hidden", hidden, 1)
-        num_layers = _int_at_least("num_layers", num_layers, 1)
-        embed_dim = _int_at_least("embed_dim", embed_dim, 1) if embed_dim is not None else min(hidden, 64)
+        self.vocab_size = int_at_least("vocab_size", vocab_size, 2)
+        self.hidden = int_at_least("hidden", hidden, 1)
+        num_layers = int_at_least("num_layers", num_layers, 1)
+        embed_dim = int_at_least("embed_dim", embed_dim, 1) if embed_dim is not None else min(hidden, 64)
         if not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be a number in [0, 1), got {dropout!r}")
         self.cell = cell
@@ -251,7 +251,7 @@ class CharLM(nn.Module):
         if int(prefix.min()) < 0 or int(prefix.max()) >= self.vocab_size:
             raise ValueError(f"prefix ids must lie in [0, {self.vocab_size}), got min {int(prefix.min())} "
                              f"max {int(prefix.max())}")
-        n = _int_at_least("n", n, 0)
+        n = int_at_least("n", n, 0)
         if not isinstance(temperature, (int, float)) or temperature < 0:
             raise ValueError(f"temperature must be a number >= 0, got {temperature!r}")
         was_training = self.training

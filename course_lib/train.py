@@ -35,10 +35,10 @@ from typing import Callable
 import torch
 from torch import nn
 
-from .tasks.synthetic import _int_at_least
+from ._validate import int_at_least
 
 __all__ = [
-    "pick_device", "train", "History", "evaluate", "save_checkpoint", "load_checkpoint",
+    "pick_device", "resolve_device", "experiment_device", "synchronize", "train", "History", "evaluate", "save_checkpoint", "load_checkpoint",
     "mse", "cross_entropy", "accuracy", "bits_per_char", "LOSSES", "METRICS",
 ]
 
@@ -82,6 +82,28 @@ def pick_device(prefer: str | torch.device | None = None) -> torch.device:
     if dev.type == "mps" and not _mps_available():
         raise ValueError(f"{source} asks for {choice!r} but MPS is not available on this machine")
     return dev
+
+
+def resolve_device(device=None) -> torch.device:
+    """``device`` as a ``torch.device``: ``None`` or a string through :func:`pick_device`."""
+    return pick_device(device) if device is None or isinstance(device, str) else torch.device(device)
+
+
+def experiment_device(device=None):
+    """An experiment's device: ``device`` when given, else the CPU at the ``ci`` and ``default``
+    budgets (small models, reproducible) and :func:`pick_device` at ``full``."""
+    if device is not None:
+        return device
+    from . import budget
+
+    return "cpu" if budget.current() != "full" else pick_device()
+
+
+def synchronize(device) -> None:
+    """Wait for the queued kernels on a CUDA ``device`` (before reading a clock); no-op elsewhere."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def _to(obj, device):
@@ -222,7 +244,8 @@ class History:
     def from_dict(cls, d: dict) -> "History":
         return cls(**{k: copy.deepcopy(v) for k, v in d.items() if k in cls.__dataclass_fields__})
 
-    def _record(self, step, loss, norm, clipped, lr, applied):
+    def record(self, step, loss, norm, clipped, lr, applied):
+        """Append one step's entry (see the class docstring for the fields)."""
         self.step.append(step)
         self.loss.append(loss)
         self.grad_norm.append(norm)
@@ -382,135 +405,203 @@ def train(
 
     A model with a ``reset_state()`` method (``models.CarryState``) has it called after a restore.
     """
-    if not isinstance(model, nn.Module):
-        raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    if not callable(batch_fn):
-        raise ValueError(f"batch_fn must be callable as batch_fn(step, generator), got {type(batch_fn).__name__}")
-    loss_fn = _resolve(loss_fn, LOSSES, "loss_fn")
-    steps = _int_at_least("steps", steps, 1)
-    _check_positive("lr", lr)
-    if optimizer not in _OPTIMIZERS:
-        raise ValueError(f"optimizer must be one of {tuple(_OPTIMIZERS)}, got {optimizer!r}")
-    _check_positive("clip", clip, allow_none=True)
-    checkpoint_every = _int_at_least("checkpoint_every", checkpoint_every, 1)
-    if log_every is not None:
-        log_every = _int_at_least("log_every", log_every, 1)
-    if nan_policy not in _NAN_POLICIES:
-        raise ValueError(f"nan_policy must be one of {_NAN_POLICIES}, got {nan_policy!r}")
-    _check_positive("lr_decay_on_nan", lr_decay_on_nan, upper=1.0)
-    max_recoveries = _int_at_least("max_recoveries", max_recoveries, 0)
-    seed = _int_at_least("seed", seed, 0)
-    if not isinstance(amp, bool):
-        raise ValueError(f"amp must be True or False, got {amp!r}")
-    if eval_fn is not None:
-        if not callable(eval_fn):
-            raise ValueError(f"eval_fn must be callable as eval_fn(model), got {type(eval_fn).__name__}")
-        eval_every = _int_at_least("eval_every", eval_every, 1)
+    settings = _Settings.checked(
+        model, batch_fn, loss_fn, steps, lr=lr, optimizer=optimizer, clip=clip, checkpoint_every=checkpoint_every,
+        log_every=log_every, nan_policy=nan_policy, lr_decay_on_nan=lr_decay_on_nan, max_recoveries=max_recoveries,
+        seed=seed, eval_fn=eval_fn, eval_every=eval_every, amp=amp)
+    run = _Run.begin(model, batch_fn, settings, optimizer_kwargs, device, resume, checkpoint_dir, progress)
+    try:
+        for step in range(run.start, settings.steps):
+            if not run.one_step(step):
+                break
+    finally:
+        if run.bar is not None:
+            run.bar.close()
+    history = run.history
+    if not history.stopped and run.ckpt_path is not None and (not history.checkpoints or history.checkpoints[-1] != settings.steps):
+        run.save(settings.steps)
+    return history
 
-    device = pick_device(device) if device is None or isinstance(device, str) else torch.device(device)
-    model.to(device)
-    params = [p for p in model.parameters() if p.requires_grad]
-    if not params:
-        raise ValueError("model has no trainable parameters")
-    opt = _OPTIMIZERS[optimizer](params, lr=lr, **(optimizer_kwargs or {}))
-    generator = torch.Generator().manual_seed(seed)
-    history, start = History(), 0
-    if resume is not None:
-        ckpt = load_checkpoint(resume, model, opt)
-        start = ckpt["step"]
-        if ckpt["generator"] is not None:
-            generator.set_state(ckpt["generator"])
-        if ckpt["history"] is not None:
-            history = History.from_dict(ckpt["history"])
-        if start >= steps:
-            raise ValueError(f"steps must exceed the checkpoint's step {start} to resume, got {steps}")
-    ckpt_path = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir is not None else None
-    good = _Snapshot.take(start, model, opt)
-    if not history.checkpoints or history.checkpoints[-1] != start:
-        history.checkpoints.append(start)
-    recoveries = 0
 
-    show = _show_progress(progress)
-    bar = None
-    if show:
-        from tqdm.auto import tqdm
+@dataclass(frozen=True)
+class _Settings:
+    """:func:`train`'s arguments, checked (each bad one raises ``ValueError`` naming it)."""
 
-        bar = tqdm(total=steps, initial=start, desc="train", leave=False)
+    loss_fn: Callable
+    steps: int
+    lr: float
+    optimizer: str
+    clip: float | None
+    checkpoint_every: int
+    log_every: int | None
+    nan_policy: str
+    lr_decay_on_nan: float
+    max_recoveries: int
+    seed: int
+    eval_fn: Callable | None
+    eval_every: int | None
+    amp: bool
 
-    def say(text):
-        if bar is not None:
-            bar.write(text)
-        elif log_every is not None:
+    @classmethod
+    def checked(cls, model, batch_fn, loss_fn, steps, *, lr, optimizer, clip, checkpoint_every, log_every,
+                nan_policy, lr_decay_on_nan, max_recoveries, seed, eval_fn, eval_every, amp) -> "_Settings":
+        if not isinstance(model, nn.Module):
+            raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        if not callable(batch_fn):
+            raise ValueError(f"batch_fn must be callable as batch_fn(step, generator), got {type(batch_fn).__name__}")
+        _check_positive("lr", lr)
+        if optimizer not in _OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {tuple(_OPTIMIZERS)}, got {optimizer!r}")
+        _check_positive("clip", clip, allow_none=True)
+        if nan_policy not in _NAN_POLICIES:
+            raise ValueError(f"nan_policy must be one of {_NAN_POLICIES}, got {nan_policy!r}")
+        _check_positive("lr_decay_on_nan", lr_decay_on_nan, upper=1.0)
+        if not isinstance(amp, bool):
+            raise ValueError(f"amp must be True or False, got {amp!r}")
+        if eval_fn is not None:
+            if not callable(eval_fn):
+                raise ValueError(f"eval_fn must be callable as eval_fn(model), got {type(eval_fn).__name__}")
+            eval_every = int_at_least("eval_every", eval_every, 1)
+        return cls(
+            loss_fn=_resolve(loss_fn, LOSSES, "loss_fn"), steps=int_at_least("steps", steps, 1), lr=lr,
+            optimizer=optimizer, clip=clip, checkpoint_every=int_at_least("checkpoint_every", checkpoint_every, 1),
+            log_every=None if log_every is None else int_at_least("log_every", log_every, 1), nan_policy=nan_policy,
+            lr_decay_on_nan=lr_decay_on_nan, max_recoveries=int_at_least("max_recoveries", max_recoveries, 0),
+            seed=int_at_least("seed", seed, 0), eval_fn=eval_fn, eval_every=eval_every, amp=amp)
+
+
+@dataclass
+class _Run:
+    """One run of :func:`train`: the model, its optimizer and the loop's state between steps."""
+
+    model: nn.Module
+    batch_fn: Callable
+    s: _Settings
+    device: torch.device
+    params: list
+    opt: torch.optim.Optimizer
+    generator: torch.Generator
+    history: History
+    start: int
+    good: _Snapshot
+    ckpt_path: Path | None
+    bar: object = None
+    recoveries: int = 0
+
+    @classmethod
+    def begin(cls, model, batch_fn, s: _Settings, optimizer_kwargs, device, resume, checkpoint_dir, progress):
+        """Model on its device, a fresh optimizer and generator, or both as a checkpoint left them."""
+        device = resolve_device(device)
+        model.to(device)
+        params = [p for p in model.parameters() if p.requires_grad]
+        if not params:
+            raise ValueError("model has no trainable parameters")
+        opt = _OPTIMIZERS[s.optimizer](params, lr=s.lr, **(optimizer_kwargs or {}))
+        generator = torch.Generator().manual_seed(s.seed)
+        history, start = History(), 0
+        if resume is not None:
+            ckpt = load_checkpoint(resume, model, opt)
+            start = ckpt["step"]
+            if ckpt["generator"] is not None:
+                generator.set_state(ckpt["generator"])
+            if ckpt["history"] is not None:
+                history = History.from_dict(ckpt["history"])
+            if start >= s.steps:
+                raise ValueError(f"steps must exceed the checkpoint's step {start} to resume, got {s.steps}")
+        if not history.checkpoints or history.checkpoints[-1] != start:
+            history.checkpoints.append(start)
+        bar = None
+        if _show_progress(progress):
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=s.steps, initial=start, desc="train", leave=False)
+        ckpt_path = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir is not None else None
+        return cls(model, batch_fn, s, device, params, opt, generator, history, start,
+                   _Snapshot.take(start, model, opt), ckpt_path, bar)
+
+    def say(self, text):
+        if self.bar is not None:
+            self.bar.write(text)
+        elif self.s.log_every is not None:
             print(text, file=sys.stdout)
 
-    def save(done):
-        if ckpt_path is not None:
-            save_checkpoint(ckpt_path, model, opt, step=done, generator=generator, history=history)
+    def save(self, done):
+        if self.ckpt_path is not None:
+            save_checkpoint(self.ckpt_path, self.model, self.opt, step=done, generator=self.generator,
+                            history=self.history)
 
-    try:
-        for step in range(start, steps):
-            model.train()
-            inputs, targets = batch_fn(step, generator)
-            inputs, targets = _to(inputs, device), _to(targets, device)
-            lr_now = opt.param_groups[0]["lr"]
+    def gradient(self, step):
+        """Steps 1-3 of the module docstring: the batch on the device, the loss and its gradient, the
+        global norm (clipped when ``clip`` is set). Returns ``(loss, norm)`` as floats."""
+        self.model.train()
+        inputs, targets = self.batch_fn(step, self.generator)
+        inputs, targets = _to(inputs, self.device), _to(targets, self.device)
+        self.opt.zero_grad(set_to_none=True)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.s.amp):
+            loss = self.s.loss_fn(_call(self.model, inputs), targets)
+        loss.float().backward()
+        # the global norm before clipping; with clip=None it is only measured (scale stays 1)
+        clip = self.s.clip if self.s.clip is not None else float("inf")
+        norm = float(torch.nn.utils.clip_grad_norm_(self.params, clip))
+        return float(loss.detach()), norm
 
-            opt.zero_grad(set_to_none=True)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-                loss = loss_fn(_call(model, inputs), targets)
-            loss.float().backward()
-            # the global norm before clipping; with clip=None it is only measured (scale stays 1)
-            norm = float(torch.nn.utils.clip_grad_norm_(params, clip if clip is not None else float("inf")))
-            loss_value = float(loss.detach())
-            finite = math.isfinite(loss_value) and math.isfinite(norm)
-            clipped = bool(clip is not None and finite and norm > clip)
+    def one_step(self, step) -> bool:
+        """One step (1-5 of the module docstring), then checkpoint, evaluate, log. False: stop."""
+        lr_now = self.opt.param_groups[0]["lr"]
+        loss_value, norm = self.gradient(step)
+        finite = math.isfinite(loss_value) and math.isfinite(norm)
+        history = self.history
+        if not finite:
+            history.events.append({"step": step, "kind": "nonfinite", "loss": loss_value, "grad_norm": norm})
+        if finite or self.s.nan_policy == "ignore":  # "ignore": take the step anyway, but say so
+            self.opt.step()
+            history.record(step, loss_value, norm, bool(self.s.clip is not None and finite and norm > self.s.clip),
+                           lr_now, True)
+        else:
+            history.record(step, loss_value, norm, False, lr_now, False)
+            self.say(f"step {step}: loss {loss_value}, grad norm {norm}: not finite")
+            if not self.recover(step, lr_now):
+                return False
+        self.after(step + 1, finite, f"loss {loss_value:.4g}, grad norm {norm:.3g}, lr {lr_now:.3g}")
+        return True
 
-            if not finite and nan_policy == "ignore":  # take the step anyway, but say so
-                history.events.append({"step": step, "kind": "nonfinite", "loss": loss_value, "grad_norm": norm})
-            if finite or nan_policy == "ignore":
-                opt.step()
-                history._record(step, loss_value, norm, clipped, lr_now, True)
+    def recover(self, step, lr_now) -> bool:
+        """Step 4: back to the last good checkpoint with a smaller learning rate; False: stop instead."""
+        s, history = self.s, self.history
+        if s.nan_policy == "stop" or self.recoveries >= s.max_recoveries:
+            why = "nan_policy='stop'" if s.nan_policy == "stop" else f"{self.recoveries} recoveries already"
+            history.events.append({"step": step, "kind": "stopped", "reason": why})
+            history.stopped = True
+            self.say(f"step {step}: stopped ({why})")
+            return False
+        self.recoveries += 1
+        self.good.restore(self.model, self.opt)
+        new_lr = lr_now * s.lr_decay_on_nan
+        for group in self.opt.param_groups:
+            group["lr"] = new_lr
+        if hasattr(self.model, "reset_state"):
+            self.model.reset_state()
+        history.events.append({"step": step, "kind": "restored", "from_step": self.good.step})
+        history.events.append({"step": step, "kind": "lr", "old": lr_now, "new": new_lr})
+        self.say(f"step {step}: restored the checkpoint of step {self.good.step}, lr {lr_now:g} -> {new_lr:g}")
+        return True
+
+    def after(self, done, finite, line):
+        """After step ``done``: a good checkpoint, an evaluation, a log line, as their intervals say."""
+        s = self.s
+        if finite and done % s.checkpoint_every == 0:
+            self.good = _Snapshot.take(done, self.model, self.opt)
+            self.history.checkpoints.append(done)
+            self.save(done)
+        if s.eval_fn is not None and done % s.eval_every == 0:
+            self.history.evals.append((done, _evaluate_fn(self.model, s.eval_fn)))
+        if s.log_every is not None and done % s.log_every == 0:
+            if self.bar is not None:
+                self.bar.set_postfix_str(f"step {done}: {line}")
             else:
-                history._record(step, loss_value, norm, False, lr_now, False)
-                history.events.append({"step": step, "kind": "nonfinite", "loss": loss_value, "grad_norm": norm})
-                say(f"step {step}: loss {loss_value}, grad norm {norm}: not finite")
-                if nan_policy == "stop" or recoveries >= max_recoveries:
-                    why = "nan_policy='stop'" if nan_policy == "stop" else f"{recoveries} recoveries already"
-                    history.events.append({"step": step, "kind": "stopped", "reason": why})
-                    history.stopped = True
-                    say(f"step {step}: stopped ({why})")
-                    break
-                recoveries += 1
-                good.restore(model, opt)
-                new_lr = lr_now * lr_decay_on_nan
-                for group in opt.param_groups:
-                    group["lr"] = new_lr
-                if hasattr(model, "reset_state"):
-                    model.reset_state()
-                history.events.append({"step": step, "kind": "restored", "from_step": good.step})
-                history.events.append({"step": step, "kind": "lr", "old": lr_now, "new": new_lr})
-                say(f"step {step}: restored the checkpoint of step {good.step}, lr {lr_now:g} -> {new_lr:g}")
-
-            done = step + 1
-            if finite and done % checkpoint_every == 0:
-                good = _Snapshot.take(done, model, opt)
-                history.checkpoints.append(done)
-                save(done)
-            if eval_fn is not None and done % eval_every == 0:
-                history.evals.append((done, _evaluate_fn(model, eval_fn)))
-            if log_every is not None and done % log_every == 0:
-                line = f"step {done}: loss {loss_value:.4g}, grad norm {norm:.3g}, lr {lr_now:.3g}"
-                if bar is not None:
-                    bar.set_postfix_str(line)
-                else:
-                    print(line, file=sys.stdout)
-            if bar is not None:
-                bar.update(1)
-    finally:
-        if bar is not None:
-            bar.close()
-    if not history.stopped and ckpt_path is not None and (not history.checkpoints or history.checkpoints[-1] != steps):
-        save(steps)
-    return history
+                print(f"step {done}: {line}", file=sys.stdout)
+        if self.bar is not None:
+            self.bar.update(1)
 
 
 def _evaluate_fn(model, fn) -> float:
@@ -554,7 +645,7 @@ def bits_per_char(model: nn.Module, ids: torch.Tensor, batch_size: int = 16, seq
 
     lm = getattr(model, "lm", model)  # unwrap CarryState
     if max_batches is not None:
-        max_batches = _int_at_least("max_batches", max_batches, 1)
+        max_batches = int_at_least("max_batches", max_batches, 1)
     device = next(lm.parameters()).device
     was = lm.training
     lm.eval()

@@ -33,7 +33,9 @@ from ..models import SequenceModel, count_parameters
 from ..reference import lstm_cell, stacked_rnn, weights_from_module
 from ..tasks import TAG_NAMES, TaskData, fresh_batches, make_right_context_tagging
 from ..train import evaluate, train
-from .skip import _int_list, _positive_int, _seed_list, _seeded, claim
+from .._validate import int_list, positive_int as _positive_int, seed_list as _seed_list
+from ..seeding import seeded
+from .skip import claim
 
 TAG_COLOURS = {0: "#D9D9D9", 1: plots.PALETTE["blue"], 2: plots.PALETTE["vermillion"]}  # neutral, pos, neg
 
@@ -54,7 +56,7 @@ def who_sees_what(T=12, position=6, input_size=4, hidden=8, seed=0):
     if not 0 <= position < T:
         raise ValueError(f"position must lie in [0, {T}), got {position}")
     g = torch.Generator().manual_seed(int(seed))
-    module = _seeded(seed, lambda: nn.LSTM(input_size, hidden, batch_first=True, bidirectional=True).double())
+    module = seeded(seed, lambda: nn.LSTM(input_size, hidden, batch_first=True, bidirectional=True).double())
     x = torch.randn(1, T, input_size, generator=g, dtype=torch.float64)
     x2 = x.clone()
     x2[0, position] = torch.randn(input_size, generator=g, dtype=torch.float64)
@@ -105,7 +107,7 @@ def plot_who_sees_what(result, name="lecture06_who_sees_what", caption=None):
 # right-context tagging
 # ---------------------------------------------------------------------------------------------
 def _tagger(input_size, hidden, bidirectional, seed):
-    return _seeded(seed, lambda: SequenceModel("lstm", input_size, hidden, len(TAG_NAMES),
+    return seeded(seed, lambda: SequenceModel("lstm", input_size, hidden, len(TAG_NAMES),
                                                bidirectional=bidirectional, forget_bias=1.0, readout="all"))
 
 
@@ -308,7 +310,7 @@ def next_token_leak(seeds=None, steps=None, T=20, hidden=32, lr=1e-2, batch_size
     last = {"uni": [], "bi": []}
     for name, bi in (("uni", False), ("bi", True)):
         for seed in seeds:
-            model = _seeded(seed, lambda: SequenceModel("lstm", hidden, hidden, V, bidirectional=bi,
+            model = seeded(seed, lambda: SequenceModel("lstm", hidden, hidden, V, bidirectional=bi,
                                                         forget_bias=1.0, embedding=V, readout="all"))
             train(model, _next_token_batches(batch_size, T), "cross_entropy", steps, lr=lr, clip=clip, seed=seed,
                   device=device, progress=False)
@@ -346,7 +348,7 @@ def layer_order_check(num_layers=3, batch_size=4, T=12, input_size=5, hidden=8, 
     of the top layer's outputs) and the sizes.
     """
     g = torch.Generator().manual_seed(int(seed))
-    module = _seeded(seed, lambda: nn.LSTM(input_size, hidden, num_layers=num_layers, batch_first=True).double())
+    module = seeded(seed, lambda: nn.LSTM(input_size, hidden, num_layers=num_layers, batch_first=True).double())
     x = torch.randn(batch_size, T, input_size, generator=g, dtype=torch.float64)
     with torch.no_grad():
         ref, _ = module(x)
@@ -392,10 +394,10 @@ def variable_length_check(lengths=(12, 9, 7, 4, 2, 1), num_layers=2, bidirection
     outputs at its valid steps and of its final states (every layer and direction); ``pad_outputs``
     is the largest absolute output at padded steps (0 when padding is left untouched).
     """
-    lengths = torch.tensor(_int_list("lengths", lengths))
+    lengths = torch.tensor(int_list("lengths", lengths))
     B, T = len(lengths), int(lengths.max())
     g = torch.Generator().manual_seed(int(seed))
-    module = _seeded(seed, lambda: nn.LSTM(input_size, hidden, num_layers=num_layers, batch_first=True,
+    module = seeded(seed, lambda: nn.LSTM(input_size, hidden, num_layers=num_layers, batch_first=True,
                                            bidirectional=bidirectional).double())
     x = torch.randn(B, T, input_size, generator=g, dtype=torch.float64)
     valid = torch.arange(T)[None, :] < lengths[:, None]
@@ -514,7 +516,7 @@ def depth_experiment(depths=None, seeds=None, steps=None, hidden=16, K=8, window
     Returns ``{"depths", "seeds", "accuracy": {"plain": (D, S), "residual": (D, S)},
     "parameters": (D,), "chance", ...}``. Depth 1 has no link to skip, so its two rows are the same model.
     """
-    depths = _int_list("depths", budget.pick(ci=(1, 4), default=(1, 2, 3, 4), full=(1, 2, 3, 4, 6))
+    depths = int_list("depths", budget.pick(ci=(1, 4), default=(1, 2, 3, 4), full=(1, 2, 3, 4, 6))
                        if depths is None else depths)
     seeds = _seed_list("seeds", budget.pick(ci=3, default=3, full=5) if seeds is None else seeds)
     steps = _positive_int("steps", budget.pick(ci=300, default=400, full=1500) if steps is None else steps)
@@ -528,7 +530,7 @@ def depth_experiment(depths=None, seeds=None, steps=None, hidden=16, K=8, window
                 acc["residual"][i] = acc["plain"][i]
                 continue
             for j, seed in enumerate(seeds):
-                model = _seeded(seed, lambda: SequenceModel("lstm", hidden, hidden, classes, num_layers=depth,
+                model = seeded(seed, lambda: SequenceModel("lstm", hidden, hidden, classes, num_layers=depth,
                                                             residual=residual, embedding=K, forget_bias=1.0,
                                                             readout="all"))
                 train(model, fresh_batches(make_window_lookup, batch_size, use_tokens=True, **task),

@@ -33,12 +33,12 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .._validate import positive_int as _positive_int, positive_number as _positive
+from .._validate import int_at_least, positive_int as _positive_int, positive_number as _positive
 from .. import budget, plots, widgets
 from ..models import CarryState, CharLM, count_parameters, set_forget_bias
 from ..reference.sequences import run_rnn, weights_from_module
 from ..tasks import load_corpus, unigram_bits_per_char
-from ..train import bits_per_char, pick_device, train
+from ..train import bits_per_char, resolve_device, synchronize, train
 
 LN2 = math.log(2.0)
 PROMPT = "The meaning of life is "
@@ -48,21 +48,6 @@ PRECISIONS = ("auto", "fp32", "bf16")
 # ---------------------------------------------------------------------------------------------
 # argument checks
 # ---------------------------------------------------------------------------------------------
-def _seed(value):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {value!r}")
-    return int(value)
-
-
-def _device(device):
-    return pick_device(device) if device is None or isinstance(device, str) else torch.device(device)
-
-
-def _sync(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 # ---------------------------------------------------------------------------------------------
 # the device, and the one mixed-precision switch
 # ---------------------------------------------------------------------------------------------
@@ -174,7 +159,7 @@ def device_summary(device=None) -> dict:
     """What this machine offers: the device :func:`course_lib.train.pick_device` chooses (or
     ``device``), torch's version, CPU threads, whether cuDNN / oneDNN are there, the GPU's name,
     whether the CPU has native bf16, and the autocast dtype ``"auto"`` picks here."""
-    device = _device(device)
+    device = resolve_device(device)
     dtype = autocast_dtype(device, "auto")
     return {
         "device": str(device),
@@ -196,10 +181,10 @@ def _median_time(fn, repeats, device):
     fn()  # warm-up (allocations, oneDNN / cuDNN plans)
     ts = []
     for _ in range(repeats):
-        _sync(device)
+        synchronize(device)
         t0 = time.perf_counter()
         fn()
-        _sync(device)
+        synchronize(device)
         ts.append(time.perf_counter() - t0)
     return statistics.median(ts)
 
@@ -225,9 +210,9 @@ def loop_vs_fused(batch_sizes=None, seq_len=None, input_size=64, hidden=128, rep
     seq_len = _positive_int("seq_len", budget.pick(ci=32, default=64) if seq_len is None else seq_len)
     input_size, hidden = _positive_int("input_size", input_size), _positive_int("hidden", hidden)
     repeats = _positive_int("repeats", budget.pick(ci=3, default=5, full=10) if repeats is None else repeats)
-    device = _device(device)
+    device = resolve_device(device)
 
-    torch.manual_seed(_seed(seed))
+    torch.manual_seed(int_at_least("seed", seed, 0))
     lstm = nn.LSTM(input_size, hidden, batch_first=True).to(device)
     weights = weights_from_module(lstm)[0]  # the same tensors, shared
     params = list(lstm.parameters())
@@ -317,7 +302,7 @@ def make_charlm(vocab_size: int, hidden: int = 128, cell: str = "lstm", num_laye
         raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
     if nonlinearity == "relu" and cell != "rnn":
         raise ValueError(f"nonlinearity='relu' needs cell='rnn', got cell={cell!r}")
-    torch.manual_seed(_seed(seed))
+    torch.manual_seed(int_at_least("seed", seed, 0))
     lm = CharLM(vocab_size, hidden=hidden, cell=cell, num_layers=num_layers, embed_dim=embed_dim)
     if nonlinearity == "relu":
         # CharLM builds a tanh nn.RNN; swap in the same layer with a ReLU (forward() just calls .rnn)
@@ -417,8 +402,8 @@ def train_charlm(hidden=None, batch_size=None, seq_len=None, epochs=None, lr=Non
     for t in temperatures:
         if not isinstance(t, (int, float)) or t <= 0:
             raise ValueError(f"temperatures must be positive numbers, got {t!r}")
-    seed = _seed(seed)
-    device = _device(device)
+    seed = int_at_least("seed", seed, 0)
+    device = resolve_device(device)
     dtype = autocast_dtype(device, precision)
 
     corpus = load_corpus("fortunes", max_chars=max_chars)
@@ -435,21 +420,21 @@ def train_charlm(hidden=None, batch_size=None, seq_len=None, epochs=None, lr=Non
     eval_seconds = [0.0]
 
     def val_bpc(m):
-        _sync(device)
+        synchronize(device)
         t0 = time.perf_counter()
         v = bits_per_char(m, corpus.val_ids, batch_size=64, seq_len=256)
-        _sync(device)
+        synchronize(device)
         eval_seconds[0] += time.perf_counter() - t0
         return v
 
     initial = val_bpc(model.to(device))
     eval_seconds[0] = 0.0
-    _sync(device)
+    synchronize(device)
     t0 = time.perf_counter()
     hist = train(model, corpus.batch_fn(batch_size, seq_len), "cross_entropy", steps, lr=lr, clip=clip,
                  device=device, checkpoint_every=100, checkpoint_dir=checkpoint_dir, seed=seed,
                  eval_fn=val_bpc, eval_every=eval_every, log_every=log_every, progress=progress)
-    _sync(device)
+    synchronize(device)
     train_seconds = time.perf_counter() - t0 - eval_seconds[0]
 
     final = bits_per_char(model, corpus.val_ids, batch_size=64, seq_len=256)
@@ -457,7 +442,7 @@ def train_charlm(hidden=None, batch_size=None, seq_len=None, epochs=None, lr=Non
     prefix = corpus.encode(prompt)
     samples = {}
     for t in temperatures:
-        g = torch.Generator().manual_seed(seed)
+        g = torch.Generator().manualint_at_least("seed", seed, 0)
         samples[float(t)] = corpus.decode(lm.sample(prefix, sample_chars, temperature=float(t), generator=g))
     eval_steps = [0] + [s for s, _ in hist.evals]
     return {
@@ -566,8 +551,8 @@ def nan_recovery(warmup_steps=None, steps=None, good_lr=3e-3, bad_lr=0.1, hidden
     checkpoint_every = _positive_int("checkpoint_every", budget.pick(ci=20, default=25) if checkpoint_every is None
                                      else checkpoint_every)
     good_lr, bad_lr = _positive("good_lr", good_lr), _positive("bad_lr", bad_lr)
-    seed = _seed(seed)
-    device = _device(device)
+    seed = int_at_least("seed", seed, 0)
+    device = resolve_device(device)
     corpus = load_corpus("fortunes", max_chars=max_chars)
     V = len(corpus.vocab)
     batches = corpus.batch_fn(batch_size, seq_len)
@@ -665,8 +650,8 @@ def precision_compare(steps=None, hidden=128, batch_size=32, seq_len=64, lr=1e-2
     ``precision="auto"`` keeps float32 on CPUs.
     """
     steps = _positive_int("steps", budget.pick(ci=60, default=200) if steps is None else steps)
-    seed = _seed(seed)
-    device = _device(device)
+    seed = int_at_least("seed", seed, 0)
+    device = resolve_device(device)
     corpus = load_corpus("fortunes", max_chars=max_chars)
     V = len(corpus.vocab)
     x, _ = next(iter(corpus.batches("train", batch_size, seq_len)))
@@ -693,11 +678,11 @@ def precision_compare(steps=None, hidden=128, batch_size=32, seq_len=64, lr=1e-2
         lm.zero_grad(set_to_none=True)
         model.inner.reset_state()
         batches = corpus.batch_fn(batch_size, seq_len)
-        _sync(device)
+        synchronize(device)
         t0 = time.perf_counter()
         h = train(model, batches, "cross_entropy", steps, lr=lr, clip=0.25, device=device, seed=seed,
                   progress=False)
-        _sync(device)
+        synchronize(device)
         sec = (time.perf_counter() - t0) / steps
         out[name] = {"seconds_per_step": sec, "loss_bits": np.array(h.loss) / LN2,
                      "val_bpc": bits_per_char(lm, val, batch_size=16, seq_len=256)}

@@ -25,8 +25,10 @@ from .. import budget, plots
 from .. import reference as ref
 from ..models import count_parameters
 from ..tasks import fresh_batches, make_adding, make_agreement, normalized_mse
-from ..train import evaluate, train
-from .lstm import TEST_SEED, _device, _positive_int, _seeds, build_model
+from ..train import evaluate, experiment_device, synchronize, train
+from .._validate import positive_int as _positive_int
+from ..seeding import budget_seeds
+from .lstm import TEST_SEED, build_model
 
 __all__ = [
     "cell_agreement", "gate_conventions", "leaky_memory", "parameter_counts", "compare_cells",
@@ -249,8 +251,8 @@ def compare_cells(tasks=None, cells=None, steps=None, hidden: int | None = None,
                  "agreement": budget.pick(ci=200, default=300, full=1000)}
     steps = {k: _positive_int("steps", steps[k] if isinstance(steps, dict) else steps) for k in tasks}
     hidden = _positive_int("hidden", hidden if hidden is not None else budget.pick(ci=32, default=32, full=64))
-    seeds = _seeds(seeds)
-    device = _device(device)
+    seeds = budget_seeds(seeds)
+    device = experiment_device(device)
     n_evals = _positive_int("n_evals", n_evals)
     out = {"tasks": tasks, "cells": cells, "seeds": seeds, "steps": steps, "hidden": hidden, "lr": lr,
            "score": {}, "curves": {}, "chance": {}, "better": {}, "params": {}, "seconds": {}, "eval_steps": {}}
@@ -356,11 +358,6 @@ def plot_compare_curves(result: dict, name="lecture04_learning_curves", caption=
 # ---------------------------------------------------------------------------------------------
 # time per step
 # ---------------------------------------------------------------------------------------------
-def _sync(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-
-
 def time_per_step(cells=CELLS, hidden=None, batch: int | None = None, T: int | None = None,
                   input_size: int | None = None, repeats: int | None = None, device="cpu",
                   implementations=("fused", "loop"), seed: int = 0) -> dict:
@@ -410,10 +407,10 @@ def time_per_step(cells=CELLS, hidden=None, batch: int | None = None, T: int | N
                 step()  # warm-up
                 times = []
                 for _ in range(repeats):
-                    _sync(device)
+                    synchronize(device)
                     t0 = time.perf_counter()
                     step()
-                    _sync(device)
+                    synchronize(device)
                     times.append(time.perf_counter() - t0)
                 mod.zero_grad(set_to_none=True)
                 ms[impl][c].append(1e3 * statistics.median(times) / T)

@@ -29,7 +29,8 @@ from ..claims import Claim
 from .. import reference as ref
 from ..models import SequenceModel, count_parameters
 from ..tasks import fresh_batches, make_adding, normalized_mse
-from ..train import pick_device, train
+from ..seeding import budget_seeds
+from ..train import experiment_device, train
 
 __all__ = [
     "cell_agreement", "lstm_gates", "state_jacobian_norms", "gradient_flow", "adding_vs_length",
@@ -42,22 +43,6 @@ __all__ = [
 SOLVED_NMSE = 0.1  # normalised MSE below this counts as solved (chance is 1.0)
 CHANCE_NMSE = 0.8  # at or above this a model is still at the chance baseline
 TEST_SEED = 10_000  # test sets use their own seeds, never a training seed
-
-
-def _seeds(seeds, n_ci=3, n_default=3, n_full=5):
-    if seeds is None:
-        return tuple(range(budget.pick(ci=n_ci, default=n_default, full=n_full)))
-    seeds = tuple(int(s) for s in seeds)
-    if not seeds or any(s < 0 for s in seeds):
-        raise ValueError(f"seeds must be a non-empty list of integers >= 0, got {seeds!r}")
-    return seeds
-
-
-def _device(device):
-    """``None``: the CPU at the ci and default budgets (small models, reproducible), else :func:`train.pick_device`."""
-    if device is not None:
-        return device
-    return "cpu" if budget.current() != "full" else pick_device()
 
 
 def build_model(cell: str, hidden: int, seed: int, forget_bias: float | None = 1.0, input_size: int = 2,
@@ -231,7 +216,7 @@ def gradient_flow(T: int | None = None, hidden: int | None = None, forget_biases
     """
     T = _positive_int("T", T if T is not None else budget.pick(ci=30, default=100, full=200))
     hidden = _positive_int("hidden", hidden if hidden is not None else budget.pick(ci=16, default=32, full=64))
-    seeds = _seeds(seeds)
+    seeds = budget_seeds(seeds)
     biases = tuple(float(b) for b in forget_biases)
     if not biases:
         raise ValueError("forget_biases must list at least one bias")
@@ -367,8 +352,8 @@ def adding_vs_length(lengths=None, cells=("rnn", "lstm"), steps: int | None = No
             raise ValueError(f"cells must be among 'rnn', 'lstm', 'gru', got {c!r}")
     steps = _positive_int("steps", steps if steps is not None else budget.pick(ci=400, default=800, full=2000))
     hidden = _positive_int("hidden", hidden if hidden is not None else budget.pick(ci=32, default=32, full=64))
-    seeds = _seeds(seeds)
-    device = _device(device)
+    seeds = budget_seeds(seeds)
+    device = experiment_device(device)
     eval_every = _positive_int("eval_every", eval_every if eval_every is not None else max(1, steps // 20))
     nmse = {c: np.zeros((len(lengths), len(seeds))) for c in cells}
     curves = {c: {} for c in cells}
@@ -713,7 +698,7 @@ def adding_baselines(result: dict, factor: int = BASELINE_FACTOR, device=None) -
     factor = _positive_int("factor", factor)
     T, seeds, hidden = result["lengths"][-1], result["seeds"], result["hidden"]
     steps = factor * result["steps"]
-    device = _device(device)
+    device = experiment_device(device)
     eval_every = max(1, steps // 20)
     test = make_adding(1000, T, seed=TEST_SEED + T)
     lrs = {"rnn": result["lr"], "irnn": baselines.IRNN_LR}

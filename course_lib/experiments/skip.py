@@ -29,7 +29,8 @@ import numpy as np
 import torch
 from matplotlib.ticker import MaxNLocator
 
-from .._validate import positive_int as _positive_int, seed_list as _seed_list
+from .._validate import int_list, positive_int as _positive_int, seed_list as _seed_list
+from ..seeding import seeded
 from .. import budget, plots, report, widgets
 from ..models import SequenceModel
 from ..reference.connections import CONNECTIONS, DeepNet
@@ -43,20 +44,6 @@ FEATURES = 16  # input features of the feed-forward task
 # ---------------------------------------------------------------------------------------------
 # small shared pieces (bidirectional.py uses them too)
 # ---------------------------------------------------------------------------------------------
-def _int_list(name, values):
-    values = [int(v) for v in np.atleast_1d(values)]
-    if not values or any(v < 1 for v in values):
-        raise ValueError(f"{name} must be a non-empty list of positive integers, got {values!r}")
-    return values
-
-
-def _seeded(seed, build):
-    """``build()`` under ``torch.manual_seed(seed)`` without touching the caller's random state."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(int(seed))
-        return build()
-
-
 def _check_connections(connections):
     connections = [connections] if isinstance(connections, str) else list(connections)
     bad = [c for c in connections if c not in CONNECTIONS]
@@ -144,7 +131,7 @@ def mlp_gradient_norms(depth=None, activation="tanh", connections=CONNECTIONS, s
     for conn in connections:
         rows = []
         for seed in seeds:
-            net = _seeded(seed, lambda: DeepNet(FEATURES, width, 4, depth, conn, activation))
+            net = seeded(seed, lambda: DeepNet(FEATURES, width, 4, depth, conn, activation))
             torch.nn.functional.cross_entropy(net(x), y).backward()
             rows.append([float(layer.weight.grad.norm()) for layer in net.hidden_layers()])
         norms[conn] = np.array(rows)
@@ -236,7 +223,7 @@ def mlp_depth_training(depths=None, connections=CONNECTIONS, activation="sigmoid
 
     Returns ``{"depths", "connections", "seeds", "accuracy": {connection: (D, S)}, "chance", "steps", ...}``.
     """
-    depths = _int_list("depths", budget.pick(ci=(2, 10), default=(2, 5, 10, 20), full=(2, 5, 10, 20, 40))
+    depths = int_list("depths", budget.pick(ci=(2, 10), default=(2, 5, 10, 20), full=(2, 5, 10, 20, 40))
                        if depths is None else depths)
     connections = _check_connections(connections)
     _check_activation(activation)
@@ -249,7 +236,7 @@ def mlp_depth_training(depths=None, connections=CONNECTIONS, activation="sigmoid
         acc[conn] = np.zeros((len(depths), len(seeds)))
         for i, depth in enumerate(depths):
             for j, seed in enumerate(seeds):
-                net = _seeded(seed, lambda: DeepNet(FEATURES, width, 4, depth, conn, activation))
+                net = seeded(seed, lambda: DeepNet(FEATURES, width, 4, depth, conn, activation))
                 train(net, _quadrant_batches(batch_size), "cross_entropy", steps, lr=lr, clip=clip, seed=seed,
                       device=device, progress=False)
                 acc[conn][i, j] = evaluate(net, (xt, yt), "accuracy")
@@ -317,7 +304,7 @@ def plot_mlp_depth(result, ax=None, name="lecture05_mlp_depth", caption=None):
 # ---------------------------------------------------------------------------------------------
 def _lstm_stack(num_layers, residual, hidden, vocab, seed):
     # the embedding has ``hidden`` features, so even the first layer gets a skip connection
-    return _seeded(seed, lambda: SequenceModel("lstm", hidden, hidden, vocab, num_layers=num_layers,
+    return seeded(seed, lambda: SequenceModel("lstm", hidden, hidden, vocab, num_layers=num_layers,
                                                residual=residual, embedding=vocab + 8 + 1, forget_bias=1.0))
 
 
@@ -396,7 +383,7 @@ def stacked_rnn_depth(depths=None, seeds=None, steps=None, hidden=32, k=5, vocab
     Returns ``{"depths", "seeds", "accuracy": {"plain": (D, S), "residual": (D, S)},
     "loss_curves": {"plain": (S, steps), "residual": (S, steps)}, "chance", "steps", ...}``.
     """
-    depths = _int_list("depths", budget.pick(ci=(16,), default=(1, 2, 4, 8, 16), full=(1, 2, 4, 8, 16, 24))
+    depths = int_list("depths", budget.pick(ci=(16,), default=(1, 2, 4, 8, 16), full=(1, 2, 4, 8, 16, 24))
                        if depths is None else depths)
     seeds = _seed_list("seeds", budget.pick(ci=2, default=3, full=5) if seeds is None else seeds)
     steps = _positive_int("steps", budget.pick(ci=150, default=200, full=1000) if steps is None else steps)

@@ -24,7 +24,7 @@ from typing import Iterator
 
 import torch
 
-from .synthetic import _int_at_least
+from .._validate import int_at_least
 
 __all__ = ["Vocab", "Corpus", "load_corpus", "stream_batches", "unigram_bits_per_char", "CORPORA",
            "PACKAGE"]
@@ -99,7 +99,7 @@ class Corpus:
     def num_batches(self, split: str, batch_size: int, seq_len: int) -> int:
         """How many ``(x, y)`` chunks :meth:`batches` yields for one pass over ``split``."""
         n = self.ids(split).numel()
-        return max(0, (n - 1) // _int_at_least("batch_size", batch_size, 1) // _int_at_least("seq_len", seq_len, 1))
+        return max(0, (n - 1) // int_at_least("batch_size", batch_size, 1) // int_at_least("seq_len", seq_len, 1))
 
     def batches(self, split: str, batch_size: int, seq_len: int, seed: int | None = None
                 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
@@ -110,8 +110,8 @@ class Corpus:
         """
         offset = 0
         if seed is not None:
-            g = torch.Generator().manual_seed(_int_at_least("seed", seed, 0))
-            offset = int(torch.randint(0, _int_at_least("seq_len", seq_len, 1), (1,), generator=g))
+            g = torch.Generator().manual_seed(int_at_least("seed", seed, 0))
+            offset = int(torch.randint(0, int_at_least("seq_len", seq_len, 1), (1,), generator=g))
         return stream_batches(self.ids(split), batch_size, seq_len, offset=offset)
 
     def batch_fn(self, batch_size: int, seq_len: int, split: str = "train"):
@@ -142,9 +142,9 @@ def stream_batches(ids: torch.Tensor, batch_size: int, seq_len: int, offset: int
     if not isinstance(ids, torch.Tensor) or ids.dim() != 1:
         raise ValueError(f"ids must be a 1-D tensor, got {type(ids).__name__} "
                          f"{tuple(ids.shape) if isinstance(ids, torch.Tensor) else ''}")
-    batch_size = _int_at_least("batch_size", batch_size, 1)
-    seq_len = _int_at_least("seq_len", seq_len, 1)
-    offset = _int_at_least("offset", offset, 0)
+    batch_size = int_at_least("batch_size", batch_size, 1)
+    seq_len = int_at_least("seq_len", seq_len, 1)
+    offset = int_at_least("offset", offset, 0)
     data = ids[offset:]
     n_chunks = (data.numel() - 1) // batch_size // seq_len
     if n_chunks == 0:
@@ -197,7 +197,7 @@ def load_corpus(name: str = "fortunes", max_chars: int | None = None, data_dir=N
     if name not in CORPORA:
         raise ValueError(f"name must be one of {CORPORA} (offensive '-o' files are never used), got {name!r}")
     if max_chars is not None:
-        max_chars = _int_at_least("max_chars", max_chars, 100)
+        max_chars = int_at_least("max_chars", max_chars, 100)
     dirs = [Path(data_dir)] if data_dir is not None else _fortune_dirs()
     path = next((d / name for d in dirs if (d / name).is_file()), None)
     if path is None:

@@ -20,11 +20,12 @@ Conventions (the same for every task)
 """
 from __future__ import annotations
 
-import operator
 from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
+
+from .._validate import int_at_least
 
 __all__ = [
     "TaskData",
@@ -45,19 +46,6 @@ __all__ = [
 # ----------------------------------------------------------------------------------------------
 # small shared pieces
 # ----------------------------------------------------------------------------------------------
-def _int_at_least(name: str, value, minimum: int) -> int:
-    """``value`` must be an integer (Python or numpy, not a bool) ``>= minimum``; returns an ``int``."""
-    try:
-        if isinstance(value, bool):
-            raise TypeError
-        value = operator.index(value)
-    except TypeError:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}") from None
-    if value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return value
-
-
 def _probability(name: str, value, *, allow_one: bool = True) -> float:
     ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
     if not ok or value < 0 or value > 1 or (not allow_one and value == 1):
@@ -67,7 +55,7 @@ def _probability(name: str, value, *, allow_one: bool = True) -> float:
 
 
 def _generator(seed) -> torch.Generator:
-    seed = _int_at_least("seed", seed, 0)
+    seed = int_at_least("seed", seed, 0)
     g = torch.Generator()
     g.manual_seed(seed)
     return g
@@ -152,7 +140,7 @@ class TaskData:
 
         Use it to train on a fixed data set; :func:`fresh_batches` makes new data every step.
         """
-        batch_size = _int_at_least("batch_size", batch_size, 1)
+        batch_size = int_at_least("batch_size", batch_size, 1)
 
         def batch_fn(step, generator):
             idx = torch.randint(len(self), (batch_size,), generator=generator)
@@ -168,7 +156,7 @@ def fresh_batches(make: Callable, batch_size: int, *, use_tokens: bool = False, 
     seed is drawn from the training loop's generator, so a training run stays reproducible. Keep
     ``seed`` out of ``kwargs``; test sets use their own fixed seeds.
     """
-    batch_size = _int_at_least("batch_size", batch_size, 1)
+    batch_size = int_at_least("batch_size", batch_size, 1)
     if "seed" in kwargs:
         raise ValueError("fresh_batches draws each batch's seed itself; do not pass seed=")
 
@@ -206,8 +194,8 @@ def make_adding(n: int, T: int, seed: int = 0) -> TaskData:
     1.0 is the mean predictor, 0.0 perfect. ``info["y_var"]`` is this set's variance; the marked
     positions are in ``info["positions"]`` ``(n, 2)``.
     """
-    n = _int_at_least("n", n, 1)
-    T = _int_at_least("T", T, 2)
+    n = int_at_least("n", n, 1)
+    T = int_at_least("T", T, 2)
     g = _generator(seed)
     half = T // 2
     values = torch.rand(n, T, generator=g)
@@ -265,10 +253,10 @@ def make_recall(n: int, k: int, seed: int = 0, vocab: int = 8, num_distractors: 
     Measured here (tanh RNN, 64 units, Adam 3e-3, batch 64, 400 steps, one seed, defaults
     otherwise): accuracy 1.0 at k = 5 and 20, 0.49 at k = 50 (chance 0.125).
     """
-    n = _int_at_least("n", n, 1)
-    k = _int_at_least("k", k, 0)
-    vocab = _int_at_least("vocab", vocab, 2)
-    num_distractors = _int_at_least("num_distractors", num_distractors, 1)
+    n = int_at_least("n", n, 1)
+    k = int_at_least("k", k, 0)
+    vocab = int_at_least("vocab", vocab, 2)
+    num_distractors = int_at_least("num_distractors", num_distractors, 1)
     g = _generator(seed)
     V = vocab + num_distractors + 1
     query = V - 1
@@ -347,13 +335,13 @@ def make_agreement(
     ``n_nouns`` (intervening nouns), ``subject_pos``, ``last_noun_plural`` (the answer sequential
     recency gives), ``distance`` (steps from subject to verb). Chance = 0.5 (classes balanced).
     """
-    n = _int_at_least("n", n, 1)
-    max_attractors = _int_at_least("max_attractors", max_attractors, 0)
+    n = int_at_least("n", n, 1)
+    max_attractors = int_at_least("max_attractors", max_attractors, 0)
     attractor_rate = _probability("attractor_rate", attractor_rate)
     if n_attractors is not None:
-        n_attractors = _int_at_least("n_attractors", n_attractors, 0)
-    max_prefix = _int_at_least("max_prefix", max_prefix, 0)
-    max_fillers = _int_at_least("max_fillers", max_fillers, 0)
+        n_attractors = int_at_least("n_attractors", n_attractors, 0)
+    max_prefix = int_at_least("max_prefix", max_prefix, 0)
+    max_fillers = int_at_least("max_fillers", max_fillers, 0)
     adjective_rate = _probability("adjective_rate", adjective_rate)
     g = _generator(seed)
 
@@ -428,7 +416,7 @@ def render_agreement(data: TaskData, i: int = 0, with_answer: bool = True) -> st
 
     The ``<verb>`` slot shows "is" or "are" (the right answer) when ``with_answer``, else "___".
     """
-    i = _int_at_least("i", i, 0)
+    i = int_at_least("i", i, 0)
     if data.tokens is None or data.vocab is None or i >= len(data):
         raise ValueError(f"data must be an agreement TaskData with more than {i} examples")
     length = int(data.lengths[i]) if data.lengths is not None else data.tokens.shape[1]
@@ -502,8 +490,8 @@ def make_right_context_tagging(
     ``chance`` is the majority tag's expected rate (an input-blind predictor).
     ``info["is_intensifier"]`` marks the ambiguous positions.
     """
-    n = _int_at_least("n", n, 1)
-    T = _int_at_least("T", T, 2)
+    n = int_at_least("n", n, 1)
+    T = int_at_least("T", T, 2)
     p_intensifier = _probability("p_intensifier", p_intensifier, allow_one=False)
     p_sentiment = _probability("p_sentiment", p_sentiment)
     if p_intensifier + p_sentiment > 1:
@@ -558,9 +546,9 @@ def render_tagging(data: TaskData, i: int = 0, upto: int | None = None) -> str:
 
     ``"the/neu film/neu was/neu terribly/pos exciting/pos"``.
     """
-    i = _int_at_least("i", i, 0)
+    i = int_at_least("i", i, 0)
     if data.tokens is None or data.vocab is None or i >= len(data):
         raise ValueError(f"data must be a tagging TaskData with more than {i} examples")
-    T = data.tokens.shape[1] if upto is None else min(_int_at_least("upto", upto, 1), data.tokens.shape[1])
+    T = data.tokens.shape[1] if upto is None else min(int_at_least("upto", upto, 1), data.tokens.shape[1])
     short = ("neu", "pos", "neg")
     return " ".join(f"{data.vocab[w]}/{short[t]}" for w, t in zip(data.tokens[i, :T].tolist(), data.y[i, :T].tolist()))
