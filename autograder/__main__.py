@@ -24,6 +24,25 @@ CPU_ONLY = ("grading is CPU-only: COURSE_DEVICE={device} is ignored. Each submis
 
 def main(argv=None) -> int:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    args = _parser().parse_args(argv)
+    if args.cmd == "self-check":  # before anything reads the state dir, the secret or the database
+        return _self_check(args)
+    device = (os.environ.get("COURSE_DEVICE") or "").strip()
+    if args.cmd == "grade" and device and device.lower() != "cpu":
+        print(CPU_ONLY.format(device=device), flush=True)
+
+    from . import config
+
+    if Path.cwd().resolve() != config.ROOT:
+        print(f"run this from the repository root ({config.ROOT}): nbgrader reads nbgrader_config.py there",
+              file=sys.stderr)
+        return 2
+    commands = {"release": _release, "check-release": _check_release, "report": _report, "export": _export,
+                "grade": _grade}
+    return commands[args.cmd](args)
+
+
+def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m autograder", description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("release", help="generate the student release from solutions/")
@@ -59,50 +78,63 @@ def main(argv=None) -> int:
     sc.add_argument("assignment")
     sc.add_argument("notebook", type=Path)
     sc.add_argument("--state", type=Path, default=None, help="default: autograder/selfcheck/ (git-ignored)")
-    args = ap.parse_args(argv)
-    if args.cmd == "self-check":  # before anything reads the state dir, the secret or the database
-        return _self_check(args)
-    device = (os.environ.get("COURSE_DEVICE") or "").strip()
-    if args.cmd == "grade" and device and device.lower() != "cpu":
-        print(CPU_ONLY.format(device=device), flush=True)
+    return ap
 
+
+def _rel(p: Path) -> Path:
+    from . import config
+
+    return p.relative_to(config.ROOT) if p.is_relative_to(config.ROOT) else p
+
+
+def _release(args) -> int:
     from . import config, pipeline
 
-    if Path.cwd().resolve() != config.ROOT:
-        print(f"run this from the repository root ({config.ROOT}): nbgrader reads nbgrader_config.py there",
-              file=sys.stderr)
-        return 2
-    if args.cmd == "release":
-        out = pipeline.release(args.assignment)
-        print(f"release written to {out.relative_to(config.ROOT)}")
-        return 0
-    if args.cmd == "check-release":  # the solution notebook says what its specs say, and the release is fresh
-        from course_lib.exercises import REGISTRY, sync
+    out = pipeline.release(args.assignment)
+    print(f"release written to {out.relative_to(config.ROOT)}")
+    return 0
 
-        disagree = sync.problems(REGISTRY[args.assignment]) if args.assignment in REGISTRY else []
-        for line in disagree:
-            print(f"{line} (python -m course_lib.exercises sync)")
-        fresh, diff = pipeline.release_is_fresh(args.assignment)
-        print("release is up to date" if fresh else f"release is stale: {diff}")
-        return 0 if fresh and not disagree else 1
-    rel = lambda p: p.relative_to(config.ROOT) if p.is_relative_to(config.ROOT) else p  # noqa: E731
-    if args.cmd == "report":
-        runs = config.state_dir() / "runs" / args.assignment
-        if not runs.is_dir():
-            print(f"no stored results under {runs}: grade {args.assignment} first", file=sys.stderr)
-            return 1
-        rows, csv_path, overview = pipeline.write_class_files(args.assignment, runs)
-        pending = [r["student_id"] for r in rows if r.get("needs_manual_grading")]
-        print(f"{len(rows)} students; {len(pending)} wait for hand-grading"
-              + (f" ({', '.join(pending)})" if pending else ""))
-        print(f"grades:   {rel(csv_path)}\noverview: {rel(overview)}")
-        return 0
-    if args.cmd == "export":
-        from . import reports
 
-        out = reports.export_lms(args.assignments, args.format, args.out, args.include_pending)
-        print(f"{args.format} export written to {rel(out)}")
-        return 0
+def _check_release(args) -> int:
+    """The solution notebook says what its specs say, and the release is fresh."""
+    from course_lib.exercises import REGISTRY, sync
+
+    from . import pipeline
+
+    disagree = sync.problems(REGISTRY[args.assignment]) if args.assignment in REGISTRY else []
+    for line in disagree:
+        print(f"{line} (python -m course_lib.exercises sync)")
+    fresh, diff = pipeline.release_is_fresh(args.assignment)
+    print("release is up to date" if fresh else f"release is stale: {diff}")
+    return 0 if fresh and not disagree else 1
+
+
+def _report(args) -> int:
+    from . import config, pipeline
+
+    runs = config.state_dir() / "runs" / args.assignment
+    if not runs.is_dir():
+        print(f"no stored results under {runs}: grade {args.assignment} first", file=sys.stderr)
+        return 1
+    rows, csv_path, overview = pipeline.write_class_files(args.assignment, runs)
+    pending = [r["student_id"] for r in rows if r.get("needs_manual_grading")]
+    print(f"{len(rows)} students; {len(pending)} wait for hand-grading"
+          + (f" ({', '.join(pending)})" if pending else ""))
+    print(f"grades:   {_rel(csv_path)}\noverview: {_rel(overview)}")
+    return 0
+
+
+def _export(args) -> int:
+    from . import reports
+
+    out = reports.export_lms(args.assignments, args.format, args.out, args.include_pending)
+    print(f"{args.format} export written to {_rel(out)}")
+    return 0
+
+
+def _grade(args) -> int:
+    from . import config, pipeline
+
     cfg = config.load(cell_timeout=args.cell_timeout, total_timeout=args.total_timeout, workers=args.workers,
                       scheduler=args.scheduler)
     stamps = pipeline.read_timestamps(args.timestamps) if args.timestamps else None
@@ -117,9 +149,9 @@ def main(argv=None) -> int:
     if pending:
         print(f"{len(pending)} of {len(s.class_rows)} wait for hand-grading of a written answer (formgrader; "
               f"their score counts none of it yet): {', '.join(pending[:10])}{' ...' if len(pending) > 10 else ''}")
-    print(f"grades:   {rel(s.csv)} ({len(s.class_rows)} students: every stored result of {args.assignment})")
-    print(f"overview: {rel(s.overview)}")
-    print(f"feedback: {rel(config.state_dir() / 'feedback')}/<student>/{args.assignment}/*.html")
+    print(f"grades:   {_rel(s.csv)} ({len(s.class_rows)} students: every stored result of {args.assignment})")
+    print(f"overview: {_rel(s.overview)}")
+    print(f"feedback: {_rel(config.state_dir() / 'feedback')}/<student>/{args.assignment}/*.html")
     return 0
 
 

@@ -132,10 +132,10 @@ def run_tasks(tasks: list, workers: int, cfg_dict: dict) -> list:
                 _write_state(cfg.state, t, reply["files"])
                 res = reply["result"]
             except Exception as exc:  # noqa: BLE001 - the cluster gave up on it: reported, re-run next time
-                res = pipeline._grader_error(t, f"grading on the Dask cluster failed: {type(exc).__name__}: {exc}")
+                res = pipeline.grader_error(t, f"grading on the Dask cluster failed: {type(exc).__name__}: {exc}")
             fut.release()
             if not t.get("alone") and not res.get("wall_trips"):  # stored now: a killed command resumes here
-                pipeline._atomic_json(cfg.runs / t["assignment"] / f"{t['student']}.json", res)
+                pipeline.atomic_json(cfg.runs / t["assignment"] / f"{t['student']}.json", res)
             out.append((t, res))
             bar.update()
             if pending:
@@ -168,7 +168,7 @@ def _payload(t: dict, cfg) -> dict:
             notebook = safefs.read_file(t["root"], t["rel_path"])
         except (safefs.Refused, OSError) as exc:
             task["refused"] = str(exc)
-        folder = pipeline._student_folder(t)
+        folder = pipeline.student_folder(t)
         if folder is not None:
             with tempfile.TemporaryDirectory(prefix="autograder-payload-") as view:
                 for name in safefs.copy_regular_files(folder, Path(view), keep=lambda n: not n.endswith(".ipynb")):
@@ -274,7 +274,7 @@ def _worker_setup(setup: dict) -> Path:
     os.environ.update(AUTOGRADER_STATE_DIR=str(state), NBGRADER_DB_URL=setup["db_url"],
                       AUTOGRADER_SECRET=setup["secret"])
     os.chdir(config_mod.ROOT)  # nbgrader reads nbgrader_config.py from the working directory
-    pipeline._init_worker({"root": str(config_mod.ROOT), "limits": setup["limits"], "lib": str(_WORKER["lib"]),
+    pipeline.init_worker({"root": str(config_mod.ROOT), "limits": setup["limits"], "lib": str(_WORKER["lib"]),
                            "scratch": str(_WORKER["scratch"])})
     _WORKER.update(key=key, state=state)
     return state

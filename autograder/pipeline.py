@@ -439,7 +439,8 @@ def repair(nb, release_nb) -> None:
 _W: dict = {}
 
 
-def _init_worker(cfg_dict):
+def init_worker(cfg_dict):
+    """Set up a grading worker process (one per pool slot or Dask worker) from the config's plain dict."""
     import warnings
 
     sandbox.die_with_parent()  # a grading command killed with SIGKILL leaves no worker holding its locks
@@ -479,14 +480,15 @@ def grade_one(task: dict) -> dict:
     except Exception as exc:  # noqa: BLE001
         import traceback
 
-        return _grader_error(task, f"{type(exc).__name__}: {why(exc)}", traceback.format_exc())
+        return grader_error(task, f"{type(exc).__name__}: {why(exc)}", traceback.format_exc())
 
 
 class _Unreadable(Exception):
     pass
 
 
-def _grader_error(task, message, tb=""):
+def grader_error(task, message, tb=""):
+    """The result row of a submission the grader itself failed on: zero points, status ``grader_error``, the message."""
     return {"student_id": task["student"], "score": 0.0, "max_score": float(sum(e.points for e in _exercises(task["assignment"]).values())),
             "auto_score": 0.0, "auto_max": _auto_max(task["assignment"]), "timestamp": task.get("timestamp") or "",
             "status": "grader_error", "detail": f"the grader failed on this submission ({message}); it was NOT graded: fix and re-run",
@@ -570,7 +572,7 @@ def _grade_one(task: dict) -> dict:
             status.append("not_attempted")
             details.append("not attempted: every answer cell is as released and no code was added")
         j = judge.judge_notebook(nb, assignment, sid, _W["limits"], _W["lib"], _W["scratch"],
-                                 folder=_student_folder(task))
+                                 folder=student_folder(task))
         for kind, d in j.events:
             status.append(kind)
             details.append(d)
@@ -703,7 +705,7 @@ def _auto_max(assignment) -> float:
     return float(sum(e.points for e in _exercises(assignment).values()))
 
 
-def _student_folder(task) -> Path | None:
+def student_folder(task) -> Path | None:
     """The folder the student's notebook was handed in with (files an exercise grades sit there), or
     None for a bare ``NAME.ipynb`` in the submissions folder (which other students share)."""
     if not task.get("path") or len(Path(task["rel_path"]).parts) < 2:
@@ -979,7 +981,8 @@ def grading_lock(assignment: str, wait: float | None = None, log=print, poll: fl
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def _atomic_json(path: Path, data: dict) -> None:
+def atomic_json(path: Path, data: dict) -> None:
+    """Write ``data`` as JSON to ``path`` through a temporary file and a rename (never half-written)."""
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
     os.replace(tmp, path)
@@ -996,20 +999,20 @@ def _run_pool(tasks: list, workers: int, cfg_dict: dict) -> list:
         return distributed.run_tasks(tasks, workers, cfg_dict)
     out = []
     with cf.ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=mp.get_context("fork"),
-                                initializer=_init_worker, initargs=(cfg_dict,)) as pool:
+                                initializer=init_worker, initargs=(cfg_dict,)) as pool:
         futures = {pool.submit(grade_one, t): t for t in tasks}
         for fut in cf.as_completed(futures):
             t = futures[fut]
             try:
                 res = fut.result()
             except Exception as exc:  # noqa: BLE001 - a worker died: report, keep going
-                res = _grader_error(t, f"worker failed: {type(exc).__name__}: {why(exc)}")
+                res = grader_error(t, f"worker failed: {type(exc).__name__}: {why(exc)}")
             out.append((t, res))
     return out
 
 
 def _record(task: dict, res: dict, runs: Path, results: dict, log) -> None:
-    _atomic_json(runs / f"{task['student']}.json", res)
+    atomic_json(runs / f"{task['student']}.json", res)
     results[task["student"]] = res
     log(f"  {res['student_id']:<28} {res['score']:>5g}/{res['max_score']:g}  {res['status']:<18} "
         f"{res['seconds']:.1f}s")
@@ -1100,7 +1103,7 @@ def _grade_locked(assignment, submissions, found, nb_names, workers, force, out_
         if path is None:
             data = (b"refused: " + refused.encode() if refused else
                     b"ambiguous: " + f.ambiguous.encode() if f.ambiguous else b"")
-        folder = _student_folder({"path": path, "rel_path": f.rel}) if path else None
+        folder = student_folder({"path": path, "rel_path": f.rel}) if path else None
         for arrays in judge.attachments(assignment, folder).values():  # a new model file is a new submission
             data += b"|" + b"".join(a.tobytes() for a in arrays.values())
         stamp, stamp_note = (timestamps[sid], "") if sid in timestamps else _timestamp_file(submissions, f.rel) if path else ("", "")

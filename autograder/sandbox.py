@@ -189,7 +189,7 @@ def prepare_library(dest: Path) -> Path:
 
 
 def _env(home: str) -> list:
-    return [f"PATH=/usr/bin:/bin", f"HOME={home}", "LANG=C.UTF-8", "OMP_NUM_THREADS=1", "MKL_NUM_THREADS=1",
+    return ["PATH=/usr/bin:/bin", f"HOME={home}", "LANG=C.UTF-8", "OMP_NUM_THREADS=1", "MKL_NUM_THREADS=1",
             "MPLBACKEND=Agg", f"MPLCONFIGDIR={home}/.mpl", "COURSE_BUDGET=ci", "NBGRADER_EXECUTION=autograde",
             "PYTHONHASHSEED=0"]
 

@@ -30,7 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 A = "01_gradient_flow"
 SAMPLES = ROOT / "autograder" / "samples" / A
-PLAIN_CONFIG = f"""
+PLAIN_CONFIG = """
 c = get_config()
 c.CourseDirectory.root = "COURSE"
 c.CourseDirectory.course_id = "bench"

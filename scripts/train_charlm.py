@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from course_lib import budget  # noqa: E402
+from course_lib.train import pick_device  # noqa: E402
 from course_lib.experiments import gpu_training as G  # noqa: E402
 
 
@@ -42,7 +43,7 @@ def main(argv=None) -> int:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     budget.set_budget(args.budget)
-    device = G.pick_device(args.device)
+    device = pick_device(args.device)
 
     info = G.device_summary(device)
     print(f"device {info['device']}" + (f" ({info['gpu']}, cuDNN {info['cudnn']})" if info["gpu"] else "")

@@ -1,5 +1,4 @@
 """The budget knob, the figure helpers and the widget fallback."""
-import os
 
 import matplotlib
 import pytest

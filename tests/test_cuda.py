@@ -167,8 +167,8 @@ def test_char_lm_trains_on_cuda(facts):
         torch.manual_seed(0)
         lm = CharLM(len(corpus.vocab), hidden=48)
         t0 = time.perf_counter()
-        h = train(CarryState(lm), corpus.batch_fn(16, 32), lambda out, y: cross_entropy(out, y), steps=80, lr=0.01,
-                  progress=False, device="cuda", amp=amp, clip=0.25)
+        train(CarryState(lm), corpus.batch_fn(16, 32), lambda out, y: cross_entropy(out, y), steps=80, lr=0.01,
+              progress=False, device="cuda", amp=amp, clip=0.25)
         torch.cuda.synchronize()
         after = bits_per_char(lm, corpus.val_ids, 8, 32, max_batches=5)
         facts[f"bpc_amp_{amp}"], facts[f"seconds_amp_{amp}"] = after, time.perf_counter() - t0

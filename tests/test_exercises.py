@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from autograder.samples.make_samples import _solution_code
+from autograder.samples.make_samples import solution_code
 from course_lib import checks
 from course_lib.checks import _schema
 from course_lib.exercises import REGISTRY, Assignment, Mistake, Spec, compile_function, readme, specs, sync
@@ -31,7 +31,7 @@ def notebook_function(a, spec, code):
     it may call) are correct, as in a sample notebook with this one cell changed."""
     ns = {"torch": torch, "nn": torch.nn, "math": math}
     exec(compile(_imports_cell(a), "<imports>", "exec"), ns)
-    for gid, src in _solution_code(a.folder).items():
+    for gid, src in solution_code(a.folder).items():
         if gid != spec.answer_cell:
             exec(compile(src, f"<{gid}>", "exec"), ns)
     return compile_function(code, spec.name, ns)

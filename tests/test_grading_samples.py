@@ -139,12 +139,12 @@ def test_feedback_gives_nothing_away(graded):
             assert word not in html, (sid, word)
     assert "checked by the grader outside your notebook" in (feedback / "correct" / A / f"{A}.html").read_text()
     # the linked solution notebook was never read: none of its code reaches that student's feedback
-    from autograder.samples.make_samples import _solution_code
+    from autograder.samples.make_samples import solution_code
 
     linked = (feedback / "file_symlink_to_solution" / A / f"{A}.html").read_text()
     assert "not a regular file: a symbolic link" in linked
     release = "\n".join(c.source for c in nbformat.read(str(ROOT / "assignments" / A / f"{A}.ipynb"), as_version=4).cells)
-    secret = [ln.strip() for code in _solution_code().values() for ln in code.splitlines()
+    secret = [ln.strip() for code in solution_code().values() for ln in code.splitlines()
               if len(ln.strip()) > 20 and ln.strip() not in release]  # solution lines the release lacks
     assert len(secret) > 5
     for line in secret:

@@ -4,7 +4,6 @@ its exact scores, statuses and hints under the trusted judge (the trained model 
 """
 import csv
 import json
-import re
 import shutil
 import subprocess
 import sys
@@ -52,7 +51,7 @@ def test_the_notebook_states_the_graded_numbers():
     assert f"BPC_TARGET = {T.BPC_TARGET}" in text
     assert f"EVAL_CHARS = {T.EVAL_CHARS:_}" in text
     assert f"TIME_BUDGET = {T.TIME_BUDGET}" in text
-    assert f"ci=3.3" in text and T.CI_BPC_TARGET == 3.3
+    assert "ci=3.3" in text and T.CI_BPC_TARGET == 3.3
 
 
 def test_model_file_is_read_as_bytes_only(tmp_path):

@@ -29,8 +29,10 @@ def test_gradcheck_sequences(cell, G):
     w2 = (r(G * 3, 6), r(G * 3, 3), r(G * 3), r(G * 3))
     assert gradcheck(lambda x, *w: ref.run_rnn(x, w, cell, lengths)[0], (x, *w))
     assert gradcheck(lambda x, *w: ref.run_rnn(x, w, cell, lengths, reverse=True)[0], (x, *w))
-    both = lambda x, *a: ref.stacked_rnn(x, [a[0:4], a[4:8], a[8:12], a[12:16]], cell, lengths,
-                                         bidirectional=True, residual=True)[0]
+    def both(x, *a):
+        return ref.stacked_rnn(x, [a[0:4], a[4:8], a[8:12], a[12:16]], cell, lengths, bidirectional=True,
+                               residual=True)[0]
+
     assert gradcheck(both, (x, *w, *w, *w2, *w2))
 
 

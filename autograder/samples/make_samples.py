@@ -30,7 +30,7 @@ POINTS = {s.name: s.points for s in REGISTRY[ASSIGNMENT].specs}  # written once,
 TOTAL = sum(POINTS.values())
 
 
-def _solution_code(assignment: str = ASSIGNMENT) -> dict:
+def solution_code(assignment: str = ASSIGNMENT) -> dict:
     """The code of each solution cell of ``solutions/ASSIGNMENT``, by grade id, markers removed."""
     nb = json.loads((ROOT / "solutions" / assignment / f"{assignment}.ipynb").read_text())
     out = {}
@@ -606,7 +606,7 @@ def dumps(nb: dict) -> str:
 
 def build(name, spec) -> dict:
     release = json.loads((ROOT / "assignments" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").read_text())
-    sol = _solution_code()
+    sol = solution_code()
     nb = copy.deepcopy(release)
     for c in nb["cells"]:
         gid = c["metadata"].get("nbgrader", {}).get("grade_id")

@@ -28,7 +28,7 @@ from course_lib.exercises import REGISTRY
 from course_lib.exercises.a2_lstm_gru_cells import lstm_code, run_code
 
 from .from_specs import sample_class
-from .make_samples import _solution_code, drop_keys, dumps, files_of
+from .make_samples import solution_code, drop_keys, dumps, files_of
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -128,7 +128,7 @@ CLASSES = {
 
 def build(assignment, spec) -> dict:
     release = json.loads((ROOT / "assignments" / assignment / f"{assignment}.ipynb").read_text())
-    sol = _solution_code(assignment)
+    sol = solution_code(assignment)
     code = dict(CLASSES[assignment]["code"])
     if assignment == A3:
         code.update(_a3_pasted(sol))

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from course_lib.exercises import REGISTRY
 
-from .make_samples import _solution_code, drop_keys, dumps, files_of
+from .make_samples import solution_code, drop_keys, dumps, files_of
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -121,7 +121,7 @@ MODELS = {"correct": "trained", "model_too_weak": "untrained16", "model_pickled"
 # ================================================================ building
 def build(spec) -> dict:
     release = json.loads((ROOT / "assignments" / A4 / f"{A4}.ipynb").read_text())
-    sol = _solution_code(A4)
+    sol = solution_code(A4)
     nb = copy.deepcopy(release)
     for c in nb["cells"]:
         nbg = c["metadata"].get("nbgrader", {})

@@ -142,7 +142,8 @@ def close(a, b, dtype) -> bool:
     return a.shape == b.shape and bool(np.allclose(a, b, rtol=rtol, atol=atol, equal_nan=True))
 
 
-def _s(x) -> str:
+def scalar_text(x) -> str:
+    """``x`` as text for a hint: a 0-d array by its item, anything else by ``str``."""
     return str(x.item()) if isinstance(x, np.ndarray) and x.ndim == 0 else str(x)
 
 
@@ -165,13 +166,13 @@ def default_compare(ex: Exercise, case: Case, got: dict, want: dict) -> str | No
     """Type, shape, dtype and values of ``out``; None when they match."""
     fn = ex.name
     if "out" not in got:
-        t = _s(got.get("out_type", "nothing"))
+        t = scalar_text(got.get("out_type", "nothing"))
         if t == "NoneType":
             return f"`{fn}` returned None: did you forget the `return` statement?"
         what = "a torch.Tensor" if ex.output_kind == "tensor" else "a number or a 0-d tensor"
         return f"`{fn}` must return {what}, it returned a {t}."
-    if ex.output_kind == "tensor" and _s(got.get("out_type")) != "Tensor":
-        return f"`{fn}` must return a torch.Tensor, it returned a {_s(got['out_type'])}."
+    if ex.output_kind == "tensor" and scalar_text(got.get("out_type")) != "Tensor":
+        return f"`{fn}` must return a torch.Tensor, it returned a {scalar_text(got['out_type'])}."
     g, w = got["out"], want["out"]
     if g.shape != w.shape:
         if ex.output_kind == "number" and g.size == 1:
@@ -212,7 +213,7 @@ def check_case(ex: Exercise, case: Case, got: dict, want: dict) -> str | None:
     if malformed:
         return malformed
     if "error_type" in got:
-        etype, msg = _s(got["error_type"]), _s(got.get("error", ""))
+        etype, msg = scalar_text(got["error_type"]), scalar_text(got.get("error", ""))
         specific = ex.error_hint(case, etype, msg) if ex.error_hint else None
         base = describe_error(ex.name, etype, msg)
         return base if not specific else f"{base}\nHint: {specific}"
@@ -225,7 +226,7 @@ def check_case(ex: Exercise, case: Case, got: dict, want: dict) -> str | None:
         key = _schema.nonfinite(ex, got, want)  # a net under the comparisons, which name the usual cases
         if key:
             return f"`{ex.name}` gave NaN or inf (in `{key}`) where the correct result is finite."
-        changed = _s(got["inputs_changed"]) if "inputs_changed" in want else ""
+        changed = scalar_text(got["inputs_changed"]) if "inputs_changed" in want else ""
         if changed:
             return (f"`{ex.name}` changed its input(s) {changed} in place: compute new tensors "
                     "instead of modifying the arguments.")
@@ -339,7 +340,7 @@ def verdict(ex: Exercise, cases: list, outputs: list) -> Verdict:
     for case, got in zip(cases, outputs):
         want = ex.call(ref, case)
         if "error_type" in want:  # never blame a student for a reference failure
-            raise RuntimeError(f"reference {ex.name} failed on {case.label}: {_s(want['error'])}")
+            raise RuntimeError(f"reference {ex.name} failed on {case.label}: {scalar_text(want['error'])}")
         hint = check_case(ex, case, got, want)
         if hint:
             return Verdict(False, hint, len(cases), n_hidden, case.label, case.hidden)
@@ -377,7 +378,7 @@ def run_check(ex: Exercise, fn, *, hidden: bool = False, seed: int | None = None
     for case in cases:
         with _time_limit(KERNEL_TIME_LIMIT):
             got = ex.call(fn, case)
-        if _s(got.get("error_type", "")) == "CheckTimeout":
+        if scalar_text(got.get("error_type", "")) == "CheckTimeout":
             got = {"error_type": np.array("TimeLimit"), "error": np.array("")}
         outputs.append(got)
         if "error_type" in got:

@@ -42,8 +42,7 @@ def _error(exc, prefix="") -> dict:
 
 
 # ------------------------------------------------------------------ the tiny model
-def _model_class():
-    import torch
+def model_class():
     from torch import nn
 
     class TinyLM(nn.Module):
@@ -76,7 +75,7 @@ def make_model(case, prefix="w."):
     import torch
 
     V, E, H = (int(case[k]) for k in ("V", "E", "H"))
-    model = _model_class()(V, E, H, CELLS[int(case["cell"])]).double()
+    model = model_class()(V, E, H, CELLS[int(case["cell"])]).double()
     sd = {k[len(prefix):]: torch.from_numpy(np.array(v, copy=True)) for k, v in case.items() if k.startswith(prefix)}
     model.load_state_dict(sd)
     return model
@@ -245,42 +244,56 @@ def call_checkpoint(fn, case) -> dict:
             return res
         if not os.path.exists(path):
             return {"error_type": _text("NoFile"), "error": _text("save_checkpoint wrote no file at `path`")}
-        try:
-            torch.load(path, weights_only=True)
-            res["weights_only"] = np.array(True)
-        except Exception as exc:  # noqa: BLE001
-            res["weights_only"] = np.array(False)
-            res["weights_only_error"] = _text(exc)
-        b = make_model(case, prefix="w2.")
-        opt_b = make_optimizer(case, b, lr=float(case["lr"]) * 7.0)
-        try:
-            out = fn(path, b, opt_b)
-        except Exception as exc:  # noqa: BLE001
-            res.update(_error(exc))
-            res["where"] = _text("load_checkpoint")
-            return res
-        if not isinstance(out, (tuple, list)) or len(out) != 2:
-            res["out_type"] = _text(type(out).__name__)
-            return res
-        res["out_type"] = _text("tuple")
-        try:
-            res["step"] = np.array(_number(out[0]))
-        except TypeError:
-            res["step"] = np.array(np.nan)
-        _state_arrays(out[1], "state", res)
-        res["params_loaded"] = flat_params(b)
-        res["lr_loaded"] = np.array(float(opt_b.param_groups[0]["lr"]))
-        st = out[1]
-        if isinstance(st, list):
-            st = tuple(st)
-        try:
-            _correct_step(b, torch.from_numpy(case["x2"]), torch.from_numpy(case["y2"]), st, opt_b, max_norm)
-            res["params_after"] = flat_params(b)
-        except Exception as exc:  # noqa: BLE001
-            res["after_error"] = _text(f"{type(exc).__name__}: {exc}")
-        return res
+        _probe_weights_only(path, res)
+        return _load_and_continue(fn, path, case, max_norm, res)
     finally:
         shutil.rmtree(d, ignore_errors=True)
+
+
+def _probe_weights_only(path, res) -> None:
+    """Whether the file loads with ``torch.load(weights_only=True)`` (no pickled code)."""
+    import torch
+
+    try:
+        torch.load(path, weights_only=True)
+        res["weights_only"] = np.array(True)
+    except Exception as exc:  # noqa: BLE001
+        res["weights_only"] = np.array(False)
+        res["weights_only_error"] = _text(exc)
+
+
+def _load_and_continue(fn, path, case, max_norm, res) -> dict:
+    """``load_checkpoint`` into a different model and a fresh Adam, then one more correct step from there."""
+    import torch
+
+    b = make_model(case, prefix="w2.")
+    opt_b = make_optimizer(case, b, lr=float(case["lr"]) * 7.0)
+    try:
+        out = fn(path, b, opt_b)
+    except Exception as exc:  # noqa: BLE001
+        res.update(_error(exc))
+        res["where"] = _text("load_checkpoint")
+        return res
+    if not isinstance(out, (tuple, list)) or len(out) != 2:
+        res["out_type"] = _text(type(out).__name__)
+        return res
+    res["out_type"] = _text("tuple")
+    try:
+        res["step"] = np.array(_number(out[0]))
+    except TypeError:
+        res["step"] = np.array(np.nan)
+    _state_arrays(out[1], "state", res)
+    res["params_loaded"] = flat_params(b)
+    res["lr_loaded"] = np.array(float(opt_b.param_groups[0]["lr"]))
+    st = out[1]
+    if isinstance(st, list):
+        st = tuple(st)
+    try:
+        _correct_step(b, torch.from_numpy(case["x2"]), torch.from_numpy(case["y2"]), st, opt_b, max_norm)
+        res["params_after"] = flat_params(b)
+    except Exception as exc:  # noqa: BLE001
+        res["after_error"] = _text(f"{type(exc).__name__}: {exc}")
+    return res
 
 
 # ------------------------------------------------------------------ train.loop

@@ -14,7 +14,7 @@ from typing import Callable
 
 import numpy as np
 
-from ._core import _s, case_dtype, close, tolerances
+from ._core import scalar_text, case_dtype, close, tolerances
 
 F32, F64 = np.float32, np.float64
 PROTOCOL = "rnn.call"
@@ -43,7 +43,7 @@ def leaves(d: dict, prefix="out") -> dict:
 
 
 def _type(d, key="out_type"):
-    return _s(d.get(key, "nothing"))
+    return scalar_text(d.get(key, "nothing"))
 
 
 def describe_type(t: str) -> str:
@@ -93,10 +93,10 @@ GRAPH_CUTTERS = ("`.detach()`, `.data`, `with torch.no_grad()`, `.item()`/`.toli
 
 def gradient_problem(fn, case, got, want, names, inputs=None):
     """Compare ``grad.*``: a cut graph gets its own hint; other differences give ``"values"``."""
-    if _s(want.get("grad_status", "")) != "ok":
+    if scalar_text(want.get("grad_status", "")) != "ok":
         return None
     dtype = case_dtype(case)
-    status = _s(got.get("grad_status", ""))
+    status = scalar_text(got.get("grad_status", ""))
     if status == "no_graph":
         return (f"`{fn}` returns the right values, but they are cut from the autograd graph: no gradient can "
                 f"flow back through your function, so nothing built on it could learn. Look for {GRAPH_CUTTERS}.")

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from . import _protocol
-from ._core import Case, Mutant, _s, family
+from ._core import Case, Mutant, scalar_text, family
 from ._rnn_common import (F32, F64, PROTOCOL, describe_rnn, leaves, make_compare, normal, shape_error_hint,
                           value_problem, weight_names, weights)
 
@@ -64,14 +64,14 @@ def probe_problem(case, got, probes) -> str | None:
     for p in probes:
         key = f"probe.{p['name']}."
         sub = {k[len(key):]: v for k, v in got.items() if k.startswith(key)}
-        if not sub or _s(sub.get("error_type", "")) == "Missing":
+        if not sub or scalar_text(sub.get("error_type", "")) == "Missing":
             continue  # not defined: the function may not use it
         if "error_type" in sub:
-            return PROBE_HINTS[p["name"]] + f" (it raised {_s(sub['error_type'])})"
+            return PROBE_HINTS[p["name"]] + f" (it raised {scalar_text(sub['error_type'])})"
         want = _protocol.call(PROTOCOL, refs[p["name"]], case.arrays, {"args": p["args"]}, [])
         if "error_type" in want:
             continue
-        if _s(sub.get("out_type")) != _s(want.get("out_type")):
+        if scalar_text(sub.get("out_type")) != scalar_text(want.get("out_type")):
             return PROBE_HINTS[p["name"]]
         wl, gl = leaves(want), leaves(sub)
         if set(wl) != set(gl) or value_problem(p["name"], case, sub, want, {}) is not None:
@@ -80,6 +80,7 @@ def probe_problem(case, got, probes) -> str | None:
 
 
 def compare_with_probes(names, inputs, probes_of):
+    """A comparison (see ``make_compare``) that, on a mismatch, runs ``probes_of``'s probes to name the mistake."""
     base = make_compare(names, inputs)
 
     def compare(ex, case, got, want):

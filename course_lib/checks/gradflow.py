@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ._core import Case, Exercise, Mutant, _s, case_dtype, close, default_compare
+from ._core import Case, Exercise, Mutant, scalar_text, case_dtype, close, default_compare
 
 F32, F64 = np.float32, np.float64
 
@@ -434,7 +434,7 @@ def _clip_compare(ex, case, got, want):
     dtype = case_dtype(case)
     zero = all(not np.any(a[f"g_{i}"]) for i in range(k))
     if "out" not in got:
-        t = _s(got.get("out_type", "nothing"))
+        t = scalar_text(got.get("out_type", "nothing"))
         if t == "NoneType":
             return f"`{fn}` returned None: return the total norm (measured before clipping)."
         if t in ("list", "tuple"):

@@ -27,7 +27,7 @@ from typing import Callable
 
 import numpy as np
 
-from ._core import Case, Exercise, Mutant, _s, describe_error, family
+from ._core import Case, Exercise, Mutant, scalar_text, describe_error, family
 
 #: the file the notebook saves its trained model to (``state_dict`` only), next to the notebook
 MODEL_FILE = "charlm.pt"
@@ -53,7 +53,7 @@ def _tiny_weights(rng, cell: str, prefix="w.") -> dict:
     from . import _protocol_train as P
 
     torch.manual_seed(int(rng.integers(0, 2**31 - 1)))
-    model = P._model_class()(V, E, H, cell).double()
+    model = P.model_class()(V, E, H, cell).double()
     with torch.no_grad():
         for p in model.parameters():
             p.mul_(2.0)  # larger than the default init: gradients big enough to be clipped
@@ -233,7 +233,7 @@ NOT_MOVED_HINT = ("`train_step` does not move the batch to the model's device: o
 
 def _step_compare(ex, case, got, want):
     fn = ex.name
-    t = _s(got.get("out_type", "nothing"))
+    t = scalar_text(got.get("out_type", "nothing"))
     if t != "tuple":
         if t == "NoneType":
             return f"`{fn}` returned None: return `(loss, grad_norm, state)`."
@@ -292,8 +292,8 @@ def _ckpt_compare(ex, case, got, want):
     if not bool(got["weights_only"]):  # the result's schema is checked first (_schema)
         return ("your checkpoint cannot be read with `torch.load(path, weights_only=True)`: save only "
                 "`state_dict()`s, tensors and numbers (not the model or optimizer objects). Loading pickled "
-                f"objects can run arbitrary code. ({_s(got['weights_only_error'])[:120]})")
-    t = _s(got.get("out_type", "nothing"))
+                f"objects can run arbitrary code. ({scalar_text(got['weights_only_error'])[:120]})")
+    t = scalar_text(got.get("out_type", "nothing"))
     if t != "tuple":
         return f"`load_checkpoint` must return `(step, state)`; it returned {t}."
     if not _near(got["step"], want["step"]):
@@ -448,7 +448,7 @@ def _loop_mutants():
 
 def _loop_compare(ex, case, got, want):
     fn = ex.name
-    t = _s(got.get("h_type", "nothing"))
+    t = scalar_text(got.get("h_type", "nothing"))
     if t != "dict":
         return (f"`{fn}` must return the history as a dict `{{'loss': [...], 'grad_norm': [...], 'events': [...]}}`; "
                 f"it returned {'None' if t == 'NoneType' else t}.")
@@ -577,7 +577,7 @@ def evaluate_arrays(sd: dict) -> float:
 
 
 def _model_compare(ex, case, got, want):
-    t = _s(got.get("out_type", "nothing"))
+    t = scalar_text(got.get("out_type", "nothing"))
     if t != "Module":
         return (f"`load_model` must return the trained model (a `CharLM`); it returned "
                 f"{'None' if t == 'NoneType' else t}.")
@@ -615,6 +615,7 @@ class FileExercise(Exercise):
     attach: Callable | None = None
 
     def call(self, fn, case: Case) -> dict:
+        """Call ``fn`` on ``case``; the missing reference answers with an ``out_type`` of ``"reference"``."""
         if fn is _no_reference:
             return {"out_type": np.array("reference")}
         return super().call(fn, case)

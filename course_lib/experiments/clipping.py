@@ -541,6 +541,6 @@ def claims_divergence(div: dict) -> list[Claim]:
     return [
         Claim.compare(f"large-lr plain RNN without clipping: more than half of {n} seeds diverge (count)",
                       du["diverged_count"], ">", n / 2, div["seeds"], **common),
-        Claim.compare(f"the same runs clipped at tau = 1: no seed diverges (count)", dc["diverged_count"], "<=", 0,
+        Claim.compare("the same runs clipped at tau = 1: no seed diverges (count)", dc["diverged_count"], "<=", 0,
                       div["seeds"], **common),
     ]

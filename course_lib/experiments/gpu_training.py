@@ -358,6 +358,24 @@ def bpc_target(level=None) -> float:
     return budget.pick(ci=3.2, default=2.7, full=2.3, level=level)
 
 
+def _charlm_sizes(hidden, batch_size, seq_len, epochs, lr, clip, max_chars, evals_per_epoch, sample_chars):
+    """:func:`train_charlm`'s sizes, each checked: the budget's value where ``None``."""
+    hidden = _positive_int("hidden", budget.pick(ci=128, default=128, full=512) if hidden is None else hidden)
+    batch_size = _positive_int("batch_size", budget.pick(ci=32, default=32, full=128)
+                               if batch_size is None else batch_size)
+    seq_len = _positive_int("seq_len", budget.pick(ci=64, default=64, full=128) if seq_len is None else seq_len)
+    epochs = _positive_int("epochs", budget.pick(ci=2, default=2, full=20) if epochs is None else epochs)
+    lr = _positive("lr", budget.pick(ci=1e-2, default=1e-2, full=3e-3) if lr is None else lr)
+    if clip is not None:
+        clip = _positive("clip", clip)
+    max_chars = budget.pick(ci=300_000, default=None, full=None) if max_chars is None else max_chars
+    evals_per_epoch = _positive_int("evals_per_epoch", budget.pick(ci=2, default=4, full=4)
+                                    if evals_per_epoch is None else evals_per_epoch)
+    sample_chars = _positive_int("sample_chars", budget.pick(ci=120, default=300) if sample_chars is None
+                                 else sample_chars)
+    return hidden, batch_size, seq_len, epochs, lr, clip, max_chars, evals_per_epoch, sample_chars
+
+
 def train_charlm(hidden=None, batch_size=None, seq_len=None, epochs=None, lr=None, clip=0.25, max_chars=None,
                  cell="lstm", num_layers=1, seed=0, device=None, precision="auto", evals_per_epoch=None,
                  temperatures=(0.5, 1.0, 1.5), sample_chars=None, prompt=PROMPT, checkpoint_dir=None,
@@ -386,22 +404,11 @@ def train_charlm(hidden=None, batch_size=None, seq_len=None, epochs=None, lr=Non
     logits after ``prompt``, for the temperature explorer), ``events`` (NaN recoveries, if any),
     the settings, and ``model`` (the trained :class:`CharLM`, for sampling more) and ``corpus``.
     """
-    hidden = _positive_int("hidden", budget.pick(ci=128, default=128, full=512) if hidden is None else hidden)
-    batch_size = _positive_int("batch_size", budget.pick(ci=32, default=32, full=128)
-                               if batch_size is None else batch_size)
-    seq_len = _positive_int("seq_len", budget.pick(ci=64, default=64, full=128) if seq_len is None else seq_len)
-    epochs = _positive_int("epochs", budget.pick(ci=2, default=2, full=20) if epochs is None else epochs)
-    lr = _positive("lr", budget.pick(ci=1e-2, default=1e-2, full=3e-3) if lr is None else lr)
-    if clip is not None:
-        clip = _positive("clip", clip)
-    max_chars = budget.pick(ci=300_000, default=None, full=None) if max_chars is None else max_chars
-    evals_per_epoch = _positive_int("evals_per_epoch", budget.pick(ci=2, default=4, full=4)
-                                    if evals_per_epoch is None else evals_per_epoch)
-    sample_chars = _positive_int("sample_chars", budget.pick(ci=120, default=300) if sample_chars is None
-                                 else sample_chars)
-    for t in temperatures:
-        if not isinstance(t, (int, float)) or t <= 0:
-            raise ValueError(f"temperatures must be positive numbers, got {t!r}")
+    hidden, batch_size, seq_len, epochs, lr, clip, max_chars, evals_per_epoch, sample_chars = _charlm_sizes(
+        hidden, batch_size, seq_len, epochs, lr, clip, max_chars, evals_per_epoch, sample_chars)
+    bad = [t for t in temperatures if not isinstance(t, (int, float)) or t <= 0]
+    if bad:
+        raise ValueError(f"temperatures must be positive numbers, got {bad[0]!r}")
     seed = int_at_least("seed", seed, 0)
     device = resolve_device(device)
     dtype = autocast_dtype(device, precision)
@@ -417,6 +424,44 @@ def train_charlm(hidden=None, batch_size=None, seq_len=None, epochs=None, lr=Non
     steps = epochs * per_epoch
     eval_every = max(1, per_epoch // evals_per_epoch)
 
+    hist, initial, train_seconds, eval_seconds = _timed_training(
+        model, corpus, device, steps, eval_every, batch_size, seq_len,
+        dict(lr=lr, clip=clip, checkpoint_every=100, checkpoint_dir=checkpoint_dir, seed=seed, log_every=log_every,
+             progress=progress))
+    final = bits_per_char(model, corpus.val_ids, batch_size=64, seq_len=256)
+    reset = bits_per_char_reset(model, corpus.val_ids, batch_size=64, seq_len=seq_len)
+    prefix = corpus.encode(prompt)
+    samples = {float(t): corpus.decode(lm.sample(prefix, sample_chars, temperature=float(t),
+                                                 generator=torch.Generator().manual_seed(seed)))
+               for t in temperatures}
+    eval_steps = [0] + [s for s, _ in hist.evals]
+    return {
+        "steps": steps, "steps_per_epoch": per_epoch, "epochs": epochs,
+        "loss_bits": np.array(hist.loss, dtype=float) / LN2,
+        "grad_norm": np.array(hist.grad_norm, dtype=float),
+        "clipped": np.array(hist.clipped, dtype=bool),
+        "clip_fraction": hist.clip_fraction,
+        "eval_steps": np.array(eval_steps), "val_bpc": np.array([initial] + [v for _, v in hist.evals]),
+        "final_val_bpc": final, "val_bpc_reset": reset,
+        "unigram_bpc": unigram_bits_per_char(corpus), "uniform_bpc": math.log2(V),
+        "train_seconds": train_seconds, "seconds_per_epoch": train_seconds / epochs,
+        "tokens_per_second": steps * batch_size * seq_len / train_seconds,
+        "eval_seconds": eval_seconds,
+        "samples": samples, "prompt": prompt,
+        "next_char": {"logits": _next_char_logits(lm, corpus, prompt), "chars": list(corpus.vocab.itos)},
+        "events": list(hist.events),
+        "settings": {"hidden": hidden, "batch_size": batch_size, "seq_len": seq_len, "epochs": epochs, "lr": lr,
+                     "clip": clip, "cell": cell, "num_layers": num_layers, "seed": seed, "device": str(device),
+                     "max_chars": max_chars, "precision": "bf16" if dtype is torch.bfloat16 else "fp32", "vocab": V,
+                     "train_chars": int(corpus.train_ids.numel()), "val_chars": int(corpus.val_ids.numel()),
+                     "parameters": count_parameters(lm), "threads": torch.get_num_threads()},
+        "model": lm, "corpus": corpus,
+    }
+
+
+def _timed_training(model, corpus, device, steps, eval_every, batch_size, seq_len, train_kwargs):
+    """:func:`course_lib.train.train` on the corpus with validation bits per character every
+    ``eval_every`` steps, timed apart: ``(history, initial val bpc, training seconds, eval seconds)``."""
     eval_seconds = [0.0]
 
     def val_bpc(m):
@@ -431,42 +476,10 @@ def train_charlm(hidden=None, batch_size=None, seq_len=None, epochs=None, lr=Non
     eval_seconds[0] = 0.0
     synchronize(device)
     t0 = time.perf_counter()
-    hist = train(model, corpus.batch_fn(batch_size, seq_len), "cross_entropy", steps, lr=lr, clip=clip,
-                 device=device, checkpoint_every=100, checkpoint_dir=checkpoint_dir, seed=seed,
-                 eval_fn=val_bpc, eval_every=eval_every, log_every=log_every, progress=progress)
+    hist = train(model, corpus.batch_fn(batch_size, seq_len), "cross_entropy", steps, device=device,
+                 eval_fn=val_bpc, eval_every=eval_every, **train_kwargs)
     synchronize(device)
-    train_seconds = time.perf_counter() - t0 - eval_seconds[0]
-
-    final = bits_per_char(model, corpus.val_ids, batch_size=64, seq_len=256)
-    reset = bits_per_char_reset(model, corpus.val_ids, batch_size=64, seq_len=seq_len)
-    prefix = corpus.encode(prompt)
-    samples = {}
-    for t in temperatures:
-        g = torch.Generator().manualint_at_least("seed", seed, 0)
-        samples[float(t)] = corpus.decode(lm.sample(prefix, sample_chars, temperature=float(t), generator=g))
-    eval_steps = [0] + [s for s, _ in hist.evals]
-    return {
-        "steps": steps, "steps_per_epoch": per_epoch, "epochs": epochs,
-        "loss_bits": np.array(hist.loss, dtype=float) / LN2,
-        "grad_norm": np.array(hist.grad_norm, dtype=float),
-        "clipped": np.array(hist.clipped, dtype=bool),
-        "clip_fraction": hist.clip_fraction,
-        "eval_steps": np.array(eval_steps), "val_bpc": np.array([initial] + [v for _, v in hist.evals]),
-        "final_val_bpc": final, "val_bpc_reset": reset,
-        "unigram_bpc": unigram_bits_per_char(corpus), "uniform_bpc": math.log2(V),
-        "train_seconds": train_seconds, "seconds_per_epoch": train_seconds / epochs,
-        "tokens_per_second": steps * batch_size * seq_len / train_seconds,
-        "eval_seconds": eval_seconds[0],
-        "samples": samples, "prompt": prompt,
-        "next_char": {"logits": _next_char_logits(lm, corpus, prompt), "chars": list(corpus.vocab.itos)},
-        "events": list(hist.events),
-        "settings": {"hidden": hidden, "batch_size": batch_size, "seq_len": seq_len, "epochs": epochs, "lr": lr,
-                     "clip": clip, "cell": cell, "num_layers": num_layers, "seed": seed, "device": str(device),
-                     "max_chars": max_chars, "precision": "bf16" if dtype is torch.bfloat16 else "fp32", "vocab": V,
-                     "train_chars": int(corpus.train_ids.numel()), "val_chars": int(corpus.val_ids.numel()),
-                     "parameters": count_parameters(lm), "threads": torch.get_num_threads()},
-        "model": lm, "corpus": corpus,
-    }
+    return hist, initial, time.perf_counter() - t0 - eval_seconds[0], eval_seconds[0]
 
 
 def _smooth(y, k):

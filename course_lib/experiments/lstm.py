@@ -347,9 +347,8 @@ def adding_vs_length(lengths=None, cells=("rnn", "lstm"), steps: int | None = No
     if any(T < 2 for T in lengths):
         raise ValueError(f"lengths must all be >= 2, got {lengths}")
     cells = tuple(cells)
-    for c in cells:
-        if c not in ("rnn", "lstm", "gru"):
-            raise ValueError(f"cells must be among 'rnn', 'lstm', 'gru', got {c!r}")
+    if bad := [c for c in cells if c not in ("rnn", "lstm", "gru")]:
+        raise ValueError(f"cells must be among 'rnn', 'lstm', 'gru', got {bad[0]!r}")
     steps = _positive_int("steps", steps if steps is not None else budget.pick(ci=400, default=800, full=2000))
     hidden = _positive_int("hidden", hidden if hidden is not None else budget.pick(ci=32, default=32, full=64))
     seeds = budget_seeds(seeds)
@@ -381,14 +380,7 @@ def adding_vs_length(lengths=None, cells=("rnn", "lstm"), steps: int | None = No
     T = lengths[-1]
     matched = None
     if matched_rnn and "rnn" in cells and "lstm" in cells:
-        wide = hidden
-        while count_parameters(build_model("rnn", wide, 0)) < params["lstm"]:
-            wide += 1
-        test = make_adding(test_size, T, seed=TEST_SEED + T)
-        scores = np.array([_train_adding("rnn", T, wide, steps, lr, s, batch_size, None, eval_every, device, test)[1]
-                           for s in seeds])
-        matched = {"hidden": wide, "params": count_parameters(build_model("rnn", wide, 0)), "nmse": scores,
-                   "at_chance": int((scores >= CHANCE_NMSE).sum()), "T": T}
+        matched = _matched_rnn(T, hidden, params["lstm"], steps, lr, seeds, batch_size, eval_every, device, test_size)
     out = {
         "lengths": lengths, "cells": cells, "seeds": seeds, "steps": steps, "hidden": hidden, "lr": lr,
         "forget_bias": forget_bias, "nmse": nmse, "curves": curves,
@@ -403,18 +395,34 @@ def adding_vs_length(lengths=None, cells=("rnn", "lstm"), steps: int | None = No
     out["trained_flow"] = {c: {k: v[::-1] for k, v in state_jacobian_norms(trained[c].rnn, flow_x).items()}
                            for c in cells if c in ("rnn", "lstm")}
     if "lstm" in trained:
-        tr = make_adding(max(n_trace, 256), T, seed=TEST_SEED + 2)
-        gates = lstm_gates(trained["lstm"].rnn, tr.x)
-        # the memory units: whose final cell state best tracks the target sum
-        cT, y = gates["c"][:, -1, :], tr.y.numpy()[:, 0]
-        corr = np.nan_to_num(np.array([abs(np.corrcoef(cT[:, k], y)[0, 1]) for k in range(cT.shape[1])]))
-        out["gates"] = {k: v[:n_trace] for k, v in gates.items()}
-        out["gates"]["x"] = tr.x[:n_trace].numpy()
-        out["gates"]["y"] = y[:n_trace]
-        out["gates"]["memory_units"] = np.argsort(-corr)[:3]
-        out["gates"]["memory_corr"] = corr[np.argsort(-corr)[:3]]
-        with torch.no_grad():
-            out["gates"]["pred"] = trained["lstm"](tr.x[:n_trace]).numpy()[:, 0]
+        out["gates"] = _memory_gates(trained["lstm"], T, n_trace)
+    return out
+
+
+def _matched_rnn(T, hidden, lstm_params, steps, lr, seeds, batch_size, eval_every, device, test_size) -> dict:
+    """The control of :func:`adding_vs_length`: a tanh RNN widened to at least the LSTM's parameters."""
+    wide = hidden
+    while count_parameters(build_model("rnn", wide, 0)) < lstm_params:
+        wide += 1
+    test = make_adding(test_size, T, seed=TEST_SEED + T)
+    scores = np.array([_train_adding("rnn", T, wide, steps, lr, s, batch_size, None, eval_every, device, test)[1]
+                       for s in seeds])
+    return {"hidden": wide, "params": count_parameters(build_model("rnn", wide, 0)), "nmse": scores,
+            "at_chance": int((scores >= CHANCE_NMSE).sum()), "T": T}
+
+
+def _memory_gates(model, T, n_trace) -> dict:
+    """The trained LSTM's gates on ``n_trace`` adding sequences, and its three memory units: those whose
+    final cell state best tracks the target sum (``memory_units``, ``memory_corr``)."""
+    tr = make_adding(max(n_trace, 256), T, seed=TEST_SEED + 2)
+    gates = lstm_gates(model.rnn, tr.x)
+    cT, y = gates["c"][:, -1, :], tr.y.numpy()[:, 0]
+    corr = np.nan_to_num(np.array([abs(np.corrcoef(cT[:, k], y)[0, 1]) for k in range(cT.shape[1])]))
+    out = {k: v[:n_trace] for k, v in gates.items()}
+    out.update(x=tr.x[:n_trace].numpy(), y=y[:n_trace], memory_units=np.argsort(-corr)[:3],
+               memory_corr=corr[np.argsort(-corr)[:3]])
+    with torch.no_grad():
+        out["pred"] = model(tr.x[:n_trace]).numpy()[:, 0]
     return out
 
 

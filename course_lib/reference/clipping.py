@@ -11,6 +11,14 @@ def clip_grad_norm(parameters, max_norm):
     model), measured before clipping. Parameters whose ``.grad`` is ``None`` are skipped; an empty
     list returns ``tensor(0.)``. Like PyTorch, the scale is applied even when it is 1, so a NaN or
     inf norm propagates into the gradients (the training loop checks for that).
+
+    ``parameters``: a tensor or an iterable of tensors; ``max_norm`` >= 0 (the threshold tau). Returns a 0-d
+    tensor on the first gradient's device. Raises ``ValueError`` for a non-tensor parameter or a negative or
+    NaN ``max_norm``.
+    Source: Pascanu et al. 2013 (Algorithm 1, norm clipping); PyTorch's ``torch.nn.utils.clip_grad_norm_``
+    documentation.
+    Used by lecture 2 (exploding gradients and clipping) and graded in assignment 1
+    (``check_clip_grad_norm``).
     """
     if isinstance(parameters, torch.Tensor):
         parameters = [parameters]

@@ -18,7 +18,12 @@ CONNECTIONS = ("plain", "residual", "highway", "dense")
 
 
 def residual(x, f):
-    """x + f(x); ``f`` must keep the shape."""
+    """x + f(x); ``f`` must keep the shape.
+
+    x any shape -> x's shape. Raises ``ValueError`` when ``f(x)`` changes the shape.
+    Source: He et al. 2016, "Deep residual learning for image recognition".
+    Used by lecture 5 (skip connections) and lecture 6 (residual stacked RNNs).
+    """
     y = f(x)
     if y.shape != x.shape:
         raise ValueError(f"a residual connection needs f(x) with x's shape {tuple(x.shape)}, got {tuple(y.shape)}")
@@ -35,6 +40,8 @@ def highway(x, W_H, b_H, W_T, b_T, activation=torch.relu):
     (out_features, in_features) layout, b_H and b_T (D,) -> y (B, D), x's dtype and device.
     Raises ValueError naming the argument when a shape is wrong. Used by lecture 5 (``DeepNet``'s
     highway layers) and graded in assignment 3 (``check_highway``).
+
+    Source: Srivastava et al. 2015.
     """
     v.tensor("x", x, ndim=2)
     D = x.shape[1]
@@ -50,6 +57,10 @@ def dense_block(x, layers, activation=torch.relu):
     """DenseNet-style block: layer k reads cat(x, y_1, ..., y_{k-1}); returns cat(x, y_1, ..., y_K).
 
     ``layers`` is a list of ``(W_k, b_k)`` with ``W_k`` (growth, D + (k-1) * growth).
+
+    x (B, D) -> (B, D + K * growth). Raises ``ValueError`` naming the layer whose weight has the wrong shape.
+    Source: Huang et al. 2017, "Densely connected convolutional networks" (DenseNet).
+    Used by lecture 5 (``DeepNet``'s dense connections).
     """
     v.tensor("x", x, ndim=2)
     feats = [x]
@@ -68,6 +79,11 @@ class DeepNet(nn.Module):
 
     Used to show that depth alone, without any recurrence, makes gradients vanish, and that
     residual, highway and dense connections let them through.
+
+    ``forward(x)``: x (B, in_features) -> (B, out_features). Raises ``ValueError`` for an unknown
+    ``connection`` or ``activation`` or a ``depth`` below 1.
+    Source: He et al. 2016 (residual), Srivastava et al. 2015 (highway), Huang et al. 2017 (dense).
+    Used by lecture 5 (per-layer gradient norms at growing depth).
     """
 
     def __init__(self, in_features, width, out_features, depth, connection="plain", activation="tanh",
@@ -98,6 +114,7 @@ class DeepNet(nn.Module):
         return list(self.layers)
 
     def forward(self, x):
+        """x (B, in_features) -> (B, out_features) through the stack of ``depth`` connected layers."""
         h = self.act(self.inp(x))
         feats = [h]
         for k, layer in enumerate(self.layers):

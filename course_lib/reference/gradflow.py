@@ -50,7 +50,13 @@ def _check(x, h0, W_xh, W_hh, b, nonlinearity):
 
 
 def rnn_states(x, h0, W_xh, W_hh, b, nonlinearity="tanh"):
-    """Run one sequence ``x`` (T, I) from ``h0`` (H,); returns pre-activations a (T, H) and states h (T+1, H)."""
+    """Run one sequence ``x`` (T, I) from ``h0`` (H,); returns pre-activations a (T, H) and states h (T+1, H).
+
+    Raises ``ValueError`` for an unknown ``nonlinearity`` or a wrong shape (``W_xh`` (H, I), ``W_hh`` (H, H),
+    ``b`` (H,)).
+    Source: Elman 1990; the notation of Pascanu et al. 2013.
+    Used by lecture 1 (``experiments/vanishing.py``).
+    """
     T, H = _check(x, h0, W_xh, W_hh, b, nonlinearity)
     f, h, hs, pre = _f(nonlinearity), h0, [h0], []
     for t in range(T):
@@ -62,7 +68,13 @@ def rnn_states(x, h0, W_xh, W_hh, b, nonlinearity="tanh"):
 
 
 def jacobian_norms_products(x, h0, W_xh, W_hh, b, nonlinearity="tanh"):
-    """||dh_T/dh_j||_2 for j = 0..T by explicit products of step Jacobians; a tensor of length T+1."""
+    """||dh_T/dh_j||_2 for j = 0..T by explicit products of step Jacobians; a tensor of length T+1.
+
+    Shapes as :func:`rnn_states`: x (T, I), h0 (H,). Raises ``ValueError`` naming the argument when a shape,
+    dtype or device is wrong.
+    Source: Pascanu et al. 2013 (eq. 5-7: dh_T/dh_j as a product of step Jacobians).
+    Used by lecture 1 (gradient norm against distance) and graded in assignment 1 (``check_gradient_norms``).
+    """
     with torch.no_grad():
         a, _ = rnn_states(x, h0, W_xh, W_hh, b, nonlinearity)
         T, H = a.shape
@@ -75,7 +87,13 @@ def jacobian_norms_products(x, h0, W_xh, W_hh, b, nonlinearity="tanh"):
 
 
 def jacobian_norms_autograd(x, h0, W_xh, W_hh, b, nonlinearity="tanh"):
-    """The same norms as :func:`jacobian_norms_products`, with every Jacobian row from autograd."""
+    """The same norms as :func:`jacobian_norms_products`, with every Jacobian row from autograd.
+
+    Shapes as :func:`rnn_states`. Raises ``ValueError`` naming the argument when a shape, dtype or device is
+    wrong. Slow (one backward pass per row): a cross-check.
+    Source: Pascanu et al. 2013; PyTorch's ``torch.autograd.grad`` documentation.
+    Used by lecture 1 (the two computations agree) and its tests.
+    """
     T, H = _check(x, h0, W_xh, W_hh, b, nonlinearity)
     f = _f(nonlinearity)
     with torch.enable_grad():
@@ -95,7 +113,15 @@ def jacobian_norms_autograd(x, h0, W_xh, W_hh, b, nonlinearity="tanh"):
 
 
 def spectral_bound(W_hh, T, nonlinearity="tanh"):
-    """(gamma * sigma_max(W_hh))^(T - j) for j = 0..T: the bound on ||dh_T/dh_j||."""
+    """(gamma * sigma_max(W_hh))^(T - j) for j = 0..T: the bound on ||dh_T/dh_j||.
+
+    ``W_hh`` (H, H), ``T`` >= 0 -> a tensor of length T + 1, unitless. Raises ``ValueError`` for an unknown
+    ``nonlinearity``, a non-square ``W_hh`` or a negative ``T``.
+    Source: Pascanu et al. 2013 (eq. 8: ||dh_T/dh_j|| <= (gamma sigma_max)^(T-j); gamma = 1 for tanh, 1/4 for
+    the sigmoid).
+    Used by lecture 1 (the bound against the measured norms) and graded in assignment 1
+    (``check_spectral_bound``).
+    """
     if nonlinearity not in GAMMA:
         raise ValueError(f"nonlinearity must be one of {tuple(GAMMA)}, got {nonlinearity!r}")
     v.tensor("W_hh", W_hh, ndim=2)
@@ -107,7 +133,14 @@ def spectral_bound(W_hh, T, nonlinearity="tanh"):
 
 
 def scaled_orthogonal(H, sigma, seed=0, dtype=torch.float64):
-    """sigma times a random orthogonal matrix: every singular value equals ``sigma``."""
+    """sigma times a random orthogonal matrix: every singular value equals ``sigma``.
+
+    ``H`` (int) and ``sigma`` (float, unitless) -> an (H, H) tensor of ``dtype``; the same ``seed`` gives the same
+    matrix. The arguments are not checked (a helper of the lecture's experiments, not an exercise).
+    Source: Saxe et al. 2014 (orthogonal initialisation); Pascanu et al. 2013 (sigma_max < 1/gamma: vanishing,
+    > 1: can explode).
+    Used by lecture 1 (recurrent weights with a chosen spectral norm).
+    """
     g = torch.Generator().manual_seed(int(seed))
     q, r = torch.linalg.qr(torch.randn(H, H, generator=g, dtype=torch.float64))
     q = q * torch.sign(torch.diagonal(r)).unsqueeze(0)

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import _validate as v
-from .cells import _affine, _gru_proj, _lstm_proj, _rnn_proj
+from .cells import affine, gru_proj, lstm_proj, rnn_proj
 
 CELLS = {"rnn": 1, "rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 3}
 
@@ -27,7 +27,15 @@ def _gates(cell: str) -> int:
 
 
 def weights_from_module(module) -> list[tuple]:
-    """``[(W_ih, W_hh, b_ih, b_hh), ...]`` of an ``nn.RNN``/``nn.LSTM``/``nn.GRU`` (shared, not copied)."""
+    """``[(W_ih, W_hh, b_ih, b_hh), ...]`` of an ``nn.RNN``/``nn.LSTM``/``nn.GRU`` (shared, not copied).
+
+    Returns ``num_layers * D`` tuples in ``module.all_weights`` order; ``b_*`` are None when the module has
+    ``bias=False``. Raises ``ValueError`` for a module that is not one of the three.
+    Source: PyTorch's ``nn.LSTM`` documentation (``weight_ih_l[k]`` and friends).
+    Used by lecture 6 and lecture 7 (the reference run on an ``nn.LSTM``'s own weights).
+    """
+    if not isinstance(module, torch.nn.RNNBase):
+        raise ValueError(f"module must be an nn.RNN, nn.LSTM or nn.GRU, got {type(module).__name__}")
     out = []
     for ws in module.all_weights:
         w = list(ws) + [None] * (4 - len(ws))  # bias=False modules have no biases
@@ -39,6 +47,12 @@ def reverse_padded(x, lengths):
     """Reverse each sequence of a batch-first ``x`` (B, T, ...) within its own length.
 
     Positions past a sequence's length stay where they are, so applying it twice is the identity.
+
+    x (B, T, ...) and ``lengths`` (B,) integers in [1, T] -> x's shape. Raises ``ValueError`` naming the
+    argument when a shape, dtype or device is wrong.
+    Source: Schuster and Paliwal 1997 (the backward direction reads each sequence from its end); PyTorch's
+    ``pack_padded_sequence`` documentation for the padding convention.
+    Used by lecture 6 and graded in assignment 3 (``check_reverse_padded``).
     """
     v.tensor("x", x, ndim=(2, 3), floating=False)
     B, T = x.shape[:2]
@@ -90,6 +104,12 @@ def run_rnn(x, weights, cell="lstm", lengths=None, state=None, reverse=False):
     each sequence's last valid step (``(h, c)`` for an LSTM). ``reverse=True`` runs the backward
     direction: each sequence is read from its last valid step to its first, and ``out`` is put
     back in the original order.
+
+    ``weights``: ``(W_ih, W_hh, b_ih, b_hh)`` in PyTorch's layout (biases may be None); ``lengths`` (B,) or
+    None (all T). Raises ``ValueError`` naming the argument when a shape, dtype or device is wrong.
+    Source: PyTorch's ``nn.RNN``/``nn.LSTM``/``nn.GRU`` documentation; Hochreiter and Schmidhuber 1997, Cho et
+    al. 2014 for the cells.
+    Used by lecture 6 and lecture 7; graded in assignments 2 and 3 (``check_run_rnn``).
     """
     v.tensor("x", x, ndim=3)
     B, T, I = x.shape
@@ -102,7 +122,7 @@ def run_rnn(x, weights, cell="lstm", lengths=None, state=None, reverse=False):
 
     # The input projection does not depend on the state: one big matmul before the loop instead
     # of T small ones inside it. unbind (not xp[:, t]) keeps backward linear in T.
-    xp = _affine(x, W_ih, b_ih).unbind(1)
+    xp = affine(x, W_ih, b_ih).unbind(1)
     valid = None
     if lengths is not None:
         valid = (torch.arange(T).unsqueeze(1) < lengths.unsqueeze(0)).to(x.device)  # (T, B)
@@ -111,12 +131,12 @@ def run_rnn(x, weights, cell="lstm", lengths=None, state=None, reverse=False):
     outs = []
     for t in range(T):
         if cell == "lstm":
-            new = _lstm_proj(xp[t], state, W_hh, b_hh)
+            new = lstm_proj(xp[t], state, W_hh, b_hh)
             h_new = new[0]
         elif cell == "gru":
-            new = h_new = _gru_proj(xp[t], state, W_hh, b_hh)
+            new = h_new = gru_proj(xp[t], state, W_hh, b_hh)
         else:
-            new = h_new = _rnn_proj(xp[t], state, W_hh, b_hh, "relu" if cell == "rnn_relu" else "tanh")
+            new = h_new = rnn_proj(xp[t], state, W_hh, b_hh, "relu" if cell == "rnn_relu" else "tanh")
         if valid is not None:  # padded steps keep the old state and output zeros
             m = valid[t]
             if cell == "lstm":
@@ -137,6 +157,10 @@ def bidirectional_rnn(x, fw_weights, bw_weights, cell="lstm", lengths=None, stat
 
     Returns ``(out (B, T, 2H), (final_fw, final_bw))``. ``state`` is ``None`` or a pair of
     initial states (forward, backward).
+
+    Raises ``ValueError`` naming the argument when a shape, dtype or device is wrong.
+    Source: Schuster and Paliwal 1997, "Bidirectional recurrent neural networks".
+    Used by lecture 6 (right-context tagging) and graded in assignment 3 (``check_bidirectional_rnn``).
     """
     s_fw, s_bw = (None, None) if state is None else state
     out_f, fin_f = run_rnn(x, fw_weights, cell, lengths, s_fw)
@@ -163,6 +187,11 @@ def stacked_rnn(x, weights, cell="lstm", lengths=None, state=None, bidirectional
     Dropout (``training=True`` only) is applied between layers, never after the last.
 
     Returns ``(out (B, T, D*H), h_n)`` with ``h_n`` (L*D, B, H), or ``(h_n, c_n)`` for an LSTM.
+
+    x (B, T, I). Raises ``ValueError`` naming the argument when a shape, dtype or device is wrong.
+    Source: Graves et al. 2013 (deep RNNs); He et al. 2016 (residual connections); PyTorch's ``nn.LSTM``
+    documentation (``num_layers``, ``dropout``).
+    Used by lecture 5 and lecture 6; graded in assignment 3 (``check_stacked_rnn``).
     """
     v.tensor("x", x, ndim=3)
     D = 2 if bidirectional else 1

@@ -37,7 +37,14 @@ __all__ = ["detach_state", "train_step", "save_checkpoint", "load_checkpoint", "
 
 
 def detach_state(state):
-    """The carried state cut off from the graph (``None``, a tensor, or a tuple of tensors)."""
+    """The carried state cut off from the graph (``None``, a tensor, or a tuple of tensors).
+
+    Returns the same structure, each tensor detached (no copy of the data); anything else raises
+    ``AttributeError`` (it has no ``detach``).
+    Source: Williams and Peng 1990 (truncated backpropagation through time); PyTorch's ``Tensor.detach``
+    documentation.
+    Used by lecture 7 (carried state) and assignment 4's answers.
+    """
     if state is None:
         return None
     if isinstance(state, tuple):
@@ -46,6 +53,14 @@ def detach_state(state):
 
 
 def train_step(model, x, y, state, optimizer, max_norm):
+    """One step of truncated BPTT with global-norm clipping (see the module docstring).
+
+    x, y (B, T) integer tokens; ``state`` as the model returns it -> ``(loss in nats, grad_norm before
+    clipping, state)``. Errors from the model or the optimizer propagate.
+    Source: Pascanu et al. 2013 (global-norm clipping); Williams and Peng 1990 (truncated BPTT).
+    Lecture 7 trains the same way (:func:`course_lib.train.train`); the answer to assignment 4's
+    ``train_step``.
+    """
     device = next(model.parameters()).device
     x, y = x.to(device), y.to(device)
     optimizer.zero_grad()
@@ -58,6 +73,13 @@ def train_step(model, x, y, state, optimizer, max_norm):
 
 
 def save_checkpoint(path, model, optimizer, step, state):
+    """Write model, optimizer, step and carried state to ``path`` (one file).
+
+    ``step`` an int; the file is written through a temporary file and a rename. Errors from ``torch.save`` (a
+    missing folder, a full disk) propagate.
+    Source: PyTorch's "Saving and loading models" tutorial (``state_dict`` of model and optimizer).
+    Lecture 7 checkpoints the same way; the answer to assignment 4's ``save_checkpoint``.
+    """
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
     torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": int(step),
@@ -66,6 +88,13 @@ def save_checkpoint(path, model, optimizer, step, state):
 
 
 def load_checkpoint(path, model, optimizer):
+    """Read a checkpoint of :func:`save_checkpoint` into ``model`` and ``optimizer``.
+
+    Returns ``(step, state)``; model and optimizer are loaded in place. Raises what
+    ``torch.load(weights_only=True)`` raises on a missing or foreign file.
+    Source: PyTorch's "Saving and loading models" tutorial; ``torch.load`` documentation (``weights_only``).
+    Lecture 7 resumes the same way; the answer to assignment 4's ``load_checkpoint``.
+    """
     ckpt = torch.load(path, weights_only=True, map_location=next(model.parameters()).device)
     model.load_state_dict(ckpt["model"])
     optimizer.load_state_dict(ckpt["optimizer"])
@@ -73,6 +102,13 @@ def load_checkpoint(path, model, optimizer):
 
 
 def train_loop(model, batch_fn, steps, lr, max_norm, checkpoint_path, checkpoint_every=10, device="cpu"):
+    """Train with clipping, checkpoints and NaN recovery (see the module docstring).
+
+    ``batch_fn(step) -> (x, y)`` on the CPU; returns the history dict described in the module docstring.
+    Errors from ``batch_fn`` or the model propagate.
+    Source: Pascanu et al. 2013 (clipping); the recovery rule of :func:`course_lib.train.train`.
+    Lecture 7's loop in small; the answer to assignment 4's ``train_loop``.
+    """
     model.to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     history = {"loss": [], "grad_norm": [], "events": []}

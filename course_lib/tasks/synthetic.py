@@ -291,6 +291,43 @@ _AG_SING = torch.tensor([_AG[w] for w in _STEMS])
 _AG_PLUR = torch.tensor([_AG[w + "s"] for w in _STEMS])
 
 
+def _agreement_sentence(u, max_prefix, max_attractors, attractor_rate, n_attractors, max_fillers, adjective_rate):
+    """One sentence of :func:`make_agreement` from the uniforms ``u`` (an iterator, one per decision):
+    ``(token ids, subject plural, attractors, intervening nouns, subject position, last noun plural)``."""
+    adverbs, adjectives, preps = _AG_ADV.tolist(), _AG_ADJ.tolist(), _AG_PREP.tolist()
+    singular, plural_ids = _AG_SING.tolist(), _AG_PLUR.tolist()
+
+    def pick(options):
+        return options[int(next(u) * len(options))]
+
+    def noun_phrase(is_plural):
+        words = [_AG_THE]
+        if next(u) < adjective_rate:
+            words.append(pick(adjectives))
+        words.append(pick(plural_ids if is_plural else singular))
+        return words
+
+    plural = next(u) < 0.5
+    seq = [pick(adverbs) for _ in range(int(next(u) * (max_prefix + 1)))]
+    seq += noun_phrase(plural)
+    pos = len(seq) - 1  # the subject noun
+    if n_attractors is None:
+        n_pp = int(next(u) * (max_attractors + 1))
+        flips = [next(u) < attractor_rate for _ in range(n_pp)]
+    else:
+        next(u)
+        n_pp = n_attractors
+        flips = [True] * n_pp
+    last = plural
+    for flip in flips:  # a prepositional phrase; an attractor when its noun flips number
+        seq.append(pick(preps))
+        last = plural != flip
+        seq += noun_phrase(last)
+    seq += [pick(adverbs) for _ in range(int(next(u) * (max_fillers + 1)))]
+    seq.append(_AG_VERB)
+    return seq, int(plural), sum(flips), n_pp, pos, int(last)
+
+
 def make_agreement(
     n: int,
     seed: int = 0,
@@ -350,49 +387,10 @@ def make_agreement(
     n_pp_max = max_attractors if n_attractors is None else n_attractors
     per_example = 2 + max_prefix + 3 + 1 + 5 * n_pp_max + 1 + max_fillers
     uniforms = torch.rand(n, per_example, generator=g).tolist()
-    adverbs, adjectives, preps = _AG_ADV.tolist(), _AG_ADJ.tolist(), _AG_PREP.tolist()
-    singular, plural_ids = _AG_SING.tolist(), _AG_PLUR.tolist()
-
-    seqs, plural_subj, n_attr, n_nouns, subj_pos, last_plural, distance = [], [], [], [], [], [], []
-    for row in uniforms:
-        u = iter(row)
-
-        def pick(options):
-            return options[int(next(u) * len(options))]
-
-        def noun_phrase(is_plural):
-            words = [_AG_THE]
-            if next(u) < adjective_rate:
-                words.append(pick(adjectives))
-            words.append(pick(plural_ids if is_plural else singular))
-            return words
-
-        plural = next(u) < 0.5
-        seq = [pick(adverbs) for _ in range(int(next(u) * (max_prefix + 1)))]
-        seq += noun_phrase(plural)
-        pos = len(seq) - 1  # the subject noun
-        if n_attractors is None:
-            n_pp = int(next(u) * (max_attractors + 1))
-            flips = [next(u) < attractor_rate for _ in range(n_pp)]
-        else:
-            next(u)
-            n_pp = n_attractors
-            flips = [True] * n_pp
-        last = plural
-        for flip in flips:  # a prepositional phrase; an attractor when its noun flips number
-            seq.append(pick(preps))
-            last = plural != flip
-            seq += noun_phrase(last)
-        seq += [pick(adverbs) for _ in range(int(next(u) * (max_fillers + 1)))]
-        seq.append(_AG_VERB)
-        seqs.append(seq)
-        plural_subj.append(int(plural))
-        n_attr.append(sum(flips))
-        n_nouns.append(n_pp)
-        subj_pos.append(pos)
-        last_plural.append(int(last))
-        distance.append(len(seq) - 1 - pos)
-
+    rows = [_agreement_sentence(iter(row), max_prefix, max_attractors, attractor_rate, n_attractors, max_fillers,
+                                adjective_rate) for row in uniforms]
+    seqs, plural_subj, n_attr, n_nouns, subj_pos, last_plural = (list(c) for c in zip(*rows))
+    distance = [len(seq) - 1 - pos for seq, pos in zip(seqs, subj_pos)]
     lengths = torch.tensor([len(s) for s in seqs])
     T = int(lengths.max())
     tokens = torch.full((n, T), _AG_PAD, dtype=torch.long)
