@@ -111,11 +111,11 @@ def seed_list(name: str, seeds) -> list[int]:
     return seeds
 
 
-def int_list(name: str, values) -> list[int]:
-    """A non-empty list of integers >= 1 (a single integer is a list of one)."""
+def int_list(name: str, values, minimum: int = 1) -> list[int]:
+    """A non-empty list of integers >= ``minimum`` (a single integer is a list of one)."""
     import numpy as np
 
     values = [int(v) for v in np.atleast_1d(values)]
-    if not values or any(v < 1 for v in values):
-        raise ValueError(f"{name} must be a non-empty list of positive integers, got {values!r}")
+    if not values or any(v < minimum for v in values):
+        raise ValueError(f"{name} must be a non-empty list of integers >= {minimum}, got {values!r}")
     return values

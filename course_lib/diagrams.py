@@ -46,13 +46,18 @@ def _frame(ax, w, h):
     ax.axis("off")
 
 
-def lstm_diagram(name="lecture03_lstm_diagram", caption=None):
-    """One LSTM step: the cell line on top (erase with f, write with i * g), the read-out (o * tanh c) on the right."""
-    cell = plots.colour("lstm")
+def _canvas():
+    """A framed figure for one cell step and its layout: (width, height, memory line, bus, gate row)."""
     fig, ax = plt.subplots(figsize=(9, 4.6))
     W, H = 11.0, 5.0
     _frame(ax, W, H)
-    top, bus, gate_y = 4.1, 0.75, 1.75
+    return fig, ax, (W, H, 4.1, 0.75, 1.75)
+
+
+def lstm_diagram(name="lecture03_lstm_diagram", caption=None):
+    """One LSTM step: the cell line on top (erase with f, write with i * g), the read-out (o * tanh c) on the right."""
+    cell = plots.colour("lstm")
+    fig, ax, (W, H, top, bus, gate_y) = _canvas()
     xf, xi, xg, xo, xmul, xread = 2.6, 4.1, 5.3, 7.0, 4.7, 8.2
     # the cell line: c_{t-1} -> x f -> + (i*g) -> c_t
     _line(ax, [(0.0, top), (W, top)], colour=cell, lw=3.5, arrow=True, z=2)
@@ -104,10 +109,7 @@ def lstm_diagram(name="lecture03_lstm_diagram", caption=None):
 def gru_diagram(name="lecture04_gru_diagram", caption=None):
     """One GRU step in PyTorch's convention: h_t = (1 - z) * n + z * h_{t-1}; z = 1 keeps the state."""
     state = plots.colour("gru")
-    fig, ax = plt.subplots(figsize=(9, 4.6))
-    W, H = 11.0, 5.0
-    _frame(ax, W, H)
-    top, bus, gate_y = 4.1, 0.75, 1.75
+    fig, ax, (W, H, top, bus, gate_y) = _canvas()
     xr, xz, xn, xkeep, xadd = 2.8, 4.3, 7.4, 5.6, 8.6
     _line(ax, [(0.0, top), (W, top)], colour=state, lw=3.5, arrow=True, z=2)
     ax.text(0.0, top + 0.22, r"$h_{t-1}$", fontsize=12, color=state)

@@ -150,14 +150,17 @@ def _register_alt_formatter() -> bool:
         return False
 
 
-def finish(fig, name: str, caption: str):
+def finish(fig, name: str, caption: str | None, default: str | None = None):
     """Caption the figure (what to see in it) and save it when the main job runs.
+
+    ``caption`` None takes ``default``: a plot function's own caption, which a lecture may replace.
 
     The caption is also the figure's alt text (``fig.course_alt``, see :func:`alt_text`): in a
     notebook it is printed as text next to the figure (``Figure: ...``) and stored in the image
     output's metadata (``{"image/png": {"alt": ...}}``), and the static site (coursetools/site.py)
     puts it in the ``<img alt>``. Returns the figure so a notebook cell can end with ``finish(...)``.
     """
+    caption = default if caption is None else caption
     fig.course_alt = alt_text(fig, caption)
     if caption:
         fig.text(0.01, -0.02, caption, ha="left", va="top", wrap=True, fontsize=9, style="italic")
@@ -173,3 +176,15 @@ def finish(fig, name: str, caption: str):
 
 
 FIGURE_PREFIX = "Figure: "
+
+
+def accuracy_by_depth_axes(ax, depths, xlabel: str) -> None:
+    """Axes for test accuracy against depth: a log x axis ticked at exactly ``depths`` (no minor
+    ticks), labelled ``xlabel``, and accuracy from 0 to 1.05 on y (lecture 5's depth plots)."""
+    ax.set_xscale("log")
+    ax.set_xticks(depths)
+    ax.set_xticklabels([str(int(v)) for v in depths])
+    ax.minorticks_off()
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("test accuracy")
+    ax.set_ylim(0, 1.05)

@@ -38,7 +38,7 @@ from torch import nn
 from ._validate import int_at_least
 
 __all__ = [
-    "pick_device", "resolve_device", "experiment_device", "synchronize", "train", "History", "evaluate", "save_checkpoint", "load_checkpoint",
+    "pick_device", "resolve_device", "experiment_device", "synchronize", "timings", "train", "History", "evaluate", "save_checkpoint", "load_checkpoint",
     "mse", "cross_entropy", "accuracy", "bits_per_char", "LOSSES", "METRICS",
 ]
 
@@ -104,6 +104,22 @@ def synchronize(device) -> None:
     device = torch.device(device)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+def timings(fn, repeats: int, device) -> list[float]:
+    """Seconds of each of ``repeats`` calls of ``fn()`` after one warm-up call (allocations, oneDNN or
+    cuDNN plans), each timed between two :func:`synchronize` so queued GPU work is counted."""
+    import time
+
+    fn()
+    out = []
+    for _ in range(repeats):
+        synchronize(device)
+        t0 = time.perf_counter()
+        fn()
+        synchronize(device)
+        out.append(time.perf_counter() - t0)
+    return out
 
 
 def _to(obj, device):

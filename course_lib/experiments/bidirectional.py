@@ -96,11 +96,10 @@ def plot_who_sees_what(result, name="lecture06_who_sees_what", caption=None):
     ax.set_ylabel("largest change of the output")
     ax.set_title("one input changed: which outputs of a bidirectional LSTM move?")
     ax.legend(fontsize=8, loc="upper left")
-    if caption is None:
-        caption = ("Bars at the bottom are exactly zero. The forward half moves only from the changed step on, "
-                   "the backward half only up to it. The backward half at step 0 depends on the last input: a "
-                   "bidirectional layer cannot give its first output before it has read the whole sequence.")
-    return plots.finish(fig, name, caption)
+    return plots.finish(fig, name, caption, default=(
+        "Bars at the bottom are exactly zero. The forward half moves only from the changed step on, "
+        "the backward half only up to it. The backward half at step 0 depends on the last input: a "
+        "bidirectional layer cannot give its first output before it has read the whole sequence."))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -210,11 +209,10 @@ def plot_tagging(result, name="lecture06_tagging", caption=None):
     a2.set_ylabel("test accuracy (mean over seeds)")
     a2.set_title("where the one-directional model loses")
     a2.legend(fontsize=8, loc="upper left", ncol=3)
-    if caption is None:
-        caption = ("Left: the one-directional tagger stops exactly at the ceiling computed from the task, the "
-                   "bidirectional one goes past it to 1.0. Right: the whole gap is at the intensifiers, whose tag "
-                   "is the next word's sentiment: from the left alone it is a coin flip.")
-    return plots.finish(fig, name, caption)
+    return plots.finish(fig, name, caption, default=(
+        "Left: the one-directional tagger stops exactly at the ceiling computed from the task, the "
+        "bidirectional one goes past it to 1.0. Right: the whole gap is at the intensifiers, whose tag "
+        "is the next word's sentiment: from the left alone it is a coin flip."))
 
 
 def draw_tagged_sentence(ax, result, example=0, width=10):
@@ -463,12 +461,11 @@ def plot_variable_length(result, name="lecture06_variable_length", caption=None)
     kind = ("bidirectional " if result["bidirectional"] else "") + f"{result['num_layers']}-layer LSTM"
     ax.set_title(f"a padded batch through a {kind} (float64)")
     ax.legend(fontsize=8, loc="upper left")
-    if caption is None:
-        caption = ("Packing and masking give every sequence exactly what it gets alone (differences at float64 "
-                   "round-off, or exactly 0). Running over the padding as if it were input changes every sequence "
-                   "that has padding, through the backward direction and the final states; only the full-length "
-                   "one is untouched.")
-    return plots.finish(fig, name, caption)
+    return plots.finish(fig, name, caption, default=(
+        "Packing and masking give every sequence exactly what it gets alone (differences at float64 "
+        "round-off, or exactly 0). Running over the padding as if it were input changes every sequence "
+        "that has padding, through the backward direction and the final states; only the full-length "
+        "one is untouched."))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -595,8 +592,7 @@ def plot_depth(result, name="lecture06_depth", caption=None):
     ax.set_title(f"tag = random function of the last {result['window']} of {result['K']} symbols, "
                  f"H = {result['hidden']}, {result['steps']} steps", fontsize=9)
     ax.legend(fontsize=8)
-    if caption is None:
-        caption = ("At the same width, a second layer cuts the error of a single layer; with residual links "
-                   "every added layer helps further, while plain stacks stop improving or get worse "
-                   "as they deepen. (Deeper stacks also have more parameters: the tick labels say how many.)")
-    return plots.finish(fig, name, caption)
+    return plots.finish(fig, name, caption, default=(
+        "At the same width, a second layer cuts the error of a single layer; with residual links "
+        "every added layer helps further, while plain stacks stop improving or get worse "
+        "as they deepen. (Deeper stacks also have more parameters: the tick labels say how many.)"))

@@ -236,14 +236,13 @@ def plot_cliff(surface, paths, name="lecture02_cliff", caption=None):
     ax.set_ylabel("loss (log scale)")
     ax.set_title(f"loss along the paths (lr = {paths['lr']:g})")
     ax.legend(fontsize=8, loc="lower left")
-    if caption is None:
-        caption = ("Left and middle: the loss of the one-unit RNN over its two parameters (yellow high, dark "
-                   "low) and gradient descent from the star. Both paths zig-zag along the wall with small "
-                   "steps. The unclipped one meets the wall's face, where the gradient is steep, and is thrown "
-                   "onto a flat shelf (loss about 0.09) that it never leaves (X marks the end); the clipped one "
-                   "takes a step of the same direction but at most lr·τ long and settles in the valley. "
-                   "Right: the loss at every step.")
-    return plots.finish(fig, name, caption)
+    return plots.finish(fig, name, caption, default=(
+        "Left and middle: the loss of the one-unit RNN over its two parameters (yellow high, dark "
+        "low) and gradient descent from the star. Both paths zig-zag along the wall with small "
+        "steps. The unclipped one meets the wall's face, where the gradient is steep, and is thrown "
+        "onto a flat shelf (loss about 0.09) that it never leaves (X marks the end); the clipped one "
+        "takes a step of the same direction but at most lr·τ long and settles in the valley. "
+        "Right: the loss at every step."))
 
 
 def plot_cliff_starts(result, name="lecture02_cliff_starts", caption=None):
@@ -273,11 +272,10 @@ def plot_cliff_starts(result, name="lecture02_cliff_starts", caption=None):
     for ax in (a1, a2):
         ax.set_xticks([0, 1], ["no clipping", "clipped"])
         ax.set_xlim(-0.5, 1.5)
-    if caption is None:
-        caption = ("One dot per start. Left: without clipping most runs end stranded on the shelf at loss about "
-                   "0.09; with clipping none do. Right: unclipped runs take single steps many times lr·τ long "
-                   "(the catapult off the wall); clipped steps never exceed lr·τ.")
-    return plots.finish(fig, name, caption)
+    return plots.finish(fig, name, caption, default=(
+        "One dot per start. Left: without clipping most runs end stranded on the shelf at loss about "
+        "0.09; with clipping none do. Right: unclipped runs take single steps many times lr·τ long "
+        "(the catapult off the wall); clipped steps never exceed lr·τ."))
 
 
 def draw_cliff(ax, lr=LR, tau=TAU, steps=100, resolution=161):
@@ -458,12 +456,11 @@ def plot_divergence(result, name="lecture02_divergence", caption=None):
         ax.set_xlabel("SGD step")
     axes[0, 0].set_title(f"plain RNN, adding T = {result['T']}, SGD lr = {result['lr']:g}: loss")
     axes[0, 1].set_title("gradient norm at each step")
-    if caption is None:
-        caption = ("Same initialisation and batches in each pair; top row without clipping, bottom row clipped, each "
-                   "on its own log axis. Without clipping the gradient norm climbs by many orders of magnitude within "
-                   "a few steps, and soon a step overflows (X marks the last finite one); clipped runs take steps no "
-                   "longer than lr·τ, and their loss stays finite and falls.")
-    return plots.finish(fig, name, caption)
+    return plots.finish(fig, name, caption, default=(
+        "Same initialisation and batches in each pair; top row without clipping, bottom row clipped, each "
+        "on its own log axis. Without clipping the gradient norm climbs by many orders of magnitude within "
+        "a few steps, and soon a step overflows (X marks the last finite one); clipped runs take steps no "
+        "longer than lr·τ, and their loss stays finite and falls."))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -38,7 +38,7 @@ from .. import budget, plots, widgets
 from ..models import CarryState, CharLM, count_parameters, set_forget_bias
 from ..reference.sequences import run_rnn, weights_from_module
 from ..tasks import load_corpus, unigram_bits_per_char
-from ..train import bits_per_char, resolve_device, synchronize, train
+from ..train import bits_per_char, resolve_device, synchronize, timings, train
 
 LN2 = math.log(2.0)
 PROMPT = "The meaning of life is "
@@ -177,18 +177,6 @@ def device_summary(device=None) -> dict:
 # ---------------------------------------------------------------------------------------------
 # hand-written loop against the fused nn.LSTM
 # ---------------------------------------------------------------------------------------------
-def _median_time(fn, repeats, device):
-    fn()  # warm-up (allocations, oneDNN / cuDNN plans)
-    ts = []
-    for _ in range(repeats):
-        synchronize(device)
-        t0 = time.perf_counter()
-        fn()
-        synchronize(device)
-        ts.append(time.perf_counter() - t0)
-    return statistics.median(ts)
-
-
 def loop_vs_fused(batch_sizes=None, seq_len=None, input_size=64, hidden=128, repeats=None, seed=0,
                   device=None) -> dict:
     """``course_lib.reference.run_rnn`` (a Python loop over steps) against ``nn.LSTM`` with the same weights.
@@ -248,8 +236,8 @@ def loop_vs_fused(batch_sizes=None, seq_len=None, input_size=64, hidden=128, rep
                 (o * probe).sum().backward()
             return run
 
-        t_fused = _median_time(step(fused), repeats, device)
-        t_loop = _median_time(step(loop), repeats, device)
+        t_fused = statistics.median(timings(step(fused), repeats, device))
+        t_loop = statistics.median(timings(step(loop), repeats, device))
         out["fused_s"].append(t_fused)
         out["loop_s"].append(t_loop)
         out["ratio"].append(t_loop / t_fused)

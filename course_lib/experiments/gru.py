@@ -25,7 +25,7 @@ from .. import budget, plots
 from .. import reference as ref
 from ..models import count_parameters
 from ..tasks import fresh_batches, make_adding, make_agreement, normalized_mse
-from ..train import evaluate, experiment_device, synchronize, train
+from ..train import evaluate, experiment_device, timings, train
 from .._validate import positive_int as _positive_int
 from ..seeding import budget_seeds
 from .lstm import TEST_SEED, build_model
@@ -404,14 +404,7 @@ def time_per_step(cells=CELLS, hidden=None, batch: int | None = None, T: int | N
                 else:
                     def step():
                         ref.run_rnn(x, w, c)[0].sum().backward()
-                step()  # warm-up
-                times = []
-                for _ in range(repeats):
-                    synchronize(device)
-                    t0 = time.perf_counter()
-                    step()
-                    synchronize(device)
-                    times.append(time.perf_counter() - t0)
+                times = timings(step, repeats, device)
                 mod.zero_grad(set_to_none=True)
                 ms[impl][c].append(1e3 * statistics.median(times) / T)
                 spread[impl][c].append(max(times) / min(times))
@@ -501,6 +494,12 @@ def claims_cells_and_gates(agreement: dict, conventions: dict, counts: dict) -> 
     ]
 
 
+def _every_gated_cell(sentence: str, scores: dict, op: str, threshold: float, seeds, numbers: dict) -> list[Claim]:
+    """One every-seed claim for the LSTM and one for the GRU: ``sentence`` with ``{cell}`` filled in."""
+    return [Claim.every(sentence.format(cell=c.upper()), scores[c], op, threshold, seeds, **numbers)
+            for c in ("lstm", "gru")]
+
+
 def claims_compare(result: dict) -> list[Claim]:
     """Lecture 4's claims on :func:`compare_cells`: every seed for each cell's score, the medians two-sided
     where the sentence says "no winner"."""
@@ -510,9 +509,8 @@ def claims_compare(result: dict) -> list[Claim]:
         s = result["score"]["adding"]
         T = result["tasks"]["adding"]
         common = {"hidden": result["hidden"], "steps": result["steps"]["adding"]}
-        for c in ("lstm", "gru"):
-            out.append(Claim.every(f"adding at T = {T}: the {c.upper()} solves it (test MSE/Var < 0.1) in every seed",
-                                   s[c], "<", 0.1, seeds, **common))
+        out += _every_gated_cell(f"adding at T = {T}: the {{cell}} solves it (test MSE/Var < 0.1) in every seed",
+                                 s, "<", 0.1, seeds, common)
         if "rnn" in s:
             out.append(Claim.every(f"adding at T = {T}: the tanh RNN stays at chance (test MSE/Var >= 0.8) in every "
                                    f"seed", s["rnn"], ">=", 0.8, seeds, **common))
@@ -526,9 +524,8 @@ def claims_compare(result: dict) -> list[Claim]:
         s = result["score"]["agreement"]
         a = result["tasks"]["agreement"]
         common = {"hidden": result["hidden"], "steps": result["steps"]["agreement"]}
-        for c in ("lstm", "gru"):
-            out.append(Claim.every(f"agreement with {a} attractors: the {c.upper()} reaches 95% accuracy in every seed",
-                                   s[c], ">=", 0.95, seeds, **common))
+        out += _every_gated_cell(f"agreement with {a} attractors: the {{cell}} reaches 95% accuracy in every seed",
+                                 s, ">=", 0.95, seeds, common)
         out.append(Claim.between(
             f"agreement with {a} attractors: no winner between the gated cells (median accuracy of the LSTM minus "
             f"the GRU's within +-{AGREEMENT_NO_WINNER})", [float(np.median(s["lstm"]) - np.median(s["gru"]))],

@@ -181,11 +181,10 @@ def plot_mlp_gradients(result, ax=None, name="lecture05_mlp_gradients", caption=
     ax.set_title(f"{result['depth']} {result['activation']} layers of {result['width']} units")
     if fig is None:
         return ax.figure
-    if caption is None:
-        caption = ("Plain (vermillion): the gradient shrinks layer after layer on its way down, "
-                   "so the first layers barely learn. Residual, highway and dense connections give it a path "
-                   "around every layer: their lines are flat, the bottom layer hears as much as the top.")
-    return plots.finish(fig, name, caption)
+    return plots.finish(fig, name, caption, default=(
+        "Plain (vermillion): the gradient shrinks layer after layer on its way down, "
+        "so the first layers barely learn. Residual, highway and dense connections give it a path "
+        "around every layer: their lines are flat, the bottom layer hears as much as the top."))
 
 
 def draw_gradient_explorer(ax, depth=20, activation="tanh"):
@@ -281,22 +280,15 @@ def plot_mlp_depth(result, ax=None, name="lecture05_mlp_depth", caption=None):
             ax.scatter(shift, a[:, j], color=plots.colour(conn), alpha=0.4, s=20, lw=0)
         ax.plot(shift, a.mean(1), color=plots.colour(conn), lw=2, marker="o", label=conn)
     ax.axhline(result["chance"], color="0.4", ls="--", lw=1, label="chance")
-    ax.set_xscale("log")
-    ax.set_xticks(d)
-    ax.set_xticklabels([str(int(v)) for v in d])
-    ax.minorticks_off()
-    ax.set_xlabel("hidden layers")
-    ax.set_ylabel("test accuracy")
-    ax.set_ylim(0, 1.05)
+    plots.accuracy_by_depth_axes(ax, d, "hidden layers")
     ax.set_title(f"{result['activation']} MLP, {result['steps']} Adam steps, {len(result['seeds'])} seeds")
     ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
     if fig is None:
         return ax.figure
-    if caption is None:
-        caption = ("Two layers learn the task whatever the wiring. From about ten sigmoid layers on, the plain "
-                   "stack stays at chance, while the same depth with residual, highway or dense connections "
-                   "learns it as well as the shallow net.")
-    return plots.finish(fig, name, caption)
+    return plots.finish(fig, name, caption, default=(
+        "Two layers learn the task whatever the wiring. From about ten sigmoid layers on, the plain "
+        "stack stays at chance, while the same depth with residual, highway or dense connections "
+        "learns it as well as the shallow net."))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -424,13 +416,7 @@ def plot_stacked_rnn(grads, depth_result, name="lecture05_stacked_lstm", caption
             a2.scatter(shift, a[:, j], color=plots.colour(conn), alpha=0.4, s=20, lw=0)
         a2.plot(shift, a.mean(1), color=plots.colour(conn), lw=2, marker="o", label=conn)
     a2.axhline(depth_result["chance"], color="0.4", ls="--", lw=1, label=f"chance (1/{round(1 / depth_result['chance'])})")
-    a2.set_xscale("log")
-    a2.set_xticks(d)
-    a2.set_xticklabels([str(int(v)) for v in d])
-    a2.minorticks_off()
-    a2.set_xlabel("stacked LSTM layers")
-    a2.set_ylabel("test accuracy")
-    a2.set_ylim(0, 1.05)
+    plots.accuracy_by_depth_axes(a2, d, "stacked LSTM layers")
     a2.set_title(f"recall across {depth_result['k']} distractors, {depth_result['steps']} steps")
     a2.legend(fontsize=8, loc="center left")
 
@@ -449,11 +435,10 @@ def plot_stacked_rnn(grads, depth_result, name="lecture05_stacked_lstm", caption
     a3.set_ylabel("training loss (nats, running mean)")
     a3.set_title(f"{deepest} layers: training loss, one line per seed")
     a3.legend(fontsize=8)
-    if caption is None:
-        caption = ("Left: in a plain 16-layer LSTM the gradient reaching the bottom layer is orders of magnitude "
-                   "smaller than at the top; with residual links it is about the same. Middle: a few plain layers "
-                   "learn the task, deeper plain stacks fail and sit at chance at 16 layers; residual stacks learn "
-                   "at every depth. "
-                   "Right (plain dashed with squares, residual solid with circles): the plain deep stack never leaves "
-                   "the guessing loss.")
-    return plots.finish(fig, name, caption)
+    return plots.finish(fig, name, caption, default=(
+        "Left: in a plain 16-layer LSTM the gradient reaching the bottom layer is orders of magnitude "
+        "smaller than at the top; with residual links it is about the same. Middle: a few plain layers "
+        "learn the task, deeper plain stacks fail and sit at chance at 16 layers; residual stacks learn "
+        "at every depth. "
+        "Right (plain dashed with squares, residual solid with circles): the plain deep stack never leaves "
+        "the guessing loss."))

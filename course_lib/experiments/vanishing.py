@@ -21,7 +21,7 @@ import math
 import numpy as np
 import torch
 
-from .._validate import positive_int as _check_positive_int, seed_list as _seed_list
+from .._validate import int_list, positive_int as _check_positive_int, seed_list as _seed_list
 from .. import budget, plots, widgets
 from . import baselines
 from ..models import SequenceModel
@@ -185,11 +185,10 @@ def plot_gradient_norms(results, axes=None, name="lecture01_gradient_norms", cap
     for ax, r in zip(axes, results):
         _draw_norms(ax, r)
         ax.set_title(f"{r['nonlinearity']} RNN ($\\gamma$ = {r['gamma']:g}), H = {r['hidden']}")
-    if caption is None:
-        caption = ("Solid: the measured norm of the Jacobian from step j to step T; dashed: the bound "
-                   "(γσ)^(T−j) in the same colour. Every solid line stays under its dashed line. "
-                   "With tanh, σ < 1 vanishes; with sigmoid even σ = 3 vanishes, because γ = 1/4.")
-    return plots.finish(fig, name, caption)
+    return plots.finish(fig, name, caption, default=(
+        "Solid: the measured norm of the Jacobian from step j to step T; dashed: the bound "
+        "(γσ)^(T−j) in the same colour. Every solid line stays under its dashed line. "
+        "With tanh, σ < 1 vanishes; with sigmoid even σ = 3 vanishes, because γ = 1/4."))
 
 
 def draw_gradient_norms(ax, sigma=0.9, nonlinearity="tanh", hidden=32, T=60, seed=0):
@@ -267,10 +266,8 @@ def recall_vs_distance(ks=None, seeds=None, steps=None, hidden=32, lr=3e-3, batc
     """
     if cell not in ("rnn", "irnn"):
         raise ValueError(f"cell must be 'rnn' or 'irnn', got {cell!r}")
-    ks = [int(k) for k in (budget.pick(ci=(2, 40), default=(2, 5, 10, 20, 40), full=(2, 5, 10, 20, 40, 80))
-                           if ks is None else ks)]
-    if not ks or any(k < 0 for k in ks):
-        raise ValueError(f"ks must be a non-empty list of non-negative distances, got {ks!r}")
+    ks = int_list("ks", budget.pick(ci=(2, 40), default=(2, 5, 10, 20, 40), full=(2, 5, 10, 20, 40, 80))
+                  if ks is None else ks, minimum=0)
     seeds = _seed_list("seeds", budget.pick(ci=3, default=5, full=10) if seeds is None else seeds)
     steps = _check_positive_int("steps", 300 if steps is None else steps)
     test_size = _check_positive_int("test_size", budget.pick(ci=500, default=1000, full=2000)
@@ -323,11 +320,10 @@ def plot_recall(result, name="lecture01_recall", caption=None):
     a2.set_ylabel(r"$\|\partial L/\partial x_{key}\|\;/\;\|\partial L/\partial x_{query}\|$")
     a2.set_title("gradient reaching the key, at initialisation")
     a2.legend(fontsize=8)
-    if caption is None:
-        caption = ("Left: with a few distractors every seed learns to recall the key; with many, the "
-                   "accuracy sits at chance. Right: why: at initialisation the gradient that reaches the "
-                   "key shrinks exponentially with k, so training never hears about it.")
-    return plots.finish(fig, name, caption)
+    return plots.finish(fig, name, caption, default=(
+        "Left: with a few distractors every seed learns to recall the key; with many, the "
+        "accuracy sits at chance. Right: why: at initialisation the gradient that reaches the "
+        "key shrinks exponentially with k, so training never hears about it."))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -352,9 +348,7 @@ def agreement_vs_attractors(attractors=(0, 1, 2, 3, 4), seeds=None, steps=None, 
     """
     if cell not in ("rnn", "irnn", "lstm", "gru"):
         raise ValueError(f"cell must be 'rnn', 'irnn', 'lstm' or 'gru', got {cell!r}")
-    attractors = [int(a) for a in attractors]
-    if not attractors or any(a < 0 for a in attractors):
-        raise ValueError(f"attractors must be a non-empty list of non-negative counts, got {attractors!r}")
+    attractors = int_list("attractors", attractors, minimum=0)
     seeds = _seed_list("seeds", budget.pick(ci=3, default=5, full=10) if seeds is None else seeds)
     steps = _check_positive_int("steps", 200 if steps is None else steps)
     test_size = _check_positive_int("test_size", budget.pick(ci=400, default=1000, full=2000)
@@ -404,11 +398,10 @@ def plot_agreement(result, name="lecture01_agreement", caption=None):
     ax.set_title(f"agreement after {result['steps']} training steps (attractors in "
                  f"{result['attractor_rate']:.0%} of training nouns)")
     ax.legend(fontsize=8, loc="upper left")
-    if caption is None:
-        caption = ("The mean error rises with every attractor, while the control sentences of the same "
-                   "length stay near zero: the network leans on the nearest noun (sequential recency), not "
-                   "on the subject (syntactic recency). Some seeds copy the nearest noun almost always.")
-    return plots.finish(fig, name, caption)
+    return plots.finish(fig, name, caption, default=(
+        "The mean error rises with every attractor, while the control sentences of the same "
+        "length stay near zero: the network leans on the nearest noun (sequential recency), not "
+        "on the subject (syntactic recency). Some seeds copy the nearest noun almost always."))
 
 
 # ---------------------------------------------------------------------------------------------
