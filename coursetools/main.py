@@ -119,6 +119,7 @@ def main(argv=None) -> int:
     grading = [] if args.no_grading else grade_sample_classes(out)
     path = write_report(out, args.budget, lectures, grading)
     (out / "lectures.json").write_text(json.dumps(lectures, indent=1))
+    (out / "run.json").write_text(json.dumps(run_settings(args.budget), indent=1))  # for coursetools.readme_claims
     print(path.read_text())
     print(f"report: {path}\nexecuted lectures: {out / 'lectures'}\nfigures: {out / 'figures'}")
     # the static site of the executed lectures (and screenshots of its pages): coursetools/site.py
@@ -131,6 +132,17 @@ def main(argv=None) -> int:
     grading_failed = [g for g in grading if not g["ok"]]
     print(summary_line(records, failed, grading_failed, site_result["ok"]))
     return 1 if failed or claims_failed or grading_failed or not site_result["ok"] else 0
+
+
+def run_settings(budget: str) -> dict:
+    """What the README's generated claims table says about the run: budget, torch, CPUs, date (UTC)."""
+    import datetime
+    import os
+
+    import torch
+
+    return {"budget": budget, "torch": torch.__version__, "cpus": os.cpu_count(),
+            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d")}
 
 
 def summary_line(records: list[dict], failed_lectures=(), failed_grading=(), site_ok=True) -> str:

@@ -82,6 +82,27 @@ def test_lecture_executes_at_ci_budget(path, executed):
     assert "DOES NOT HOLD" not in printed, f"{path.stem} printed a claim that does not hold but did not record it"
 
 
+@pytest.mark.slow
+def test_readme_claims_snapshot_names_the_claims_the_lectures_make(executed):
+    """The README's generated table (measured/claims.json) lists the counted claims the lectures record
+    today, compared by notebook and sentence with numbers left out (thresholds and sizes differ by
+    budget). bf16's claim exists only where the machine runs bf16, so it is left out of the comparison."""
+    from coursetools import readme_claims
+
+    out, errors = executed
+    if any(errors.values()):
+        pytest.skip("a lecture did not execute: its own test says why")
+    snap = json.loads(readme_claims.SNAPSHOT.read_text(encoding="utf-8"))
+
+    def keys(records):
+        return {readme_claims.claim_key(c) for c in records
+                if c.get("kind", "claim") == "claim" and "bf16" not in c["claim"]}
+
+    now, committed = keys(report.read_claims(out)), keys(snap["claims"])
+    assert now == committed, ("measured/claims.json is stale (run make run, then python -m coursetools.readme_claims "
+                              f"--from build):\nnew: {sorted(now - committed)}\ngone: {sorted(committed - now)}")
+
+
 @pytest.fixture(scope="module")
 def site(executed, tmp_path_factory):
     out, _ = executed
