@@ -29,13 +29,13 @@ from typing import Any, Iterable
 
 import numpy as np
 
-__all__ = ["Claim", "show", "failed", "from_dict", "OPS"]
+__all__ = ["Claim", "show", "failed", "from_dict", "format_value", "to_plain", "OPS"]
 
 OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
 KINDS = ("claim", "illustration")
 
 
-def _num(v):
+def to_plain(v):
     """Plain Python numbers and strings for JSON (numpy scalars become floats, tuples lists)."""
     if isinstance(v, (bool, np.bool_)):
         return bool(v)
@@ -44,11 +44,12 @@ def _num(v):
     if isinstance(v, (float, np.floating)):
         return float(v)
     if isinstance(v, (list, tuple, np.ndarray)):
-        return [_num(u) for u in (v.tolist() if isinstance(v, np.ndarray) else v)]
+        return [to_plain(u) for u in (v.tolist() if isinstance(v, np.ndarray) else v)]
     return v if v is None else str(v)
 
 
-def _fmt(v) -> str:
+def format_value(v) -> str:
+    """A recorded value as claims print it: 3 significant figures, scientific notation outside [1e-3, 1e5)."""
     if isinstance(v, bool):
         return str(v)
     if isinstance(v, float):
@@ -56,7 +57,7 @@ def _fmt(v) -> str:
             return str(v)
         return f"{v:.3g}" if 1e-3 <= abs(v) < 1e5 else f"{v:.2e}"
     if isinstance(v, (list, tuple)):
-        return "(" + ", ".join(_fmt(u) for u in v) + ")"
+        return "(" + ", ".join(format_value(u) for u in v) + ")"
     return str(v)
 
 
@@ -160,21 +161,21 @@ class Claim:
             return ""
         if self.op == "between":
             lo, hi = self.threshold
-            return f"{_fmt(self.value)} in ({_fmt(lo)}, {_fmt(hi)})"
-        return f"{_fmt(self.value)} {self.op} {_fmt(self.threshold)}"
+            return f"{format_value(self.value)} in ({format_value(lo)}, {format_value(hi)})"
+        return f"{format_value(self.value)} {self.op} {format_value(self.threshold)}"
 
     def __str__(self) -> str:
         parts = [self.test_text()] if self.op else []
         if self.seeds:
             parts.append(f"seeds {list(self.seeds)}")
-        parts += [f"{k} = {_fmt(_num(v))}" for k, v in self.numbers.items()]
+        parts += [f"{k} = {format_value(to_plain(v))}" for k, v in self.numbers.items()]
         return f"[{self.verdict()}] {self.name}" + (f"\n    {', '.join(parts)}" if parts else "")
 
     def as_record(self) -> dict:
         """A JSON-ready dict (what ``report.record_claim`` writes to claims.jsonl)."""
-        return {"claim": self.name, "holds": self.holds, "kind": self.kind, "value": _num(self.value),
-                "op": self.op, "threshold": _num(self.threshold), "seeds": list(self.seeds),
-                **{k: _num(v) for k, v in self.numbers.items()}}
+        return {"claim": self.name, "holds": self.holds, "kind": self.kind, "value": to_plain(self.value),
+                "op": self.op, "threshold": to_plain(self.threshold), "seeds": list(self.seeds),
+                **{k: to_plain(v) for k, v in self.numbers.items()}}
 
     # ---- dict compatibility (experiments returned dicts before this module) -------------------
     def __getitem__(self, key):

@@ -22,7 +22,7 @@ import re
 import sys
 from pathlib import Path
 
-from course_lib.claims import Claim, _fmt, _num
+from course_lib.claims import Claim, format_value, to_plain
 
 from . import notebooks
 
@@ -55,7 +55,7 @@ def _measured(c: dict) -> str:
                   tuple(c["threshold"]) if isinstance(c.get("threshold"), list) else c.get("threshold"),
                   tuple(c.get("seeds") or ()), kind=c.get("kind", "claim"))
     parts = [claim.test_text()] if claim.op else []
-    parts += [f"{k} {_fmt(_num(v))}" for k, v in c.items() if k not in SKIP and v not in (None, [], "")]
+    parts += [f"{k} {format_value(to_plain(v))}" for k, v in c.items() if k not in SKIP and v not in (None, [], "")]
     return "; ".join(p for p in parts if p).replace("|", r"\|")
 
 
