@@ -5,7 +5,7 @@
     python -m autograder grade 01_gradient_flow SUBMISSIONS_DIR [--workers N | --scheduler tcp://HOST:PORT] [--force] [--out grades.csv]
                                [--student ID ...] [--timestamps TIMES.csv]
     python -m autograder report 02_lstm_gru_cells          # rebuild grades.csv + overview (after hand-grading)
-    python -m autograder export 01_gradient_flow 02_lstm_gru_cells --format canvas|moodle
+    python -m autograder export [ASSIGNMENT ...] --format canvas|moodle [--roster ROSTER.csv]   # none: the course
     python -m autograder self-check 02_lstm_gru_cells MY_NOTEBOOK.ipynb   # a student's own check, own state
 """
 from __future__ import annotations
@@ -68,9 +68,12 @@ def _parser() -> argparse.ArgumentParser:
     rp = sub.add_parser("report", help="rebuild grades.csv and the class overview from stored results + gradebook")
     rp.add_argument("assignment")
     ex = sub.add_parser("export", help="grades as CSV for an LMS (Canvas or Moodle), under autograder/exports/")
-    ex.add_argument("assignments", nargs="+")
+    ex.add_argument("assignments", nargs="*", help="default: the whole course (every assignment graded so far)")
     ex.add_argument("--format", choices=["canvas", "moodle"], default="canvas")
     ex.add_argument("--out", type=Path, default=None, help="file name (relative: inside autograder/exports/)")
+    ex.add_argument("--roster", type=Path, default=None, metavar="ROSTER.csv",
+                    help="the class list (student_id as in grades.csv, name, email, lms_id, sis_user_id, sis_login_id, "
+                         "section): students keyed as the LMS matches them; default: the grading id")
     ex.add_argument("--include-pending", action="store_true",
                     help="export a score also while a written answer waits for hand-grading (default: empty)")
     sc = sub.add_parser("self-check", help="grade your own notebook with the real judge, in a state folder of "
@@ -127,8 +130,9 @@ def _report(args) -> int:
 def _export(args) -> int:
     from . import reports
 
-    out = reports.export_lms(args.assignments, args.format, args.out, args.include_pending)
-    print(f"{args.format} export written to {_rel(out)}")
+    out = reports.export_lms(args.assignments, args.format, args.out, args.include_pending, args.roster)
+    print(f"{args.format} export written to {_rel(out)}"
+          + ("" if args.roster else " (keyed by the grading id: --roster ROSTER.csv keys it by the LMS's own ids)"))
     return 0
 
 

@@ -128,6 +128,15 @@ def judge_notebook(nb, assignment: str, student: str, limits: sandbox.Limits, li
                      r.startup_seconds, judge_seconds)
 
 
+def malformed_results(verdicts: dict) -> list:
+    """The exercises whose results failed their schema check (``course_lib.checks._schema``): entries missing,
+    added or malformed, which no function the student could write produces, only patched result helpers in
+    the sandbox. Such an exercise fails like a wrong answer; the grading command also says so in its row."""
+    from course_lib.checks._schema import TAMPERED
+
+    return [name for name, v in verdicts.items() if not v.passed and TAMPERED in (v.hint or "")]
+
+
 def verdict_text(name: str, v: Verdict) -> str:
     if v.passed:
         return (f"{name}: passed all {v.n_cases} cases ({v.n_cases - v.n_hidden} visible, {v.n_hidden} hidden), "

@@ -138,12 +138,21 @@ class IntakeError(Exception):
     """The submissions folder cannot be graded as it is (two files for one student id)."""
 
 
+ID_MAX = 64  # characters of a student id (a gradebook key, a folder name, a CSV cell)
+
+
 def _slug(name: str) -> str:
     """The student id of a file or folder name: its own name only (never the names of other entries),
     letters (any alphabet's: ``Müller`` stays ``Müller``, in NFC form), digits, ``_ . -``, starting with a
-    letter or a digit, at most 64 characters."""
-    s = re.sub(r"[^\w.-]+", "_", unicodedata.normalize("NFC", name)).strip("._-") or "student"
-    return s[:64]
+    letter or a digit, at most :data:`ID_MAX` characters. A longer one keeps its first 55 characters and
+    ends in ``-`` and 8 hex digits of the SHA-256 of the whole (NFC) name: two long names that share a
+    beginning get two ids, and a name always gets the same id."""
+    whole = unicodedata.normalize("NFC", name)
+    s = re.sub(r"[^\w.-]+", "_", whole).strip("._-") or "student"
+    if len(s) <= ID_MAX:
+        return s
+    tag = hashlib.sha256(whole.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    return s[: ID_MAX - 9].rstrip("._-") + "-" + tag
 
 
 def student_id(name: str) -> str:
@@ -483,10 +492,6 @@ def grade_one(task: dict) -> dict:
         return grader_error(task, f"{type(exc).__name__}: {why(exc)}", traceback.format_exc())
 
 
-class _Unreadable(Exception):
-    pass
-
-
 def grader_error(task, message, tb=""):
     """The result row of a submission the grader itself failed on: zero points, status ``grader_error``, the message."""
     return {"student_id": task["student"], "score": 0.0, "max_score": float(sum(e.points for e in _exercises(task["assignment"]).values())),
@@ -497,160 +502,241 @@ def grader_error(task, message, tb=""):
 
 
 def _grade_one(task: dict) -> dict:
-    root, assignment, sid = _W["root"], task["assignment"], task["student"]
+    """The steps of the module's docstring for one student: intake, judge, bookkeeping, the result."""
     t0 = time.monotonic()
-    nb_name = task["notebook"]
-    rel = nbformat.read(str(root / "assignments" / assignment / f"{nb_name}.ipynb"), as_version=4)
-    status, details = [], []
-    if task["note"]:
-        details.append(task["note"])
-    nb = None
-    if task.get("ambiguous"):
-        reason = task["ambiguous"]
-    elif task.get("refused"):
-        reason = task["refused"]
-    elif task["path"] is None:
-        reason = "no notebook was handed in"
-    else:
-        from . import safefs
-
-        try:  # the same checks as at intake: a regular file reached without a link, size capped
-            raw = safefs.read_file(task["root"], task["rel_path"])
-        except (safefs.Refused, OSError) as exc:
-            raw, reason = None, why(exc)
-        try:
-            if raw is None:
-                raise _Unreadable
-            nb = nbformat.reads(raw.decode("utf-8"), as_version=4)
-            if not isinstance(nb.get("cells"), list):
-                raise ValueError("no list of cells")
-            for c in nb.cells:
-                if c.get("cell_type") not in ("code", "markdown", "raw") or not isinstance(c.get("source", ""), (str, list)):
-                    raise ValueError("a cell without a valid type or source")
-                c.setdefault("metadata", {})
-                if c.cell_type == "code":
-                    c.setdefault("outputs", [])
-                    c.setdefault("execution_count", None)
-            repaired = make_schema_valid(nb)
-            if repaired:
-                details.append("notebook repaired before grading: " + ", ".join(repaired))
-        except _Unreadable:
-            nb = None
-        except Exception as exc:  # noqa: BLE001
-            nb, reason = None, f"not a valid notebook: {type(exc).__name__}"
+    rel = nbformat.read(str(_W["root"] / "assignments" / task["assignment"] / f"{task['notebook']}.ipynb"),
+                        as_version=4)
+    details = [task["note"]] if task["note"] else []
+    nb, reason = _intake(task, details)
     if nb is None:
-        kind = "ambiguous" if task.get("ambiguous") else "malformed"
-        status.append(kind)
-        details.append(reason)
-        j = _malformed_judgement(assignment, reason)
-        nb = nbformat.from_dict(json.loads(json.dumps(rel)))
-        nb.cells.insert(0, nbformat.v4.new_markdown_cell(
-            f"**This submission could not be graded: {reason}.** It was recorded with a score of 0 "
-            f"and the status `{kind}`. Contact the course staff."))
+        status, nb, j = _unreadable(task, rel, reason, details)
     else:
-        meta = rebuild_nbgrader_metadata(nb, rel)  # first: nothing reads the student's own metadata
-        src_path = root / "solutions" / assignment / f"{nb_name}.ipynb"
-        s = structure(nb, rel, nbformat.read(str(src_path), as_version=4) if src_path.exists() else None)
-        if s["edited"] or meta["duplicated"] or meta["restored"] or meta["removed"]:
-            status.append("tampering_detected")
-            if s["edited"]:
-                details.append("test cells edited: " + ", ".join(s["edited"]) + " (restored from the gradebook)")
-            if meta["duplicated"]:
-                details.append("cells duplicated: " + ", ".join(meta["duplicated"]))
-            if meta["restored"]:
-                details.append("nbgrader metadata changed on cells: " + ", ".join(meta["restored"])
-                               + " (rebuilt from the release)")
-            if meta["removed"]:
-                details.append("cells given nbgrader metadata that is not in the release: " + ", ".join(meta["removed"])
-                               + " (graded as ordinary cells)")
-        if meta.get("split"):
-            details.append("answer cell split in two: " + ", ".join(meta["split"]) + " (graded as one answer)")
-        if s["missing"]:
-            status.append("missing_cells")
-            details.append("cells missing: " + ", ".join(s["missing"]) + " (test cells put back)")
-        if not meta.get("split") and untouched(nb, rel):
-            status.append("not_attempted")
-            details.append("not attempted: every answer cell is as released and no code was added")
-        j = judge.judge_notebook(nb, assignment, sid, _W["limits"], _W["lib"], _W["scratch"],
-                                 folder=student_folder(task))
-        for kind, d in j.events:
-            status.append(kind)
-            details.append(d)
-        repair(nb, rel)
+        status, j = _check_and_judge(task, nb, rel, details)
     if j.mode == "limits":
         details.append("sandbox degraded: " + sandbox.probe()[1])
     if task.get("needs_folder"):
         status.append("missing_files")
         details.append(task["needs_folder"])
-    # nbgrader bookkeeping
-    sub_dir = config_mod.state_dir() / "submitted" / sid / assignment
-    manual_ids = manual_grade_ids(assignment, rel)
-    before = {}  # the written answers as they were when last autograded (and maybe hand-graded since)
-    if (sub_dir / f"{nb_name}.ipynb").is_file():
-        try:
-            before = answers(nbformat.read(str(sub_dir / f"{nb_name}.ipynb"), as_version=4), manual_ids)
-        except Exception:  # noqa: BLE001 - an unreadable old copy: every hand grade is reviewed
-            before = {}
+    book = _bookkeeping(task, nb, rel, j)
+    details.extend(book["review"])
+    return _result(task, status, details, j, book, t0)
+
+
+def _intake(task: dict, details: list) -> tuple:
+    """(the parsed notebook, '') or (None, why it cannot be read); a repair made is added to ``details``."""
+    if task.get("ambiguous"):
+        return None, task["ambiguous"]
+    if task.get("refused"):
+        return None, task["refused"]
+    if task["path"] is None:
+        return None, "no notebook was handed in"
+    from . import safefs
+
+    try:  # the same checks as at intake: a regular file reached without a link, size capped
+        raw = safefs.read_file(task["root"], task["rel_path"])
+    except (safefs.Refused, OSError) as exc:
+        return None, why(exc)
+    try:
+        nb, repaired = parse_submission(raw)
+    except Exception as exc:  # noqa: BLE001 - whatever the bytes are, the row says malformed
+        return None, f"not a valid notebook: {type(exc).__name__}"
+    if repaired:
+        details.append("notebook repaired before grading: " + ", ".join(repaired))
+    return nb, ""
+
+
+def _fill_cell_ids(data) -> None:
+    """Give every cell without an ``id`` one (``cell-<index>``, stable), before nbformat reads the notebook:
+    a notebook saved without ids (an older Jupyter, a script) is normal input, not a fault, and nbformat
+    would otherwise warn (``MissingIDFieldWarning``) into the grading command's output for each one. Ids
+    that are there but invalid or repeated are repaired, and noted, by :func:`make_schema_valid`."""
+    cells = data.get("cells") if isinstance(data, dict) else None
+    if not isinstance(cells, list):
+        return
+    taken = {c.get("id") for c in cells if isinstance(c, dict)}
+    for i, c in enumerate(cells):
+        if isinstance(c, dict) and "id" not in c:
+            c["id"] = next(n for k in range(len(cells) + 1) if (n := f"cell-{i}" + f"-{k}" * bool(k)) not in taken)
+            taken.add(c["id"])
+    if data.get("nbformat") == 4 and isinstance(data.get("nbformat_minor"), int) and data["nbformat_minor"] < 5:
+        data["nbformat_minor"] = 5  # ids exist from nbformat 4.5 on
+
+
+def parse_submission(raw: bytes) -> tuple:
+    """A submitted notebook's bytes as a schema-valid nbformat 4.5 notebook: (notebook, repairs made).
+    Raises ``ValueError`` (or a JSON/Unicode error) when it is not a notebook: the row is ``malformed``."""
+    data = json.loads(raw.decode("utf-8"))
+    _fill_cell_ids(data)
+    nb = nbformat.reads(json.dumps(data), as_version=4)
+    if not isinstance(nb.get("cells"), list):
+        raise ValueError("no list of cells")
+    for c in nb.cells:
+        if c.get("cell_type") not in ("code", "markdown", "raw") or not isinstance(c.get("source", ""), (str, list)):
+            raise ValueError("a cell without a valid type or source")
+        c.setdefault("metadata", {})
+        if c.cell_type == "code":
+            c.setdefault("outputs", [])
+            c.setdefault("execution_count", None)
+    return nb, make_schema_valid(nb)
+
+
+def _unreadable(task: dict, rel, reason: str, details: list) -> tuple:
+    """(statuses, the notebook recorded, judgement) for a submission that cannot be graded: the release with
+    a note on top, 0 points, ``malformed`` (or ``ambiguous``)."""
+    kind = "ambiguous" if task.get("ambiguous") else "malformed"
+    details.append(reason)
+    nb = nbformat.from_dict(json.loads(json.dumps(rel)))
+    nb.cells.insert(0, nbformat.v4.new_markdown_cell(
+        f"**This submission could not be graded: {reason}.** It was recorded with a score of 0 "
+        f"and the status `{kind}`. Contact the course staff."))
+    return [kind], nb, _malformed_judgement(task["assignment"], reason)
+
+
+def _structure_problems(nb, rel, root: Path, assignment: str, nb_name: str) -> tuple:
+    """(statuses, details) of a readable submission's cells against the release, after rebuilding its
+    nbgrader metadata from the release (first: nothing reads the student's own metadata)."""
+    meta = rebuild_nbgrader_metadata(nb, rel)
+    src_path = root / "solutions" / assignment / f"{nb_name}.ipynb"
+    s = structure(nb, rel, nbformat.read(str(src_path), as_version=4) if src_path.exists() else None)
+    status, details = [], []
+    if s["edited"] or meta["duplicated"] or meta["restored"] or meta["removed"]:
+        status.append("tampering_detected")
+    if s["edited"]:
+        details.append("test cells edited: " + ", ".join(s["edited"]) + " (restored from the gradebook)")
+    if meta["duplicated"]:
+        details.append("cells duplicated: " + ", ".join(meta["duplicated"]))
+    if meta["restored"]:
+        details.append("nbgrader metadata changed on cells: " + ", ".join(meta["restored"]) + " (rebuilt from the release)")
+    if meta["removed"]:
+        details.append("cells given nbgrader metadata that is not in the release: " + ", ".join(meta["removed"])
+                       + " (graded as ordinary cells)")
+    if meta.get("split"):
+        details.append("answer cell split in two: " + ", ".join(meta["split"]) + " (graded as one answer)")
+    if s["missing"]:
+        status.append("missing_cells")
+        details.append("cells missing: " + ", ".join(s["missing"]) + " (test cells put back)")
+    if not meta.get("split") and untouched(nb, rel):
+        status.append("not_attempted")
+        details.append("not attempted: every answer cell is as released and no code was added")
+    return status, details
+
+
+def _check_and_judge(task: dict, nb, rel, details: list) -> tuple:
+    """(statuses, judgement) of a readable submission: its structure, then the judge; test cells put back."""
+    assignment, sid = task["assignment"], task["student"]
+    status, found = _structure_problems(nb, rel, _W["root"], assignment, task["notebook"])
+    details.extend(found)
+    j = judge.judge_notebook(nb, assignment, sid, _W["limits"], _W["lib"], _W["scratch"],
+                             folder=student_folder(task))
+    for kind, d in j.events:
+        status.append(kind)
+        details.append(d)
+    forged = judge.malformed_results(j.verdicts)
+    if forged:  # not a wrong answer: what reached the grader was not what any function returns
+        status.append("tampering_detected")
+        details.append(f"malformed results for {', '.join(forged)} (the sandbox's result helpers patched, e.g. "
+                       "through sys.modules): those exercises failed, 0 points for them, whatever the code computes")
+    repair(nb, rel)
+    return status, j
+
+
+def _previous_answers(sub_dir: Path, nb_name: str, manual_ids: set) -> dict:
+    """The written answers as they were when last autograded (and maybe hand-graded since); {} when none."""
+    if not (sub_dir / f"{nb_name}.ipynb").is_file():
+        return {}
+    try:
+        return answers(nbformat.read(str(sub_dir / f"{nb_name}.ipynb"), as_version=4), manual_ids)
+    except Exception:  # noqa: BLE001 - an unreadable old copy: every hand grade is reviewed
+        return {}
+
+
+def _write_submitted(task: dict, nb) -> Path:
+    """nbgrader's ``submitted/<student>/<assignment>/``: the notebook to autograde (outputs cleared) and
+    the submission time (``AssignLatePenalties`` applies the due date to it)."""
+    sub_dir = config_mod.state_dir() / "submitted" / task["student"] / task["assignment"]
     if sub_dir.exists():
         shutil.rmtree(sub_dir)
     sub_dir.mkdir(parents=True)
     for c in nb.cells:
         if c.cell_type == "code":
             c.outputs, c.execution_count = [], None
-    nbformat.write(nb, str(sub_dir / f"{nb_name}.ipynb"))
-    if task.get("timestamp"):  # nbgrader's autograde reads it; AssignLatePenalties applies the due date
+    nbformat.write(nb, str(sub_dir / f"{task['notebook']}.ipynb"))
+    if task.get("timestamp"):
         (sub_dir / "timestamp.txt").write_text(task["timestamp"] + "\n")
+    return sub_dir
+
+
+def _bookkeeping(task: dict, nb, rel, j) -> dict:
+    """``nbgrader autograde`` with the judge's verdicts (hand grades kept, or marked for review when the
+    written answer changed), then ``nbgrader generate_feedback``. Returns the gradebook's scores, the review
+    notes and timings; raises ``RuntimeError`` when nbgrader fails or its autograded points are not the judge's."""
+    assignment, sid, nb_name = task["assignment"], task["student"], task["notebook"]
+    manual_ids = manual_grade_ids(assignment, rel)
+    sub_dir = config_mod.state_dir() / "submitted" / sid / assignment
+    before = _previous_answers(sub_dir, nb_name, manual_ids)
+    _write_submitted(task, nb)
     now = answers(nb, manual_ids)
     judge.CACHE.clear()
     judge.CACHE[(assignment, sid, nb_name)] = j
     api = _W["api"]
-    t_book = time.monotonic()
+    t0 = time.monotonic()
     # sqlite: one student at a time on this machine; PostgreSQL: an advisory lock on this student alone
     with gradebook_db.bookkeeping_lock(api.coursedir.db_url, assignment, sid, _W["lock"]):
         r = api.autograde(assignment, sid, force=True, create=True)
         if not r["success"]:
             raise RuntimeError(f"nbgrader autograde failed for {sid}: {(r.get('log') or '')[-3000:]}")
-        from nbgrader.api import Gradebook
-
-        with Gradebook(api.coursedir.db_url, api.coursedir.course_id) as gb:
-            sub = gb.find_submission(assignment, sid)
-            auto_score, review = 0.0, []
-            for g in gb.find_submission_notebook(nb_name, assignment, sid).grades:
-                if g.name not in manual_ids:  # an autograded test cell: the judge's points
-                    auto_score += float(g.auto_score or 0)
-                elif g.manual_score is not None:  # graded by hand before: kept; reviewed only if it changed
-                    if before.get(g.name) is not None and before.get(g.name) == now.get(g.name):
-                        g.needs_manual_grade = False
-                    else:
-                        g.needs_manual_grade = True
-                        review.append(f"{g.name} changed since it was hand-graded ({float(g.manual_score):g} of "
-                                      f"{float(g.max_score):g} kept): review it in formgrader")
-            gb.db.commit()
-            score, max_score = float(sub.score), float(sub.max_score)
-    t_autograde = time.monotonic() - t_book
+        book = _record_hand_grades(api, task, manual_ids, before, now)
+    book["autograde_seconds"] = round(time.monotonic() - t0, 3)
     # feedback only reads the gradebook: outside the lock, in parallel with other workers
     f = api.generate_feedback(assignment, sid, force=True)
     if not f["success"]:
         raise RuntimeError(f"nbgrader generate_feedback failed for {sid}: {f.get('error') or f.get('log')}")
     judge_score = float(sum(ex.points for name, ex in _exercises(assignment).items() if j.verdicts[name].passed))
-    if abs(judge_score - auto_score) > 1e-9:  # the autograded cells only: hand grades are a person's
-        raise RuntimeError(f"gradebook auto score {auto_score} for {sid} differs from the judge's {judge_score}")
-    details.extend(review)
-    t_book = time.monotonic() - t_book
+    if abs(judge_score - book["auto_score"]) > 1e-9:  # the autograded cells only: hand grades are a person's
+        raise RuntimeError(f"gradebook auto score {book['auto_score']} for {sid} differs from the judge's {judge_score}")
+    book["nbgrader_seconds"] = round(time.monotonic() - t0, 3)
+    return book
+
+
+def _record_hand_grades(api, task: dict, manual_ids: set, before: dict, now: dict) -> dict:
+    """After autograde (under the student's lock): keep each earlier hand grade, cleared for review only
+    when its written answer changed. Returns {auto_score, score, max_score, review}."""
+    from nbgrader.api import Gradebook
+
+    assignment, sid = task["assignment"], task["student"]
+    with Gradebook(api.coursedir.db_url, api.coursedir.course_id) as gb:
+        sub = gb.find_submission(assignment, sid)
+        auto_score, review = 0.0, []
+        for g in gb.find_submission_notebook(task["notebook"], assignment, sid).grades:
+            if g.name not in manual_ids:  # an autograded test cell: the judge's points
+                auto_score += float(g.auto_score or 0)
+            elif g.manual_score is not None:  # graded by hand before: kept; reviewed only if it changed
+                g.needs_manual_grade = not (before.get(g.name) is not None and before.get(g.name) == now.get(g.name))
+                if g.needs_manual_grade:
+                    review.append(f"{g.name} changed since it was hand-graded ({float(g.manual_score):g} of "
+                                  f"{float(g.max_score):g} kept): review it in formgrader")
+        gb.db.commit()
+        return {"auto_score": auto_score, "score": float(sub.score), "max_score": float(sub.max_score),
+                "review": review}
+
+
+def _result(task: dict, status: list, details: list, j, book: dict, t0: float) -> dict:
+    """The stored result (``runs/<assignment>/<student>.json``): the most severe status, never without a detail."""
     status = min(status or ["ok"], key=STATUS_ORDER.index)
     if status != "ok" and not any(details):  # every status but ok says what happened
         details.append(f"{status.replace('_', ' ')} (no further detail was recorded)")
     return {
-        "student_id": sid, "score": score, "max_score": max_score, "status": status,
-        "auto_score": auto_score, "auto_max": _auto_max(assignment), "timestamp": task.get("timestamp") or "",
+        "student_id": task["student"], "score": book["score"], "max_score": book["max_score"], "status": status,
+        "auto_score": book["auto_score"], "auto_max": _auto_max(task["assignment"]),
+        "timestamp": task.get("timestamp") or "",
         "detail": "; ".join(dict.fromkeys(details)), "file": str(task["rel_path"]),
         "verdicts": {n: {"passed": v.passed, "hint": v.hint, "hidden_failed": v.failed_hidden}
                      for n, v in j.verdicts.items()},
         "sandbox": j.mode, "attempts": j.attempts, "seconds": round(time.monotonic() - t0, 3),
-        "sandbox_seconds": round(j.seconds, 3), "nbgrader_seconds": round(t_book, 3),
+        "sandbox_seconds": round(j.seconds, 3), "nbgrader_seconds": book["nbgrader_seconds"],
         "student_cpu_seconds": j.cpu_seconds, "startup_seconds": j.startup_seconds,
-        "judge_seconds": j.judge_seconds, "autograde_seconds": round(t_autograde, 3),
-        "feedback_seconds": round(t_book - t_autograde, 3),
+        "judge_seconds": j.judge_seconds, "autograde_seconds": book["autograde_seconds"],
+        "feedback_seconds": round(book["nbgrader_seconds"] - book["autograde_seconds"], 3),
         "wall_trips": [] if task.get("alone") else j.wall_trips,
         "key": task["key"],
     }
@@ -745,10 +831,19 @@ def shown(text, limit: int = 40) -> str:
     return s if len(s) <= limit else s[: limit - 3] + "..."
 
 
+def visible(text) -> str:
+    """``text`` with every control and format character (a newline, an escape, a right-to-left override:
+    Unicode categories Cc and Cf) written as its Python escape (``\\n``, ``\\x1b``, ``\\u202e``): one line,
+    shown as it is, and still identifiable (a file name ``a<newline>b.ipynb`` reads ``a\\nb.ipynb``)."""
+    return "".join(c.encode("unicode_escape").decode("ascii") if unicodedata.category(c) in ("Cc", "Cf") else c
+                   for c in str(text))
+
+
 def csv_safe(value) -> str:
-    """A text field a spreadsheet will not evaluate: one starting with ``= + - @``, a tab or a carriage
-    return gets a leading ``'`` (OWASP's advice against CSV injection)."""
-    text = str(value)
+    """A text field a spreadsheet will not evaluate and that stays one line: control characters escaped
+    (:func:`visible`), then one starting with ``= + - @``, a tab or a carriage return gets a leading ``'``
+    (OWASP's advice against CSV injection)."""
+    text = visible(value)
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 

@@ -4,10 +4,11 @@
   scores (a histogram), per-exercise pass rates, the most frequent hints (which mistakes the class
   made), hand-grading still to do. Every student-controlled string is escaped; the page has no
   script and loads nothing (the plot is an inline PNG).
-- :func:`export_lms`: grades as CSV in Canvas's gradebook-import layout or Moodle's grade import
-  layout, under ``<state dir>/exports/`` (git-ignored), every text field neutralised
-  (``pipeline.csv_safe``). A student whose written answer still waits for hand-grading gets an empty
-  grade (not a low one) unless ``include_pending``.
+- :func:`export_lms`: grades of one assignment or of the whole course as CSV in Canvas's gradebook-import
+  layout or Moodle's grade import layout, under ``<state dir>/exports/`` (git-ignored), every text field
+  neutralised (``pipeline.csv_safe``); students keyed as the LMS matches them, from a roster CSV when given
+  (:func:`read_roster`). A student whose written answer still waits for hand-grading gets an empty grade
+  (not a low one) unless ``include_pending``.
 """
 from __future__ import annotations
 
@@ -118,20 +119,93 @@ def _rows(assignment: str) -> list:
     return pipeline.merge_gradebook(pipeline.stored_results(runs), assignment)
 
 
-def export_lms(assignments: list, fmt: str, out: Path | None = None, include_pending: bool = False) -> Path:
-    """One CSV for ``assignments`` (one column each) in the layout ``fmt`` (``canvas`` or ``moodle``);
-    returns its path (default ``<state dir>/exports/<fmt>_<assignments>.csv``).
+ROSTER_COLUMNS = ("student_id", "name", "email", "lms_id", "sis_user_id", "sis_login_id", "section")
+
+
+def read_roster(path: Path) -> dict:
+    """The class list an LMS gives (saved as CSV): ``{student id: {name, email, lms_id, sis_user_id,
+    sis_login_id, section}}``. ``student_id`` (required) is the id the grading command gave the student's
+    submission (reduced as every student id is); ``lms_id`` is the LMS's own key (Canvas's *ID*, Moodle's
+    *ID number*); the other columns are optional, and columns not listed are ignored. Raises ``SystemExit``
+    naming the line for a missing ``student_id`` column or value, or an id listed twice."""
+    from . import pipeline
+
+    out = {}
+    with open(path, newline="", encoding="utf-8-sig") as f:  # a spreadsheet's UTF-8 export starts with a BOM
+        reader = csv.DictReader(f)
+        header = [(h or "").strip().lower() for h in reader.fieldnames or []]
+        if "student_id" not in header:
+            raise SystemExit(f"{path}: the roster needs a student_id column (the id in grades.csv), beside any of "
+                             f"{', '.join(ROSTER_COLUMNS[1:])}; its header is {header}")
+        for i, row in enumerate(reader, start=2):
+            row = {(k or "").strip().lower(): (v or "").strip() for k, v in row.items() if isinstance(v, str)}
+            if not row.get("student_id"):
+                raise SystemExit(f"{path}: line {i} has no student_id")
+            sid = pipeline.student_id(row["student_id"])
+            if sid in out:
+                raise SystemExit(f"{path}: line {i}: student {sid!r} is listed twice")
+            out[sid] = {k: row.get(k, "") for k in ROSTER_COLUMNS[1:]}
+    return out
+
+
+def course_assignments() -> list:
+    """Every assignment of the course with stored results, in the course's order (the course-wide export)."""
+    from course_lib.checks import ASSIGNMENTS
+
+    runs = config_mod.state_dir() / "runs"
+    return [a for a in ASSIGNMENTS if any((runs / a).glob("*.json"))]
+
+
+def _keys(fmt: str, roster: dict | None, students: list) -> tuple:
+    """(header, {student: key cells}) identifying each student as the LMS ``fmt`` matches them on import.
+    Without a roster the grading id is the key (Canvas: *SIS Login ID*; Moodle: *ID number*); with one,
+    each graded student must be in it with a key the LMS reads, else ``SystemExit`` lists who is not."""
+    if roster is None:
+        if fmt == "canvas":
+            return ["Student", "ID", "SIS User ID", "SIS Login ID", "Section"], {s: ["", "", "", s, ""] for s in students}
+        return ["ID number"], {s: [s] for s in students}
+    absent = [s for s in students if s not in roster]
+    if absent:
+        raise SystemExit(f"graded but not in the roster: {', '.join(absent)}: add them (student_id as in "
+                         "grades.csv) so that their grades reach the LMS; nothing was written")
+    if fmt == "canvas":
+        keyless = [s for s in roster if not any(roster[s][k] for k in ("lms_id", "sis_user_id", "sis_login_id"))]
+        cells = {s: [r["name"], r["lms_id"], r["sis_user_id"], r["sis_login_id"], r["section"]] for s, r in roster.items()}
+        header = ["Student", "ID", "SIS User ID", "SIS Login ID", "Section"]
+    else:
+        keyless = [s for s in roster if not (roster[s]["lms_id"] or roster[s]["email"])]
+        cells = {s: [r["lms_id"], r["email"]] for s, r in roster.items()}
+        header = ["ID number", "Email address"]
+    if keyless:
+        need = "lms_id, sis_user_id or sis_login_id" if fmt == "canvas" else "lms_id (Moodle's ID number) or email"
+        raise SystemExit(f"the roster gives no {need} for {', '.join(keyless)}: the LMS could not match them; "
+                         "nothing was written")
+    return header, cells
+
+
+def export_lms(assignments: list | None, fmt: str, out: Path | None = None, include_pending: bool = False,
+               roster: Path | None = None) -> Path:
+    """One CSV for ``assignments`` (one column each; ``None`` or empty: the whole course, every assignment
+    with stored results) in the layout ``fmt`` (``canvas`` or ``moodle``); returns its path (default
+    ``<state dir>/exports/<fmt>_<assignments>.csv``).
 
     Canvas (gradebook import): ``Student,ID,SIS User ID,SIS Login ID,Section,<assignment>...`` with a
-    ``Points Possible`` row first; the student id goes in ``SIS Login ID`` (Canvas matches on it).
-    Moodle (Grades > Import > CSV file): ``ID number,<assignment>...``, mapped on import to the user
-    field "ID number"."""
+    ``Points Possible`` row first. Moodle (Grades > Import > CSV file): ``ID number[,Email address],
+    <assignment>...``, mapped on import to the user field "ID number" (or "Email address"). The students are
+    keyed from ``roster`` (:func:`read_roster`: name, LMS id, SIS ids, section, email) when given, every roster
+    student a row; else by the grading id (Canvas: *SIS Login ID*, Moodle: *ID number*). Raises ``SystemExit``,
+    nothing written, for an unknown format, no stored results, or a graded student the roster cannot key."""
     from . import pipeline
 
     if fmt not in ("canvas", "moodle"):
         raise SystemExit(f"unknown export format {fmt!r}: canvas or moodle")
+    assignments = list(assignments or course_assignments())
+    if not assignments:
+        raise SystemExit(f"no stored results under {config_mod.state_dir() / 'runs'}: grade an assignment first")
     tables = {a: {r["student_id"]: r for r in _rows(a)} for a in assignments}
-    students = sorted(set().union(*tables.values()))
+    graded = sorted(set().union(*tables.values()))
+    people = read_roster(roster) if roster else None
+    header, keys = _keys(fmt, people, graded)
     exports = config_mod.state_dir() / "exports"
     exports.mkdir(parents=True, exist_ok=True)
     out = Path(out) if out else exports / f"{fmt}_{'+'.join(assignments)}.csv"
@@ -147,14 +221,10 @@ def export_lms(assignments: list, fmt: str, out: Path | None = None, include_pen
     safe = pipeline.csv_safe
     with open(out, "w", newline="") as f:
         w = csv.writer(f)
+        w.writerow(header + [safe(a) for a in assignments])
         if fmt == "canvas":
-            w.writerow(["Student", "ID", "SIS User ID", "SIS Login ID", "Section"] + [safe(a) for a in assignments])
             maxes = [max([r["max_score"] for r in tables[a].values()] or [0]) for a in assignments]
-            w.writerow(["Points Possible", "", "", "", ""] + [f"{m:g}" for m in maxes])
-            for sid in students:
-                w.writerow([safe(sid), "", "", safe(sid), ""] + [grade(a, sid) for a in assignments])
-        else:
-            w.writerow(["ID number"] + [safe(a) for a in assignments])
-            for sid in students:
-                w.writerow([safe(sid)] + [grade(a, sid) for a in assignments])
+            w.writerow(["Points Possible"] + [""] * (len(header) - 1) + [f"{m:g}" for m in maxes])
+        for sid in sorted(keys):
+            w.writerow([safe(c) for c in keys[sid]] + [grade(a, sid) for a in assignments])
     return out

@@ -3,6 +3,7 @@
 released, is ``ambiguous`` and none of them is graded (modification times are never used to choose);
 every status but ``ok`` says why. The unit tests are fast; one small class is graded end to end."""
 import csv
+import json
 import os
 import shutil
 from pathlib import Path
@@ -93,7 +94,7 @@ def test_error_messages_are_never_empty():
 
 # ------------------------------------------------------------------ a small class, end to end
 @pytest.mark.slow
-def test_a_class_gets_statuses_an_instructor_can_act_on(tmp_path, monkeypatch):
+def test_a_class_gets_statuses_an_instructor_can_act_on(tmp_path, monkeypatch, capfd):
     monkeypatch.setenv("AUTOGRADER_STATE_DIR", str(tmp_path / "state"))
     monkeypatch.setenv("AUTOGRADER_SECRET", "ci-secret")
     monkeypatch.delenv("NBGRADER_DB_URL", raising=False)
@@ -110,11 +111,24 @@ def test_a_class_gets_statuses_an_instructor_can_act_on(tmp_path, monkeypatch):
     (subs / "dan" / "v1").mkdir(parents=True)  # two candidates, neither named as released
     shutil.copy(SOLUTION, subs / "dan" / "final.ipynb")
     shutil.copy(RELEASE, subs / "dan" / "v1" / f"{MARKUP}.ipynb")
+    # the solution saved without cell ids (a script wrote it): graded quietly, no MissingIDFieldWarning
+    data = json.loads(SOLUTION.read_text())
+    for c in data["cells"]:
+        c.pop("id", None)
+    (subs / "eve.ipynb").write_text(json.dumps(data))
+    shutil.copy(RELEASE, subs / "fay\nnew line.ipynb")  # a newline in the file name
+    # the sandbox's result helpers patched to drop the entries that show a fault: tampering, not a wrong answer
+    shutil.copytree(ROOT / "autograder" / "samples" / A / "attack_drop_keys_clip", subs / "gus")
     s = pipeline.grade(A, subs, workers=2, cfg=config.load(cell_timeout=8.0, call_timeout=4.0, total_timeout=120.0),
                        log=lambda *a: None)
     rows = {r["student_id"]: r for r in s.results}
     assert {k: (r["score"], r["status"]) for k, r in rows.items()} == {
-        "ann": (0.0, "not_attempted"), "bob": (0.0, "not_attempted"), "cat": (0.0, "ok"), "dan": (0.0, "ambiguous")}
+        "ann": (0.0, "not_attempted"), "bob": (0.0, "not_attempted"), "cat": (0.0, "ok"), "dan": (0.0, "ambiguous"),
+        "eve": (12.0, "ok"), "fay_new_line": (0.0, "not_attempted"), "gus": (9.0, "tampering_detected")}
+    assert "MissingIDFieldWarning" not in capfd.readouterr().err
+    assert rows["eve"]["detail"] == ""  # no "repaired" note either: a notebook without ids is normal input
+    assert rows["gus"]["detail"].startswith("malformed results for clip_grad_norm (the sandbox's result helpers "
+                                            "patched"), rows["gus"]["detail"]
     assert "not attempted" in rows["ann"]["detail"] and "not attempted" in rows["bob"]["detail"]
     dan = rows["dan"]["detail"]
     assert "2 notebooks" in dan and "final.ipynb" in dan and "none was graded" in dan and "<" not in dan
@@ -122,6 +136,9 @@ def test_a_class_gets_statuses_an_instructor_can_act_on(tmp_path, monkeypatch):
     with open(s.csv, newline="") as f:
         table = {r["student_id"]: r for r in csv.DictReader(f)}
     assert {k: r["status"] for k, r in table.items()} == {k: r["status"] for k, r in rows.items()}
+    assert table["fay_new_line"]["file"] == "fay\\nnew line.ipynb"  # one line, the name still recognisable
+    with open(s.csv, newline="") as f:
+        assert len(f.read().splitlines()) == 1 + len(rows)
     # the gradebook holds dan's 0 (nothing of either notebook was run), and his feedback says why
     from nbgrader.api import Gradebook
 
@@ -133,7 +150,8 @@ def test_a_class_gets_statuses_an_instructor_can_act_on(tmp_path, monkeypatch):
     assert MARKUP not in page
     overview = (s.overview or (tmp_path / "state" / "runs" / A / "overview.html")).read_text()
     assert MARKUP not in overview and "not_attempted" in overview and "ambiguous" in overview
+    assert "tampering_detected" in overview and "malformed results for clip_grad_norm" in overview
     # a second run reuses every result (the ambiguity is part of the submission's key)
     again = pipeline.grade(A, subs, workers=2, cfg=config.load(cell_timeout=8.0, call_timeout=4.0,
                                                                   total_timeout=120.0), log=lambda *a: None)
-    assert (again.graded, again.reused) == (0, 4)
+    assert (again.graded, again.reused) == (0, len(rows))

@@ -1,11 +1,15 @@
-"""Intake (issue 17): a student id keeps the letters of the student's name (any alphabet, NFC), so two
-names that differ only there stay two students; an answer cell split in two in JupyterLab (both halves keep
-the grade id) is graded normally with a note, not taken for tampering."""
+"""Intake (issues 17 and 13): a student id keeps the letters of the student's name (any alphabet, NFC), so two
+names that differ only there stay two students, and two long names sharing their first 64 characters too; an
+answer cell split in two in JupyterLab (both halves keep the grade id) is graded normally with a note, not
+taken for tampering; a control character in a file name never reaches grades.csv as it is; a notebook
+without cell ids is read quietly."""
 import copy
-
+import csv
+import json
+import warnings
 
 from autograder import pipeline
-from test_intake import cell, release
+from test_intake import RELEASE, cell, release
 
 
 def test_student_ids_keep_non_ascii_letters():
@@ -43,3 +47,65 @@ def test_a_copy_elsewhere_or_of_a_test_cell_is_still_a_duplicate():
     _split(nb, "test_rnn_step")
     r = pipeline.rebuild_nbgrader_metadata(nb, release())
     assert r["duplicated"] == ["test_rnn_step"] and "split" not in r
+
+
+# ------------------------------------------------------------------ long names, control characters, cell ids
+def test_long_names_sharing_a_beginning_get_two_stable_ids(tmp_path):
+    """Ids are cut at 64 characters: two names sharing their first 64 get a hash of the whole name at the
+    end (before: the same id, and the command stopped with a collision)."""
+    common = "Maximiliane_Alexandra_von_und_zu_Hohenberg-Schwarzenstein_Lichtenfels_"
+    for tail in ("Anna", "Berta"):
+        (tmp_path / f"{common}{tail}.ipynb").write_text("{}")
+    found = pipeline.discover(tmp_path, ["01_gradient_flow"])
+    ids = sorted(f.student for f in found)
+    assert len(set(ids)) == 2 and all(len(i) == pipeline.ID_MAX for i in ids), ids
+    assert all(i.startswith(common[:50]) for i in ids)  # still readable as the name it came from
+    assert ids == sorted(f.student for f in pipeline.discover(tmp_path, ["01_gradient_flow"]))  # stable
+    assert pipeline.student_id(f"{common}Anna.ipynb") in ids  # `--student` with the whole name finds it
+    assert pipeline._slug(ids[0]) == ids[0]  # ... and with the id from grades.csv
+    assert pipeline.student_id("a" * 64) == "a" * 64  # up to 64 characters: the name itself
+
+
+def test_control_characters_in_a_file_name_never_reach_grades_csv(tmp_path):
+    """A newline (or an escape, a right-to-left override) in a submitted file name: grades.csv keeps one
+    line per student and shows the name with the character escaped, so it can still be found."""
+    name = "bad\nname\x1b\u202e.ipynb"
+    (tmp_path / "class").mkdir()
+    (tmp_path / "class" / name).write_text("{}")
+    (f,) = pipeline.discover(tmp_path / "class", ["01_gradient_flow"])
+    assert f.student == "bad_name" and f.rel == name
+    row = {k: 0.0 for k in pipeline.CSV_COLUMNS} | {"student_id": f.student, "status": "malformed", "file": f.rel,
+                                                   "detail": "first\nsecond", "timestamp": "",
+                                                   "needs_manual_grading": False}
+    out = tmp_path / "grades.csv"
+    pipeline.write_grades_csv(out, [row])
+    text = out.read_text()
+    assert len(text.splitlines()) == 2 and "\x1b" not in text and "\u202e" not in text
+    with open(out, newline="") as fh:
+        (got,) = list(csv.DictReader(fh))
+    assert got["file"] == "bad\\nname\\x1b\\u202e.ipynb" and got["detail"] == "first\\nsecond"
+
+
+def _without_ids(minor: int) -> bytes:
+    data = json.loads(RELEASE.read_text())
+    data["nbformat_minor"] = minor
+    for c in data["cells"]:
+        c.pop("id", None)
+    return json.dumps(data).encode()
+
+
+def test_a_notebook_without_cell_ids_is_read_without_warnings():
+    """Notebooks saved without cell ids (nbformat 4.4, or 4.5 written by a script) are normal input: ids are
+    filled in on intake (stable, ``cell-<index>``), nothing is reported as repaired and nbformat does not
+    warn (``MissingIDFieldWarning`` once per worker in the grading command's output, before)."""
+    for minor in (4, 5):
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            nb, repaired = pipeline.parse_submission(_without_ids(minor))
+        assert [str(w.message)[:60] for w in seen] == [] and repaired == []
+        assert [c.id for c in nb.cells] == [f"cell-{i}" for i in range(len(nb.cells))]
+        assert nb.nbformat_minor >= 5 and pipeline.parse_submission(_without_ids(minor))[0] == nb
+    # ids that are there but broken are still repaired, and said so
+    data = json.loads(_without_ids(5))
+    data["cells"][0]["id"] = "not a valid id!"
+    assert pipeline.parse_submission(json.dumps(data).encode())[1] == ["cell ids"]

@@ -550,13 +550,14 @@ SAMPLES = {
                                              "course_lib/checks/__init__.py":
                                                  "def __getattr__(name):\n    return lambda *a, **k: None\n"}),
                                _score(["rnn_step", "gradient_norms"]), "ok"),
-    "attack_forge_results": (sample(_all(BLANK), [("start", "forge_results")]), 0, "ok"),
+    "attack_forge_results": (sample(_all(BLANK), [("start", "forge_results")]), 0, "tampering_detected"),
     # right values, a fault (an input changed in place; no clipping at all), and the entries that show it
-    # dropped from the helper's result: the incomplete result fails (gradient_norms calls rnn_step)
+    # dropped from the helper's result: the incomplete result fails (gradient_norms calls rnn_step), and the row
+    # says the results were malformed (tampering_detected), not a wrong answer
     "attack_drop_keys_plain": (sample({"rnn_step": "rnn_changes_input"}, [("end", "drop_inputs_changed")]),
-                               _score(["rnn_step", "gradient_norms"]), "ok"),
+                               _score(["rnn_step", "gradient_norms"]), "tampering_detected"),
     "attack_drop_keys_clip": (sample({"clip_grad_norm": "clip_never_clips"}, [("end", "drop_clipped_grads")]),
-                              _score(["clip_grad_norm"]), "ok"),
+                              _score(["clip_grad_norm"]), "tampering_detected"),
     # faults: the bad cell is stopped (and skipped), everything else is graded
     "fault_os_exit": (sample(extra=[("rnn_step", "os_exit")]), TOTAL, "crash"),
     "fault_segfault": (sample(extra=[("step_jacobian", "segfault")]), TOTAL, "crash"),

@@ -63,7 +63,7 @@ A2_SAMPLES = {
     # the in-place change hidden: an extra cell drops `inputs_changed` from lstm_cell's results in the sandbox
     "attack_drop_keys_rnn": ({**_with(A2_CLASS.samples["correct"][0], lstm_cell="lstm_bias_in_place"),
                               "extra": [drop_keys("rnn.", ("inputs_changed",), ("lstm_cell",))]},
-                             _a2_score("lstm_cell"), "ok"),
+                             _a2_score("lstm_cell"), "tampering_detected"),
 }
 
 # the words each sample's hint must contain (tests/test_grading_rnn.py)

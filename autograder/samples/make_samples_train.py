@@ -103,7 +103,7 @@ SAMPLES = {
     # sandbox (train_loop, on the same functions, is right; no model file)
     "attack_drop_keys_train": ({**sample({"checkpoints": "ckpt_pickled_optimizer"}),
                                 "extra": [drop_keys("train.checkpoint", ("weights_only",))]},
-                               _score("load_checkpoint", "load_model"), "ok"),
+                               _score("load_checkpoint", "load_model"), "tampering_detected"),
 }
 
 # sample -> (exercise, words its hint must contain)
