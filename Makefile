@@ -16,7 +16,9 @@ run: setup chromium
 test: setup chromium postgres
 	$(PY) -m pytest -n 2 --dist loadfile --durations=15 -q
 
-setup: $(VENV)/.installed
+JUPYTER_MATH := $(VENV)/share/jupyter/nbconvert/templates/formgrade/mathjax.html.j2
+
+setup: $(VENV)/.installed $(JUPYTER_MATH)
 
 # Re-install only when the pins change.
 $(VENV)/.installed: pyproject.toml
@@ -24,6 +26,11 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e ".[test]"
 	touch $@
+
+# formgrader's math offline for a plain `jupyter lab` from the venv: MathJax served by the server itself
+# (into the venv's etc/jupyter and share/jupyter, which Jupyter reads by default; autograder/README.md)
+$(JUPYTER_MATH): $(VENV)/.installed autograder/jupyter/nbconvert/templates/formgrade/mathjax.html.j2 scripts/install_jupyter_config.py
+	$(PY) scripts/install_jupyter_config.py
 
 # headless Chromium for the browser tests and the site's screenshots (Debian's package, via
 # apt-get when run as root; elsewhere a warning, and the browser tests skip saying why)

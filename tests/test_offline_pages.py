@@ -1,10 +1,13 @@
 """Offline pages in headless Chromium (issue 13): the math of a feedback page and of formgrader's submission
 view renders with nothing fetched from off the machine (MathJax from the pinned django-static-mathjax wheel:
-inlined in feedback, served by the Jupyter server for formgrader when it runs with
-JUPYTER_PATH/JUPYTER_CONFIG_PATH = autograder/jupyter), and the class overview shows its plot and tables
-with JavaScript off (it has no script to run)."""
+inlined in feedback; for formgrader served by the Jupyter server itself, set up by `make setup` in the venv's
+own Jupyter folders, so a plain `jupyter server` from the venv, no JUPYTER_PATH or JUPYTER_CONFIG_PATH, has it),
+and the class overview shows its plot and tables with JavaScript off (it has no script to run)."""
+import json
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,11 +16,9 @@ from coursetools import browser
 from jupyter_helpers import require_browser, stop_server
 from test_student_html import start_formgrader
 
-pytestmark = pytest.mark.slow
-
 ROOT = Path(__file__).resolve().parents[1]
 A = "01_gradient_flow"
-JUPYTER = ROOT / "autograder" / "jupyter"
+INSTALL = ROOT / "scripts" / "install_jupyter_config.py"
 MATH = "The spectral bound $\\sigma_{\\max}(W_{hh}) \\le 1$ and $$\\|g\\|_2 = \\sqrt{\\sum_i g_i^2}.$$"
 
 _MATH_PROBE = """() => {
@@ -62,6 +63,45 @@ def _math_rendered(page) -> dict:
     return page.evaluate(_MATH_PROBE)
 
 
+def _install(*args):
+    return subprocess.run([sys.executable, str(INSTALL), *args], capture_output=True, text=True, timeout=120)
+
+
+def test_make_setup_puts_offline_math_into_the_environments_own_jupyter_folders(tmp_path):
+    """What `make setup` installs (scripts/install_jupyter_config.py), where Jupyter reads it by default: the
+    venv's server serves MathJax, and nbconvert picks the course's formgrade/mathjax.html.j2 over the CDN one."""
+    prefix = tmp_path / "env"
+    (prefix / "etc" / "jupyter").mkdir(parents=True)
+    (prefix / "etc" / "jupyter" / "jupyter_server_config.json").write_text(
+        json.dumps({"ServerApp": {"port": 9999, "extra_static_paths": [str(tmp_path), str(tmp_path / "gone")]}}))
+    assert _install("--prefix", str(prefix), "--check").returncode == 1
+    assert _install("--prefix", str(prefix)).returncode == 0
+    assert _install("--prefix", str(prefix), "--check").returncode == 0
+    server = json.loads((prefix / "etc" / "jupyter" / "jupyter_server_config.json").read_text())["ServerApp"]
+    assert server["port"] == 9999 and server["extra_static_paths"][0] == str(tmp_path)  # the rest is kept
+    assert str(tmp_path / "gone") not in server["extra_static_paths"]
+    assert Path(server["extra_static_paths"][-1], "mathjax", "es5", "tex-svg.js").is_file()
+    # this checkout's environment, read as a plain `jupyter server` reads it (no variable set)
+    env = {k: v for k, v in os.environ.items() if k not in ("JUPYTER_PATH", "JUPYTER_CONFIG_PATH")}
+    probe = ("from jupyter_server.serverapp import ServerApp\n"
+             "from nbconvert.exporters import HTMLExporter\n"
+             "from traitlets.config import Config\n"
+             "from nbgrader.server_extensions.formgrader import handlers\n"
+             "app = ServerApp(); app.load_config_file()\n"
+             "c = Config(); c.HTMLExporter.template_name = 'formgrade'\n"
+             "c.HTMLExporter.extra_template_basedirs = [handlers.template_path]\n"  # as formgrader sets it up
+             "print(app.extra_static_paths)\n"
+             "print(HTMLExporter(config=c).environment.get_template('mathjax.html.j2').filename)\n")
+    r = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    statics, template = r.stdout.strip().splitlines()
+    assert "mathjax/static" in statics, f"run `make setup` ({INSTALL.name}): {statics}"
+    assert Path(template).read_bytes() == (ROOT / "autograder" / "jupyter" / "nbconvert" / "templates" / "formgrade"
+                                           / "mathjax.html.j2").read_bytes(), template
+    assert Path(template).is_relative_to(sys.prefix)
+
+
+@pytest.mark.slow
 def test_math_renders_offline_in_feedback_and_formgrader_and_the_overview_needs_no_script(tmp_path, monkeypatch):
     require_browser()
     import nbformat
@@ -88,10 +128,9 @@ def test_math_renders_offline_in_feedback_and_formgrader_and_the_overview_needs_
     with Gradebook(api.coursedir.db_url, api.coursedir.course_id) as gb:
         submission_id = gb.find_submission_notebook(A, A, "ann").id
 
-    # formgrader as the README starts it: autograder/jupyter on JUPYTER_PATH and JUPYTER_CONFIG_PATH
-    monkeypatch.setenv("JUPYTER_PATH", os.pathsep.join(filter(None, [str(JUPYTER), os.environ.get("JUPYTER_PATH")])))
-    monkeypatch.setenv("JUPYTER_CONFIG_PATH", os.pathsep.join(filter(None, [str(JUPYTER),
-                                                                            os.environ.get("JUPYTER_CONFIG_PATH")])))
+    # formgrader as the README starts it: a plain server from the venv, nothing set by hand
+    monkeypatch.delenv("JUPYTER_PATH", raising=False)
+    monkeypatch.delenv("JUPYTER_CONFIG_PATH", raising=False)
     proc, base, token, log = start_formgrader(state, tmp_path)
     try:
         with browser.chromium() as b:

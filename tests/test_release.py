@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from autograder import pipeline
 from course_lib.checks import ASSIGNMENTS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,8 +27,11 @@ def state(tmp_path_factory):
 
 
 def test_release_is_fresh(state):
-    fresh, diff = pipeline.release_is_fresh(A)
-    assert fresh, f"assignments/{A} is stale ({diff}): run python -m autograder release {A}"
+    """As the instructor checks it: `check-release` says the release is up to date (exit 0), never nothing."""
+    r = subprocess.run([sys.executable, "-m", "autograder", "check-release", A], cwd=ROOT, capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 0 and r.stdout.strip() == "release is up to date", \
+        f"assignments/{A} is stale ({r.stdout}{r.stderr[-2000:]}): run python -m autograder release {A}"
     assert (state / "gradebook.db").exists()
 
 
