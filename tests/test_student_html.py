@@ -273,8 +273,9 @@ def start_formgrader(state: Path, workdir: Path):
     env = dict(os.environ, AUTOGRADER_STATE_DIR=str(state), AUTOGRADER_SECRET="test-secret",
                JUPYTER_RUNTIME_DIR=str(workdir / "runtime"), OMP_NUM_THREADS="1")
     env.pop("NBGRADER_DB_URL", None)
-    exe = Path(sys.executable).parent / "jupyter-server"
-    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "jupyter_server"]
+    # this interpreter's environment (its sys.prefix holds the Jupyter config `make setup` installs), whatever
+    # the shebang of a copied venv's bin/jupyter-server says
+    cmd = [sys.executable, "-m", "jupyter_server"]
     cmd += ["--no-browser", f"--port={port}", "--ServerApp.port_retries=0", "--ServerApp.ip=127.0.0.1",
             f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={ROOT}"]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
