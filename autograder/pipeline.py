@@ -1173,8 +1173,8 @@ def grade(assignment: str, submissions: Path, *, workers: int | None = None, for
 
 def _grade_locked(assignment, submissions, found, nb_names, workers, force, out_csv, cfg, log, t0,
                   timestamps) -> Summary:
-    from . import safefs
-
+    """Under the assignment's lock: check the release, plan (reuse what is unchanged), grade the rest, and
+    rebuild the class files from every stored result."""
     root = cfg.root
     rel_dir = root / "assignments" / assignment
     fresh, diff = release_is_fresh(assignment, root)  # also puts the assignment into the gradebook
@@ -1187,46 +1187,69 @@ def _grade_locked(assignment, submissions, found, nb_names, workers, force, out_
     secret_hash = hashlib.sha256(judge.secret().encode()).hexdigest()[:16]
     runs = cfg.runs / assignment
     runs.mkdir(parents=True, exist_ok=True)
-    tasks, results, reused = [], {}, 0
+    tasks, results = [], {}
     for f in found:
-        sid, path, note, refused = f.student, f.path, f.note, f.refused
-        if path is not None:
-            try:
-                data = safefs.read_file(submissions, f.rel)
-            except (safefs.Refused, OSError) as exc:
-                path, refused = None, why(exc)
-        if path is None:
-            data = (b"refused: " + refused.encode() if refused else
-                    b"ambiguous: " + f.ambiguous.encode() if f.ambiguous else b"")
-        folder = student_folder({"path": path, "rel_path": f.rel}) if path else None
-        for arrays in judge.attachments(assignment, folder).values():  # a new model file is a new submission
-            data += b"|" + b"".join(a.tobytes() for a in arrays.values())
-        stamp, stamp_note = (timestamps[sid], "") if sid in timestamps else _timestamp_file(submissions, f.rel) if path else ("", "")
-        note = "; ".join(x for x in (note, stamp_note) if x)
-        needs_folder = _needs_folder(assignment, submissions, f)
-        key = hashlib.sha256(b"|".join([data, release_hash.encode(), secret_hash.encode(), stamp.encode(),
-                                        config_mod.GRADER_VERSION.encode(), note.encode(),
-                                        json.dumps(dataclasses.asdict(cfg.limits), sort_keys=True).encode()])).hexdigest()
-        stored = runs / f"{sid}.json"
-        if not force and stored.exists():
-            try:
-                old = json.loads(stored.read_text())
-                if old.get("key") == key and old.get("status") != "grader_error":  # a grader failure is retried
-                    results[sid] = old
-                    reused += 1
-                    continue
-            except (OSError, ValueError):
-                pass
-        tasks.append({"assignment": assignment, "student": sid, "path": str(path) if path else None,
-                      "root": str(submissions), "rel_path": f.rel, "refused": refused, "note": note,
-                      "key": key, "notebook": nb_names[0], "timestamp": stamp, "needs_folder": needs_folder,
-                      "ambiguous": f.ambiguous})
+        task = _plan_task(assignment, submissions, f, nb_names[0], cfg, timestamps, (release_hash, secret_hash))
+        old = None if force else _reusable(runs / f"{f.student}.json", task["key"])
+        if old is not None:
+            results[f.student] = old
+        else:
+            tasks.append(task)
+    reused = len(results)
     log(f"{len(tasks)} to grade, {reused} unchanged since the last run, {workers} worker(s)")
+    _grade_tasks(tasks, workers, cfg, runs, results, log)
+    class_rows, out_csv, overview = write_class_files(assignment, runs, out_csv)
+    here = set(results)
+    rows = [r for r in class_rows if r["student_id"] in here]
+    return Summary(rows, len(tasks), reused, time.monotonic() - t0, out_csv, mode, class_rows, overview)
+
+
+def _plan_task(assignment, submissions: Path, f: Found, notebook: str, cfg, timestamps: dict, hashes: tuple) -> dict:
+    """The grading task of one entry: what a worker needs, and the key of everything the result depends on
+    (the submission's bytes and files beside it, release, secret, submission time, grader, limits)."""
+    from . import safefs
+
+    sid, path, note, refused = f.student, f.path, f.note, f.refused
+    if path is not None:
+        try:
+            data = safefs.read_file(submissions, f.rel)
+        except (safefs.Refused, OSError) as exc:
+            path, refused = None, why(exc)
+    if path is None:
+        data = (b"refused: " + refused.encode() if refused else
+                b"ambiguous: " + f.ambiguous.encode() if f.ambiguous else b"")
+    folder = student_folder({"path": path, "rel_path": f.rel}) if path else None
+    for arrays in judge.attachments(assignment, folder).values():  # a new model file is a new submission
+        data += b"|" + b"".join(a.tobytes() for a in arrays.values())
+    stamp, stamp_note = (timestamps[sid], "") if sid in timestamps else _timestamp_file(submissions, f.rel) if path else ("", "")
+    note = "; ".join(x for x in (note, stamp_note) if x)
+    key = hashlib.sha256(b"|".join([data, hashes[0].encode(), hashes[1].encode(), stamp.encode(),
+                                    config_mod.GRADER_VERSION.encode(), note.encode(),
+                                    json.dumps(dataclasses.asdict(cfg.limits), sort_keys=True).encode()])).hexdigest()
+    return {"assignment": assignment, "student": sid, "path": str(path) if path else None,
+            "root": str(submissions), "rel_path": f.rel, "refused": refused, "note": note,
+            "key": key, "notebook": notebook, "timestamp": stamp,
+            "needs_folder": _needs_folder(assignment, submissions, f), "ambiguous": f.ambiguous}
+
+
+def _reusable(stored: Path, key: str) -> dict | None:
+    """The stored result when it was graded from exactly this key (a grader failure is always retried)."""
+    if not stored.exists():
+        return None
+    try:
+        old = json.loads(stored.read_text())
+    except (OSError, ValueError):
+        return None
+    return old if isinstance(old, dict) and old.get("key") == key and old.get("status") != "grader_error" else None
+
+
+def _grade_tasks(tasks: list, workers: int, cfg, runs: Path, results: dict, log) -> None:
+    """Grade ``tasks`` in a fresh scratch folder and record each result as it is final."""
     sandbox.cleanup_stale()  # cgroups and scratch folders of runs that were killed
     scratch, scratch_lock = sandbox.scratch_dir()
     try:
         lib = sandbox.prepare_library(scratch / "lib")
-        cfg_dict = {"root": str(root), "limits": dataclasses.asdict(cfg.limits), "lib": str(lib),
+        cfg_dict = {"root": str(cfg.root), "limits": dataclasses.asdict(cfg.limits), "lib": str(lib),
                     "scratch": str(scratch), "scheduler": cfg.scheduler,
                     "parent": os.getpid()}
         done = _run_pool(tasks, workers, cfg_dict)
@@ -1247,7 +1270,3 @@ def _grade_locked(assignment, submissions, found, nb_names, workers, force, out_
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
         os.close(scratch_lock)
-    class_rows, out_csv, overview = write_class_files(assignment, runs, out_csv)
-    here = set(results)
-    rows = [r for r in class_rows if r["student_id"] in here]
-    return Summary(rows, len(tasks), reused, time.monotonic() - t0, out_csv, mode, class_rows, overview)
