@@ -1,7 +1,10 @@
 """Statuses an instructor can act on (issue 13): the release handed back untouched is ``not_attempted``
 (not ``ok`` with 0 points); a student folder holding several candidate notebooks, none named as
 released, is ``ambiguous`` and none of them is graded (modification times are never used to choose);
-every status but ``ok`` says why. The unit tests are fast; one small class is graded end to end."""
+every status but ``ok`` says why; results made malformed by patched sandbox helpers are
+``tampering_detected`` with a detail that says so (never mistaken for a wrong answer); a notebook without
+cell ids is graded without nbformat's warning; a newline in a file name stays out of grades.csv's lines.
+The unit tests are fast; one small class is graded end to end."""
 import csv
 import json
 import os
