@@ -217,8 +217,17 @@ def setup(course_dir):
 
 
 def main(req_fd, rep_fd, course_dir):
+    """A cold runner: its own start-up, then the requests."""
     os.chdir(os.environ.get("HOME", "/"))
-    protocol_mod = setup(course_dir)
+    setup(course_dir)
+    return serve(req_fd, rep_fd, course_dir)
+
+
+def serve(req_fd, rep_fd, course_dir):
+    """Say hello, then answer the grader's requests until it says exit or closes the channel. A warm
+    child (autograder/_zygote.py) calls this directly: its parent ran :func:`setup` once for all."""
+    os.chdir(os.environ.get("HOME", "/"))
+    protocol_mod = sys.modules["_protocol"]
     sys.argv = ["notebook"]
     ns = {"__name__": "__main__", "__builtins__": __builtins__}
     flush_streams()

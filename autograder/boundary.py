@@ -23,6 +23,7 @@ COURSE_LIB = ROOT / "course_lib"
 # in the grader's own process to call the reference the same way)
 RUNTIME = {
     "_runner.py": ROOT / "autograder" / "_runner.py",
+    "_zygote.py": ROOT / "autograder" / "_zygote.py",  # a grading worker's warm parent (autograder/warm.py)
     "_protocol.py": COURSE_LIB / "checks" / "_protocol.py",
     "_protocol_rnn.py": COURSE_LIB / "checks" / "_protocol_rnn.py",
     "_protocol_train.py": COURSE_LIB / "checks" / "_protocol_train.py",

@@ -104,9 +104,25 @@ class SandboxResult:
     wall_trips: list = dataclasses.field(default_factory=list)  # steps stopped on the wall clock only
     cpu_seconds: float = 0.0  # charged to the student
     startup_seconds: float = 0.0  # the grader's own setup, all attempts
+    start: str = "cold"  # warm: forked from the worker's warm parent; cold: a fresh interpreter
+    start_note: str = ""  # why a warm start fell back to a cold one
 
 
 _MODE = None
+_SERIAL = [0]
+
+
+def start_kind() -> str:
+    """'warm' (default: a fork of the worker's warm parent, autograder/warm.py) or 'cold' (a fresh
+    interpreter per sandbox: ``AUTOGRADER_START=cold`` or ``grade --cold``, e.g. for debugging)."""
+    return "cold" if os.environ.get("AUTOGRADER_START", "warm").strip().lower() == "cold" else "warm"
+
+
+def fresh_uid() -> int:
+    """A uid of its own for each submission graded by this process (root mode): never one an earlier
+    submission's processes had, nor another worker's (their pids differ)."""
+    _SERIAL[0] += 1
+    return 1_000_000 + (os.getpid() % 30_000) * 4096 + _SERIAL[0] % 4096
 
 
 def probe() -> tuple[str, str]:
@@ -194,38 +210,70 @@ def _env(home: str) -> list:
             "PYTHONHASHSEED=0"]
 
 
+def _rlimits(limits: Limits) -> dict:
+    return {"as": limits.memory_bytes, "nproc": limits.processes, "cpu": limits.cpu_seconds,
+            "fsize": limits.file_bytes, "nofile": 256, "core": 0}
+
+
+def root_layout(mode: str, stage: Path, lib_dir: Path, uid: int, limits: Limits, warm: bool = False) -> list:
+    """The sandbox's root filesystem, as steps (op, *args) carried out inside its own mount namespace:
+    by a shell script for a cold start (:func:`_layout_shell`), by system calls in a warm child
+    (``_zygote.build_root``). One layout, two executors. A warm child also sees the library at its
+    host path, where its warm parent imported it from."""
+    R = str(stage / "root")
+    steps = [("tmpfs", R, "mode=755,size=16m")]
+    for d in ("usr", "etc", "bin", "lib", "lib32", "lib64", "sbin"):
+        host = Path("/") / d
+        if host.is_symlink():
+            steps.append(("symlink", os.readlink(host), f"{R}/{d}"))
+        elif host.is_dir():
+            steps.append(("bind_ro", f"/{d}", f"{R}/{d}"))
+    # /tmp first: a venv that lives under /tmp is bound on top of it, not hidden by it
+    steps.append(("tmpfs", f"{R}/tmp", "mode=1777,size=64m"))
+    steps += [("bind_ro", p, f"{R}{p}") for p in _bind_targets()]
+    steps.append(("bind_ro", str(lib_dir), f"{R}{COURSE_DIR}"))
+    if warm:
+        steps.append(("bind_ro", str(lib_dir), f"{R}{lib_dir}"))
+    # the one writable folder: a fresh tmpfs in this namespace only; nothing of it exists outside
+    owner = f",uid={uid},gid={uid}" if mode == "root" else ""
+    steps.append(("tmpfs", f"{R}{HOME}", f"size={limits.disk_bytes},mode=0700{owner}"))
+    steps.append(("copy", f"{R}{COURSE_DIR}/_grader/mpl", f"{R}{HOME}/.mpl", uid if mode == "root" else None))
+    steps += [("bind_dev", f"/dev/{d}", f"{R}/dev/{d}") for d in ("null", "zero", "urandom", "random")]
+    steps.append(("proc", f"{R}/proc"))
+    return steps
+
+
+def _layout_shell(steps: list) -> list:
+    """The same steps as shell lines (the cold start's ``unshare ... sh -c``)."""
+    q, lines = shlex.quote, ["set -e"]
+    for op, *a in steps:
+        if op == "tmpfs":
+            lines.append(f"mkdir -p {q(a[0])} && mount -t tmpfs -o {a[1]} tmpfs {q(a[0])}")
+        elif op == "symlink":
+            lines.append(f"ln -s {q(a[0])} {q(a[1])}")
+        elif op == "bind_ro":
+            lines.append(f"mkdir -p {q(a[1])} && mount -o bind,ro {q(a[0])} {q(a[1])}")
+        elif op == "bind_dev":
+            lines.append(f"mkdir -p {q(os.path.dirname(a[1]))} && touch {q(a[1])} && mount --bind {q(a[0])} {q(a[1])}")
+        elif op == "copy":
+            lines.append(f"mkdir -p {q(a[1])} && cp -r {q(a[0])}/. {q(a[1])}/")
+            if a[2] is not None:
+                lines.append(f"chown -R {a[2]}:{a[2]} {q(a[1])}")
+        elif op == "proc":
+            lines.append(f"mkdir -p {q(a[0])} && mount -t proc proc {q(a[0])}")
+    return lines
+
+
 def _launch_command(mode, stage: Path, lib_dir: Path, uid: int, limits: Limits, fds: tuple) -> list:
-    """The command line that starts the runner in the sandbox, talking over ``fds`` (request, reply)."""
-    rl = ["prlimit", f"--as={limits.memory_bytes}", f"--nproc={limits.processes}",
-          f"--cpu={limits.cpu_seconds}", f"--fsize={limits.file_bytes}", "--nofile=256", "--core=0", "--"]
+    """The command line that starts a cold runner in the sandbox, talking over ``fds`` (request, reply)."""
+    rl = ["prlimit", *(f"--{k}={v}" for k, v in _rlimits(limits).items()), "--"]
     python = python_path()
     if mode == "limits":
         work = stage / "work"
         runner = lib_dir / "_grader" / "_runner.py"
         return [*rl, "env", "-i", *_env(str(work)), python, "-I", "-B", str(runner), *map(str, fds), str(lib_dir)]
     q = shlex.quote
-    R = q(str(stage / "root"))
-    owner = f",uid={uid},gid={uid}" if mode == "root" else ""
-    lines = ["set -e", f"mount -t tmpfs -o mode=755,size=16m tmpfs {R}"]
-    for d in ("usr", "etc", "bin", "lib", "lib32", "lib64", "sbin"):
-        host = Path("/") / d
-        if host.is_symlink():
-            lines.append(f"ln -s {q(os.readlink(host))} {R}/{d}")
-        elif host.is_dir():
-            lines.append(f"mkdir -p {R}/{d} && mount -o bind,ro /{d} {R}/{d}")
-    # /tmp first: a venv that lives under /tmp is bound on top of it, not hidden by it
-    lines.append(f"mkdir -p {R}/tmp && mount -t tmpfs -o mode=1777,size=64m tmpfs {R}/tmp")
-    for p in _bind_targets():
-        lines.append(f"mkdir -p {R}{q(p)} && mount -o bind,ro {q(p)} {R}{q(p)}")
-    lines.append(f"mkdir -p {R}{COURSE_DIR} && mount -o bind,ro {q(str(lib_dir))} {R}{COURSE_DIR}")
-    # the one writable folder: a fresh tmpfs in this namespace only; nothing of it exists outside
-    lines.append(f"mkdir -p {R}{HOME} && mount -t tmpfs -o size={limits.disk_bytes},mode=0700{owner} tmpfs {R}{HOME}")
-    lines.append(f"mkdir {R}{HOME}/.mpl && cp {R}{COURSE_DIR}/_grader/mpl/. {R}{HOME}/.mpl/ -r")
-    if mode == "root":
-        lines.append(f"chown -R {uid}:{uid} {R}{HOME}/.mpl")
-    lines.append(f"mkdir -p {R}/dev && for d in null zero urandom random; do "
-                 f"touch {R}/dev/$d && mount --bind /dev/$d {R}/dev/$d; done")
-    lines.append(f"mkdir -p {R}/proc && mount -t proc proc {R}/proc")
+    lines = _layout_shell(root_layout(mode, stage, lib_dir, uid, limits))
     user = [f"--userspec={uid}:{uid}", f"--groups={uid}"] if mode == "root" else []
     inner = ["chroot", *user, str(stage / "root"), "/usr/bin/setpriv", "--no-new-privs", *rl,
              "/usr/bin/env", "-i", *_env(HOME), python, "-I", "-B", f"{COURSE_DIR}/_grader/_runner.py",
@@ -236,6 +284,21 @@ def _launch_command(mode, stage: Path, lib_dir: Path, uid: int, limits: Limits, 
     if mode == "userns":
         ns[1:1] = ["--user", "--map-root-user"]
     return [*ns, "/bin/sh", "-c", "\n".join(lines)]
+
+
+def warm_plan(mode, stage: Path, lib_dir: Path, uid: int, limits: Limits, cgroups: dict) -> dict:
+    """What a warm child does before it serves the grader (``_zygote``): the same namespaces, root
+    filesystem, uid, limits and environment as a cold start."""
+    if mode == "limits":
+        return {"namespaces": [], "layout": [], "root": None, "home": str(stage / "work"), "uid": None,
+                "rlimits": _rlimits(limits), "env": _env(str(stage / "work")), "cgroups": [],
+                "course_dir": str(lib_dir), "outer_ids": [os.getuid(), os.getgid()]}
+    ns = ["mount", "net", "pid", "ipc", "uts"] + (["user"] if mode == "userns" else [])
+    return {"namespaces": ns, "layout": root_layout(mode, stage, lib_dir, uid, limits, warm=True),
+            "root": str(stage / "root"), "home": HOME, "uid": uid if mode == "root" else None,
+            "rlimits": _rlimits(limits), "env": _env(HOME), "course_dir": COURSE_DIR,
+            "cgroups": [str(d / "cgroup.procs") for d in cgroups.values()],
+            "outer_ids": [os.getuid(), os.getgid()]}
 
 
 # ------------------------------------------------------------------ cgroups and leftovers
@@ -408,7 +471,8 @@ class _Stream:
 class Sandbox:
     """One sandboxed runner process and the grader's ends of its pipes."""
 
-    def __init__(self, mode: str, limits: Limits, lib_dir: Path, uid: int, scratch: Path, serial: int):
+    def __init__(self, mode: str, limits: Limits, lib_dir: Path, uid: int, scratch: Path, serial: int,
+                 server=None):
         self.mode, self.limits = mode, limits
         self.stage = Path(tempfile.mkdtemp(prefix="sbx-", dir=scratch))
         os.chmod(self.stage, 0o700)
@@ -422,15 +486,21 @@ class Sandbox:
         self.rep_r, rep_w = os.pipe()
         self.out_r, out_w = os.pipe()
         self.err_r, err_w = os.pipe()
-        cmd = _launch_command(mode, self.stage, lib_dir, uid, limits, (req_r, rep_w))
-        if self.groups:  # join the cgroups before anything else runs
-            join = "; ".join(f"echo $$ > {shlex.quote(str(d / 'cgroup.procs'))}" for d in self.groups.values())
-            cmd = ["/bin/sh", "-c", join + '; exec "$@"', "sh", *cmd]
+        self.log = _Stream(4000)  # what was printed outside any step (start-up errors)
+        self.start = "warm" if server is not None else "cold"
         try:
-            self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out_w, stderr=err_w,
-                                         pass_fds=(req_r, rep_w), start_new_session=True,
-                                         preexec_fn=die_with_parent,
-                                         cwd=str(self.stage / "work") if mode == "limits" else "/")
+            if server is not None:  # a fork of the worker's warm parent (autograder/warm.py)
+                plan = warm_plan(mode, self.stage, lib_dir, uid, limits, self.groups)
+                self.proc = server.spawn(plan, (req_r, rep_w, out_w, err_w))
+            else:
+                self.proc = self._start_cold(lib_dir, uid, (req_r, rep_w), out_w, err_w)
+        except BaseException:
+            for fd in (self.req_w, self.rep_r, self.out_r, self.err_r):
+                os.close(fd)
+            for d in self.groups.values():
+                _rmdir_cgroup(d)
+            shutil.rmtree(self.stage, ignore_errors=True)
+            raise
         finally:
             for fd in (req_r, rep_w, out_w, err_w):
                 os.close(fd)
@@ -438,8 +508,17 @@ class Sandbox:
             os.set_blocking(fd, False)
         self.open = {self.rep_r, self.out_r, self.err_r}
         self.pending = bytearray()  # reply bytes not yet consumed
-        self.log = _Stream(4000)  # what was printed outside any step (start-up errors)
         self.closed, self.mem_hit = False, False
+
+    def _start_cold(self, lib_dir: Path, uid: int, fds: tuple, out_w: int, err_w: int) -> subprocess.Popen:
+        """A fresh interpreter in fresh namespaces (``unshare``), joined to the cgroups first."""
+        cmd = _launch_command(self.mode, self.stage, lib_dir, uid, self.limits, fds)
+        if self.groups:  # join the cgroups before anything else runs
+            join = "; ".join(f"echo $$ > {shlex.quote(str(d / 'cgroup.procs'))}" for d in self.groups.values())
+            cmd = ["/bin/sh", "-c", join + '; exec "$@"', "sh", *cmd]
+        return subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out_w, stderr=err_w, pass_fds=fds,
+                                start_new_session=True, preexec_fn=die_with_parent,
+                                cwd=str(self.stage / "work") if self.mode == "limits" else "/")
 
     # -- measurements
     def cpu(self) -> float:
@@ -590,6 +669,8 @@ class Sandbox:
             self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             pass
+        if hasattr(self.proc, "release"):  # a warm child: its pidfd
+            self.proc.release()
         for fd in (self.req_w, self.rep_r, self.out_r, self.err_r):
             try:
                 os.close(fd)
@@ -649,7 +730,8 @@ class _Run:
         self.cells, self.exercises, self.inputs = cells, exercises, inputs
         self.limits, self.lib_dir, self.scratch = limits, Path(lib).parent, scratch
         self.mode = probe()[0]
-        self.uid = 200000 + os.getpid() % 100000
+        self.uid = fresh_uid()
+        self.start, self.start_note = "cold", ""
         self.skip_cells, self.events, self.wall_trips = set(), [], []
         self.cell_results, self.judge = {}, {e["name"]: {} for e in exercises}
         self.cpu_used, self.wall_used, self.startup = 0.0, 0.0, 0.0
@@ -676,7 +758,7 @@ class _Run:
         self.attempts += 1
         self.serial += 1
         self.kept = 0  # every cell runs again: what is kept is this attempt's
-        sb = Sandbox(self.mode, self.limits, self.lib_dir, self.uid, self.scratch, self.serial)
+        sb = self.open_sandbox()
         try:
             hello = sb.exchange(None, b"", 0, self.limits.startup_timeout, charge=False)
             self.startup += hello.wall
@@ -699,6 +781,23 @@ class _Run:
             return True
         finally:
             sb.close()
+
+    def open_sandbox(self) -> Sandbox:
+        """A warm child of this worker's warm parent, or a cold start when asked for (``start_kind``)
+        or when no warm parent can be had (then the result says why)."""
+        if start_kind() == "warm":
+            from . import warm
+
+            try:
+                server = warm.server(self.lib_dir, self.limits)
+                self.startup += server.take_startup()  # the parent's own start-up, once per worker
+                sb = Sandbox(self.mode, self.limits, self.lib_dir, self.uid, self.scratch, self.serial, server)
+                self.start = "warm"
+                return sb
+            except Exception as exc:  # noqa: BLE001 - graded cold instead, and said so
+                self.start_note = f"warm start failed ({type(exc).__name__}: {exc}); started cold"
+        self.start = "cold"
+        return Sandbox(self.mode, self.limits, self.lib_dir, self.uid, self.scratch, self.serial)
 
     def too_many_cells(self) -> None:
         msg = f"notebook: only the first {self.limits.max_cells} code cells were run"
@@ -879,7 +978,7 @@ class _Run:
                                                 "error": np.array("no result came back from the sandbox")}
                                  for i in range(e["n_cases"])]
         return SandboxResult(cells, per_ex, events, self.mode, self.attempts, seconds, list(self.wall_trips),
-                             round(self.cpu_used, 3), round(self.startup, 3))
+                             round(self.cpu_used, 3), round(self.startup, 3), self.start, self.start_note)
 
 
 def run(cells: list, exercises: list, inputs: dict, limits: Limits, lib: Path, scratch: Path) -> SandboxResult:
