@@ -54,6 +54,9 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("submissions", type=Path)
     g.add_argument("--workers", type=int, default=None, help="parallel workers (default: CPU cores)")
     g.add_argument("--force", action="store_true", help="regrade even unchanged submissions")
+    g.add_argument("--cold", action="store_true",
+                   help="start every sandbox from a fresh interpreter instead of forking the worker's warm parent "
+                        "(slower; the same isolation; e.g. for debugging; or AUTOGRADER_START=cold)")
     g.add_argument("--out", type=Path, default=None, help="grades.csv path (default autograder/runs/ASSIGNMENT/grades.csv)")
     g.add_argument("--student", action="append", default=None, metavar="ID",
                    help="grade only this student (repeatable): a regrade, a late student; the others keep their rows")
@@ -139,6 +142,8 @@ def _export(args) -> int:
 def _grade(args) -> int:
     from . import config, pipeline
 
+    if args.cold:
+        os.environ["AUTOGRADER_START"] = "cold"  # read by every worker (sandbox.start_kind)
     cfg = config.load(cell_timeout=args.cell_timeout, total_timeout=args.total_timeout, workers=args.workers,
                       scheduler=args.scheduler)
     stamps = pipeline.read_timestamps(args.timestamps) if args.timestamps else None

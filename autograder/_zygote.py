@@ -135,9 +135,12 @@ def _serve(plan):
     import _runner
 
     _runner.MAIN_PID = os.getpid()  # a process the student forks reports nothing
+    sys.modules["__main__"] = _runner  # as in a cold runner, where the runner is the main module
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     _drop(plan)
     sys.argv = ["notebook"]
+    sys.orig_argv = [sys.executable, "-I", "-B", f"{plan['course_dir']}/_grader/_runner.py", str(REQ_FD), str(REP_FD),
+                     plan["course_dir"]]  # as a cold runner's
     code = _runner.serve(REQ_FD, REP_FD, plan["course_dir"])
     _runner.flush_streams()
     os._exit(code)

@@ -81,6 +81,8 @@ class Judgement:
     cpu_seconds: float = 0.0  # the student's code, measured by the grader
     startup_seconds: float = 0.0  # the sandbox's own start-up, never charged
     judge_seconds: float = 0.0  # verdicts computed here, against the reference
+    start: str = "cold"  # how its sandbox started: warm (forked from the worker's warm parent) or cold
+    start_note: str = ""  # why a warm start fell back to a cold one
 
 def attachments(assignment: str, folder: Path | None) -> dict:
     """Files handed in next to the notebook that an exercise is graded on (assignment 4: the trained
@@ -125,7 +127,7 @@ def judge_notebook(nb, assignment: str, student: str, limits: sandbox.Limits, li
     for c in cells:
         by_source.setdefault(c["source"], []).append(r.cells.get(c["index"]))
     return Judgement(verdicts, by_source, r.events, r.mode, r.attempts, r.seconds, r.wall_trips, r.cpu_seconds,
-                     r.startup_seconds, judge_seconds)
+                     r.startup_seconds, judge_seconds, r.start, r.start_note)
 
 
 def malformed_results(verdicts: dict) -> list:

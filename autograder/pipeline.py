@@ -513,7 +513,8 @@ def _grade_one(task: dict) -> dict:
     else:
         status, j = _check_and_judge(task, nb, rel, details)
     if j.mode == "limits":
-        details.append("sandbox degraded: " + sandbox.probe()[1])
+        details.append(f"sandbox degraded: {sandbox.probe()[1]} ({j.start} start)")
+    details.extend([j.start_note] if j.start_note else [])  # a warm start that fell back to a cold one
     if task.get("needs_folder"):
         status.append("missing_files")
         details.append(task["needs_folder"])
@@ -732,7 +733,7 @@ def _result(task: dict, status: list, details: list, j, book: dict, t0: float) -
         "detail": "; ".join(dict.fromkeys(details)), "file": str(task["rel_path"]),
         "verdicts": {n: {"passed": v.passed, "hint": v.hint, "hidden_failed": v.failed_hidden}
                      for n, v in j.verdicts.items()},
-        "sandbox": j.mode, "attempts": j.attempts, "seconds": round(time.monotonic() - t0, 3),
+        "sandbox": j.mode, "sandbox_start": j.start, "attempts": j.attempts, "seconds": round(time.monotonic() - t0, 3),
         "sandbox_seconds": round(j.seconds, 3), "nbgrader_seconds": book["nbgrader_seconds"],
         "student_cpu_seconds": j.cpu_seconds, "startup_seconds": j.startup_seconds,
         "judge_seconds": j.judge_seconds, "autograde_seconds": book["autograde_seconds"],
@@ -1182,7 +1183,7 @@ def _grade_locked(assignment, submissions, found, nb_names, workers, force, out_
         raise SystemExit(f"the release of {assignment} is stale ({', '.join(diff)}): run "
                          f"`python -m autograder release {assignment}` and hand out the new release")
     mode, mode_note = sandbox.probe()
-    log(f"sandbox: {mode} ({mode_note})")
+    log(f"sandbox: {mode} ({mode_note}), {sandbox.start_kind()} start")
     release_hash = hashlib.sha256(b"".join(p.read_bytes() for p in sorted(rel_dir.rglob("*.ipynb")))).hexdigest()
     secret_hash = hashlib.sha256(judge.secret().encode()).hexdigest()[:16]
     runs = cfg.runs / assignment

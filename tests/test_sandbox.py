@@ -221,8 +221,9 @@ def test_honest_students_keep_full_marks_on_a_busy_machine(tmp_path, monkeypatch
         out = real(dest)
         runner = dest / "_grader" / "_runner.py"
         text = runner.read_text()
-        runner.write_text(text.replace("    protocol_mod = setup(course_dir)",
-                                       f"    import time\n    time.sleep({slow})\n    protocol_mod = setup(course_dir)"))
+        start = 'once for all."""\n'
+        assert start in text  # every sandbox's own start, cold (after the imports) or warm (after the fork)
+        runner.write_text(text.replace(start, f"{start}    import time\n    time.sleep({slow})\n"))
         return out
 
     monkeypatch.setattr(sandbox, "prepare_library", slowed)
@@ -255,7 +256,9 @@ def test_a_flooded_reply_pipe_is_a_crash_not_a_hang(lib):
     grader keeps no more than one reply's worth), the run ends, and nothing else is lost."""
     flood = """
 import os, sys, threading
+import stat
 fd = int(sys.orig_argv[-2])  # the reply pipe, as the runner was started
+assert stat.S_ISFIFO(os.fstat(fd).st_mode)
 def flood():
     while True:
         os.write(fd, b"\\xff" * 65536)
