@@ -469,6 +469,9 @@ def init_worker(cfg_dict):
     _W["limits"] = sandbox.Limits(**cfg_dict["limits"])
     _W["lib"] = Path(cfg_dict["lib"])
     _W["scratch"] = Path(cfg_dict["scratch"])
+    from . import warm
+
+    warm.bookkeeping()  # engines and templates set up once per worker (autograder/warm.py)
     _W["api"] = nbgrader_api(root)
     _W["lock"] = config_mod.state_dir() / ".gradebook.lock"
 

@@ -170,3 +170,66 @@ def shutdown() -> None:
     """Stop this process's warm parents (they also die with it: PR_SET_PDEATHSIG)."""
     for k in [k for k in _SERVERS if k[0] == os.getpid()]:
         _SERVERS.pop(k).close()
+
+
+# ------------------------------------------------------------------ warm bookkeeping
+_BOOKKEEPING = {"installed": False}
+
+
+class _MemoryBytecodeCache:
+    """jinja2's bytecode cache, in this process's memory: nbconvert builds a new template environment
+    for every exporter (every feedback page), and compiling the same templates again was a third of
+    the feedback's time. Keyed by jinja2 on the template's name and source checksum, so an edited
+    template is compiled again."""
+
+    def __new__(cls):
+        import jinja2
+
+        class Cache(jinja2.BytecodeCache):
+            def __init__(self):
+                self.store = {}
+
+            def load_bytecode(self, bucket):
+                code = self.store.get(bucket.key)
+                if code is not None:
+                    bucket.bytecode_from_string(code)
+
+            def dump_bytecode(self, bucket):
+                self.store[bucket.key] = bucket.bytecode_to_string()
+
+        return Cache()
+
+
+def bookkeeping() -> None:
+    """Make nbgrader's bookkeeping warm in this (grading worker) process: what nbgrader sets up again
+    for every submission is set up once. Its own code still does all the work, in-process
+    (``NbGraderAPI.autograde`` / ``generate_feedback``, no new interpreter):
+
+    - one SQLAlchemy engine per gradebook URL for every ``nbgrader.api.Gradebook`` (nbgrader made a new
+      engine each time, so every SQL statement was compiled again: the engine keeps the compiled cache;
+      closing a ``Gradebook`` still disposes of its connections, so nothing is held between students);
+    - compiled jinja2 templates kept for the feedback HTML (:class:`_MemoryBytecodeCache`).
+    """
+    if _BOOKKEEPING["installed"]:
+        return
+    import nbgrader.api
+    from nbconvert.exporters.templateexporter import TemplateExporter
+
+    engines, make = {}, nbgrader.api.create_engine
+
+    def create_engine(url, *args, **kw):
+        key = (str(url), repr(args), repr(sorted(kw.items())))
+        if key not in engines:
+            engines[key] = make(url, *args, **kw)
+        return engines[key]
+
+    nbgrader.api.create_engine = create_engine
+    cache, create_env = _MemoryBytecodeCache(), TemplateExporter._create_environment
+
+    def _create_environment(self):
+        env = create_env(self)
+        env.bytecode_cache = cache
+        return env
+
+    TemplateExporter._create_environment = _create_environment
+    _BOOKKEEPING["installed"] = True
