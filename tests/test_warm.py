@@ -1,0 +1,184 @@
+"""Warm grading workers (autograder/warm.py, _zygote.py): one warm parent per worker, a fresh child
+per submission, and nothing of one student reaches the next.
+
+Each test grades on one worker process (this one) so that every submission is a fork of the same
+warm parent; scores are the judge's, exactly as the grading command computes them.
+"""
+import csv
+import json
+import os
+import shutil
+import signal
+import threading
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from autograder import judge, sandbox, warm
+from course_lib.checks import ASSIGNMENTS
+
+ROOT = Path(__file__).resolve().parents[1]
+A = "01_gradient_flow"
+SAMPLES = ROOT / "autograder" / "samples" / A
+LIMITS = sandbox.Limits(cell_timeout=8.0, call_timeout=4.0, total_timeout=60.0)
+
+# patches torch and numpy in memory, sets globals and builtins, leaves a thread that keeps patching,
+# a forked process, files in every writable place and an environment variable
+ATTACK = r'''
+import builtins, os, sys, threading, time
+import numpy as np
+import torch
+torch.tanh = lambda x: x * 0
+torch.Tensor.__matmul__ = lambda a, b: a
+torch.linalg.matrix_norm = lambda *a, **k: torch.tensor(0.0)
+np.allclose = lambda *a, **k: True
+np.linalg.norm = lambda *a, **k: 0.0
+builtins.LEFTOVER = "attacker"
+sys.modules["course_lib"].LEFTOVER = "attacker"
+os.environ["LEFTOVER"] = "attacker"
+for d in ("/sandbox", "/tmp", "/dev/shm", "/var/tmp", os.getcwd()):
+    try:
+        open(os.path.join(d, "leftover"), "w").write("attacker")
+    except OSError:
+        pass
+def keep_patching():
+    while True:
+        torch.tanh = lambda x: x * 0
+        time.sleep(0.005)
+threading.Thread(target=keep_patching, daemon=True).start()
+if os.fork() == 0:
+    os.setsid()
+    while True:
+        time.sleep(1)
+'''
+
+# what the next student's sandbox sees: every leftover the attacker tried to leave
+PROBE = r'''
+import builtins, json, os, sys, threading
+import numpy as np
+import torch
+found = {
+    "torch.tanh": abs(float(torch.tanh(torch.tensor(0.5))) - 0.46211715726000974) > 1e-6,
+    "matmul": bool((torch.ones(1, 2) @ torch.ones(2, 1)).item() != 2.0),
+    "matrix_norm": float(torch.linalg.matrix_norm(torch.eye(2))) == 0.0,
+    "np.allclose": bool(np.allclose(0.0, 1.0)),
+    "np.linalg.norm": float(np.linalg.norm(np.ones(4))) != 2.0,
+    "builtins": hasattr(builtins, "LEFTOVER"),
+    "course_lib": hasattr(sys.modules.get("course_lib"), "LEFTOVER"),
+    "environ": "LEFTOVER" in os.environ,
+    "files": [d for d in ("/sandbox", "/tmp", "/dev/shm", "/var/tmp", os.getcwd())
+              if os.path.exists(os.path.join(d, "leftover"))],
+    "threads": threading.active_count() - 1,
+    "processes": [p for p in os.listdir("/proc") if p.isdigit() and int(p) != os.getpid()],
+}
+print("LEFTOVERS", json.dumps(found))
+'''
+
+CLEAN = {"torch.tanh": False, "matmul": False, "matrix_norm": False, "np.allclose": False,
+         "np.linalg.norm": False, "builtins": False, "course_lib": False, "environ": False, "files": [],
+         "threads": 0, "processes": []}
+
+
+@pytest.fixture
+def lib(monkeypatch):
+    monkeypatch.setenv("AUTOGRADER_SECRET", "ci-secret")
+    monkeypatch.delenv("AUTOGRADER_START", raising=False)
+    scratch, lock = sandbox.scratch_dir()
+    yield scratch, sandbox.prepare_library(scratch / "lib")
+    warm.shutdown()
+    shutil.rmtree(scratch, ignore_errors=True)
+    os.close(lock)
+
+
+def expected(sid):
+    with open(SAMPLES / "expected.csv") as f:
+        return next(float(r["score"]) for r in csv.DictReader(f) if r["student_id"] == sid)
+
+
+def notebook(sid, first_cell=None):
+    nb = nbformat.read(str(SAMPLES / sid / f"{A}.ipynb"), as_version=4)
+    if first_cell:
+        at = next(i for i, c in enumerate(nb.cells) if c.cell_type == "code") + 1  # after the imports
+        nb.cells.insert(at, nbformat.v4.new_code_cell(first_cell))
+    return nb
+
+
+def graded(nb, sid, lib):
+    scratch, course = lib
+    j = judge.judge_notebook(nb, A, sid, LIMITS, course, scratch)
+    points = sum(ex.points for name, ex in ASSIGNMENTS[A].items() if j.verdicts[name].passed)
+    return j, points
+
+
+def leftovers(j) -> dict:
+    text = "".join(c["stdout"] for outs in j.cells.values() for c in outs if c)
+    line = next(ln for ln in text.splitlines() if ln.startswith("LEFTOVERS "))
+    return json.loads(line[len("LEFTOVERS "):])
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the strongest sandbox (namespaces, own uid) needs root")
+def test_an_attacker_graded_first_leaves_nothing_for_the_next_students(lib):
+    """The attacker patches torch and numpy, sets globals, leaves a thread, a process, files and an
+    environment variable; then an honest and a wrong student on the same warm parent get exactly
+    their marks, and a probe in the honest student's notebook finds nothing left."""
+    attacker, _ = graded(notebook("correct", ATTACK), "attacker", lib)
+    assert attacker.start == "warm" and attacker.mode == "root"
+    parent = warm.server(lib[1].parent, LIMITS).proc.pid
+    honest, points = graded(notebook("correct", PROBE), "honest", lib)
+    assert honest.start == "warm" and points == expected("correct") == 12
+    assert leftovers(honest) == CLEAN
+    wrong, points = graded(notebook("mistake_rnn_sigmoid"), "wrong", lib)
+    assert wrong.start == "warm" and points == expected("mistake_rnn_sigmoid") < 12
+    assert warm.server(lib[1].parent, LIMITS).proc.pid == parent and warm.server(lib[1].parent, LIMITS).starts == 1
+
+
+def run_cells(lib, *sources):
+    scratch, course = lib
+    cells = [{"index": i, "source": s} for i, s in enumerate(sources)]
+    return sandbox.run(cells, [], {}, LIMITS, course, scratch)
+
+
+def test_a_crash_or_a_memory_blowup_in_a_child_leaves_the_warm_parent_alive(lib):
+    server = warm.server(lib[1].parent, LIMITS)
+    parent = server.proc.pid
+    crashed = run_cells(lib, "import os\nos.abort()", "print('after')")
+    assert crashed.start == "warm" and [k for k, _ in crashed.events] == ["crash"]
+    assert "cell 0: killed by signal" in crashed.events[0][1]  # SIGABRT, or SIGSEGV as PID 1 of its namespace
+    assert crashed.cells[1]["stdout"] == "after\n"
+    hoard = "hoard = []\nwhile True:\n    hoard.append(bytearray(50_000_000))"
+    blown = run_cells(lib, hoard, "print('after')")
+    assert [k for k, _ in blown.events] == ["memory"] and blown.cells[1]["stdout"] == "after\n"
+    assert server.alive() and server.proc.pid == parent and server.starts == 1
+    assert run_cells(lib, "print(6 * 7)").cells[0]["stdout"] == "42\n"
+
+
+def test_a_killed_warm_parent_is_replaced(lib):
+    server = warm.server(lib[1].parent, LIMITS)
+    os.kill(server.proc.pid, signal.SIGKILL)
+    server.proc.wait()
+    r = run_cells(lib, "print(6 * 7)")
+    assert r.start == "warm" and r.cells[0]["stdout"] == "42\n" and r.events == []
+    assert server.starts == 2 and server.alive()
+    # killed while a child runs a cell: that child dies with it, the step is graded again
+    killer = threading.Timer(2.0, os.kill, (server.proc.pid, signal.SIGKILL))
+    killer.start()
+    r = run_cells(lib, "import time\ntime.sleep(4)\nprint('slept')", "print('after')")
+    killer.join()
+    assert r.cells[1]["stdout"] == "after\n" and server.starts == 3
+
+
+@pytest.mark.parametrize("mode", ["root", "userns", "limits"])
+@pytest.mark.parametrize("start", ["warm", "cold"])
+def test_every_mode_works_warm_or_cold_and_says_which(lib, monkeypatch, mode, start):
+    if mode == "root" and os.geteuid() != 0:
+        pytest.skip("root mode needs root")
+    monkeypatch.setenv("AUTOGRADER_SANDBOX", mode)
+    monkeypatch.setenv("AUTOGRADER_START", start)
+    monkeypatch.setattr(sandbox, "_MODE", None)
+    r = run_cells(lib, "import torch, os\nprint(torch.ones(3).sum().item(), os.environ['HOME'])")
+    home = sandbox.HOME if mode != "limits" else None
+    assert (r.mode, r.start, r.start_note) == (mode, start, "")
+    assert r.events == [] and r.cells[0]["stdout"].split()[0] == "3.0"
+    if home:
+        assert r.cells[0]["stdout"].split()[1] == home
