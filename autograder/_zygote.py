@@ -47,9 +47,12 @@ def _ok(ret, what):
         raise OSError(err, f"{what}: {os.strerror(err)}")
 
 
+def _enc(s):
+    return s.encode() if s is not None else None
+
+
 def _mount(src, target, fstype, flags, data=None):
-    enc = (lambda s: s.encode() if s is not None else None)
-    _ok(libc.mount(enc(src), enc(target), enc(fstype), ctypes.c_ulong(flags), enc(data)), f"mount {target}")
+    _ok(libc.mount(_enc(src), _enc(target), _enc(fstype), ctypes.c_ulong(flags), _enc(data)), f"mount {target}")
 
 
 def _bind_ro(src, target):

@@ -204,7 +204,8 @@ def prepare_library(dest: Path) -> Path:
     return target
 
 
-def _env(home: str) -> list:
+def sandbox_env(home: str) -> list:
+    """The whole environment a sandboxed runner (or a warm parent) starts with."""
     return ["PATH=/usr/bin:/bin", f"HOME={home}", "LANG=C.UTF-8", "OMP_NUM_THREADS=1", "MKL_NUM_THREADS=1",
             "MPLBACKEND=Agg", f"MPLCONFIGDIR={home}/.mpl", "COURSE_BUDGET=ci", "NBGRADER_EXECUTION=autograde",
             "PYTHONHASHSEED=0"]
@@ -271,12 +272,12 @@ def _launch_command(mode, stage: Path, lib_dir: Path, uid: int, limits: Limits, 
     if mode == "limits":
         work = stage / "work"
         runner = lib_dir / "_grader" / "_runner.py"
-        return [*rl, "env", "-i", *_env(str(work)), python, "-I", "-B", str(runner), *map(str, fds), str(lib_dir)]
+        return [*rl, "env", "-i", *sandbox_env(str(work)), python, "-I", "-B", str(runner), *map(str, fds), str(lib_dir)]
     q = shlex.quote
     lines = _layout_shell(root_layout(mode, stage, lib_dir, uid, limits))
     user = [f"--userspec={uid}:{uid}", f"--groups={uid}"] if mode == "root" else []
     inner = ["chroot", *user, str(stage / "root"), "/usr/bin/setpriv", "--no-new-privs", *rl,
-             "/usr/bin/env", "-i", *_env(HOME), python, "-I", "-B", f"{COURSE_DIR}/_grader/_runner.py",
+             "/usr/bin/env", "-i", *sandbox_env(HOME), python, "-I", "-B", f"{COURSE_DIR}/_grader/_runner.py",
              *map(str, fds), COURSE_DIR]
     lines.append("exec " + " ".join(q(a) for a in inner))
     ns = ["unshare", "--mount", "--net", "--pid", "--ipc", "--uts", "--fork", "--kill-child=SIGKILL",
@@ -291,12 +292,12 @@ def warm_plan(mode, stage: Path, lib_dir: Path, uid: int, limits: Limits, cgroup
     filesystem, uid, limits and environment as a cold start."""
     if mode == "limits":
         return {"namespaces": [], "layout": [], "root": None, "home": str(stage / "work"), "uid": None,
-                "rlimits": _rlimits(limits), "env": _env(str(stage / "work")), "cgroups": [],
+                "rlimits": _rlimits(limits), "env": sandbox_env(str(stage / "work")), "cgroups": [],
                 "course_dir": str(lib_dir), "outer_ids": [os.getuid(), os.getgid()]}
     ns = ["mount", "net", "pid", "ipc", "uts"] + (["user"] if mode == "userns" else [])
     return {"namespaces": ns, "layout": root_layout(mode, stage, lib_dir, uid, limits, warm=True),
             "root": str(stage / "root"), "home": HOME, "uid": uid if mode == "root" else None,
-            "rlimits": _rlimits(limits), "env": _env(HOME), "course_dir": COURSE_DIR,
+            "rlimits": _rlimits(limits), "env": sandbox_env(HOME), "course_dir": COURSE_DIR,
             "cgroups": [str(d / "cgroup.procs") for d in cgroups.values()],
             "outer_ids": [os.getuid(), os.getgid()]}
 
@@ -564,10 +565,10 @@ class Sandbox:
     def exchange(self, request: dict | None, body: bytes, cpu_limit: float, wall_limit: float,
                  out: _Stream | None = None, err: _Stream | None = None, charge: bool = True) -> Step:
         """Send ``request`` (None: only wait for a message) and wait for one reply, enforcing the
-        limits on the grader's clock. Output printed meanwhile goes to ``out`` / ``err``."""
-        lim = self.limits
-        out = out or self.log
-        err = err or self.log
+        limits on the grader's clock. Output printed meanwhile goes to ``out`` / ``err``. Each turn:
+        move bytes (:meth:`_pump`), measure, then stop at a reply (:meth:`_replied`), a dead sandbox
+        (:meth:`_died`) or a limit (:meth:`_over`)."""
+        out, err = out or self.log, err or self.log
         send = bytearray()
         if request is not None:
             head = json.dumps(request).encode()
@@ -575,58 +576,75 @@ class Sandbox:
         t0, c0 = time.monotonic(), self.cpu()
         step = Step("ok")
         while True:
-            r, w = self._wait(bool(send))
-            if w:
-                try:
-                    n = os.write(self.req_w, send[:1 << 16])
-                    del send[:n]
-                except BlockingIOError:
-                    pass
-                except OSError:
-                    send.clear()
-            for fd in r:
-                try:
-                    chunk = os.read(fd, 1 << 16)
-                except BlockingIOError:
-                    continue
-                except OSError:
-                    chunk = b""
-                if not chunk:
-                    self.open.discard(fd)
-                elif fd == self.rep_r:
-                    self.pending += chunk
-                else:
-                    (out if fd == self.out_r else err).add(chunk)
+            self._pump(send, out, err)
             step.cpu, step.wall = self.cpu() - c0, time.monotonic() - t0
             step.out_bytes = out.total + err.total if charge else 0
-            try:  # a reply before the whole request went in is no reply; nor is a flood
-                if len(self.pending) > 12 + MAX_HEADER_BYTES + MAX_NPZ_BYTES or (send and self.pending):
-                    raise ValueError("unasked or oversized reply")
-                got = self._frame()
-            except (ValueError, UnicodeDecodeError):
-                step.outcome = "malformed"
+            if self._replied(step, send, out, err) or self._died(step, out, err) \
+                    or self._over(step, cpu_limit, wall_limit, charge):
                 return step
-            if got is not None:
-                self._drain(out, err)  # what the step printed before replying is in the pipes now
-                step.header, body = got
-                step.arrays = safe_load_bytes(body) if body else {}
-                return step
-            if self.rep_r not in self.open or self.proc.poll() is not None:
-                try:  # a process that exits closes its pipes a moment before it can be reaped
-                    self.proc.wait(timeout=2)
-                except subprocess.TimeoutExpired:
-                    pass
-                self._drain(out, err)
-                step.outcome, step.alive = "died", self.proc.poll() is None
-                return step
-            if charge and step.cpu > cpu_limit + lim.grace:
-                step.outcome = "cpu"
-            elif step.wall > wall_limit + lim.grace:
-                step.outcome = "wall"
-            elif charge and step.out_bytes > lim.max_output_bytes:
-                step.outcome = "output"
-            if step.outcome != "ok":
-                return step
+
+    def _pump(self, send: bytearray, out: _Stream, err: _Stream) -> None:
+        """Write what is left of the request, read what the sandbox sent (a reply, or output)."""
+        r, w = self._wait(bool(send))
+        if w:
+            try:
+                n = os.write(self.req_w, send[:1 << 16])
+                del send[:n]
+            except BlockingIOError:
+                pass
+            except OSError:
+                send.clear()
+        for fd in r:
+            try:
+                chunk = os.read(fd, 1 << 16)
+            except BlockingIOError:
+                continue
+            except OSError:
+                chunk = b""
+            if not chunk:
+                self.open.discard(fd)
+            elif fd == self.rep_r:
+                self.pending += chunk
+            else:
+                (out if fd == self.out_r else err).add(chunk)
+
+    def _replied(self, step: Step, send: bytearray, out: _Stream, err: _Stream) -> bool:
+        """A whole reply came (``step`` gets it), or bytes that cannot be one (``malformed``)."""
+        try:  # a reply before the whole request went in is no reply; nor is a flood
+            if len(self.pending) > 12 + MAX_HEADER_BYTES + MAX_NPZ_BYTES or (send and self.pending):
+                raise ValueError("unasked or oversized reply")
+            got = self._frame()
+        except (ValueError, UnicodeDecodeError):
+            step.outcome = "malformed"
+            return True
+        if got is None:
+            return False
+        self._drain(out, err)  # what the step printed before replying is in the pipes now
+        step.header, body = got
+        step.arrays = safe_load_bytes(body) if body else {}
+        return True
+
+    def _died(self, step: Step, out: _Stream, err: _Stream) -> bool:
+        if self.rep_r in self.open and self.proc.poll() is None:
+            return False
+        try:  # a process that exits closes its pipes a moment before it can be reaped
+            self.proc.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            pass
+        self._drain(out, err)
+        step.outcome, step.alive = "died", self.proc.poll() is None
+        return True
+
+    def _over(self, step: Step, cpu_limit: float, wall_limit: float, charge: bool) -> bool:
+        """A limit passed, on the grader's own measurements (start-up is not charged: ``charge``)."""
+        lim = self.limits
+        if charge and step.cpu > cpu_limit + lim.grace:
+            step.outcome = "cpu"
+        elif step.wall > wall_limit + lim.grace:
+            step.outcome = "wall"
+        elif charge and step.out_bytes > lim.max_output_bytes:
+            step.outcome = "output"
+        return step.outcome != "ok"
 
     def _wait(self, sending: bool, timeout: float = 0.02) -> tuple[list, list]:
         """Descriptors ready to read, and to write (poll: no limit on descriptor numbers)."""

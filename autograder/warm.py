@@ -78,7 +78,7 @@ class WarmServer:
         t0 = time.monotonic()
         mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         home = self.lib_dir / "_grader"
-        env = dict(kv.split("=", 1) for kv in sandbox._env(str(home)))
+        env = dict(kv.split("=", 1) for kv in sandbox.sandbox_env(str(home)))
         env["MPLCONFIGDIR"] = str(home / "mpl")
         cmd = [sandbox.python_path(), "-I", "-B", str(home / "_zygote.py"), str(theirs.fileno()), str(self.lib_dir)]
         self.log = self.lib_dir.parent / f"warm-parent-{os.getpid()}.log"  # the grader's scratch, not the sandbox's
