@@ -15,9 +15,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("course_lib", "coursetools", "autograder")
 MAX_LINES = 60
-# Every function is short now (issue 16; pipeline.py's split by issue 13's helper, sandbox.py's by
-# issue 15's). The test below fails once one listed here is short, so the list can only shrink.
-NOT_YET_SPLIT: set = set()
 
 
 def source_files():
@@ -54,11 +51,9 @@ def long_functions():
 
 
 def test_no_function_is_longer_than_60_lines():
-    found = long_functions()
-    too_long = {k: v for k, v in found.items() if k not in NOT_YET_SPLIT}
+    too_long = long_functions()
     assert not too_long, "split these along the steps their docstrings name: " + ", ".join(
         f"{k} ({n} lines, line {at})" for k, (n, at) in sorted(too_long.items()))
-    assert not NOT_YET_SPLIT - set(found), f"now short, drop from NOT_YET_SPLIT: {sorted(NOT_YET_SPLIT - set(found))}"
 
 
 def test_the_length_rule_counts_code_not_docstrings():
