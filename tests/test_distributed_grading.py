@@ -3,24 +3,23 @@
 A private PostgreSQL cluster (Debian's ``initdb`` / ``pg_ctl``, run as the ``postgres`` user when root,
 on 127.0.0.1 and a free port, in a temporary folder) and a real ``dask scheduler`` with two ``dask worker
 --resources SANDBOX=1 --nworkers 1 --nthreads 1`` processes; the grading command runs as a subprocess
-(``python -m autograder grade ... --scheduler``), exactly as an instructor runs it. Without the
+(``python -m autograder grade ... --scheduler``), exactly as an instructor runs it (servers: ``autograder/localcluster.py``). Without the
 PostgreSQL binaries the module skips saying why (under CI, ``$CI`` set, it fails instead:
 ``scripts/ensure_postgres.sh`` installs them).
 """
 import csv
-import glob
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
 
 import pytest
+
+from autograder import localcluster
 
 pytestmark = pytest.mark.slow
 
@@ -39,133 +38,22 @@ def _missing(what):
     pytest.skip(msg)
 
 
-def _pg_bindir():
-    for d in sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(Path(p).parent.name), reverse=True):
-        if os.access(Path(d) / "initdb", os.X_OK) and os.access(Path(d) / "pg_ctl", os.X_OK):
-            return Path(d)
-    initdb = shutil.which("initdb")
-    return Path(initdb).parent if initdb and shutil.which("pg_ctl") else None
-
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Postgres:
-    """A throw-away PostgreSQL server: ``url(db)``, ``create(db)``, ``stop()``, ``start()``."""
-
-    def __init__(self, bindir: Path, base: Path):
-        self.bindir, self.data, self.port = bindir, base / "data", _free_port()
-        self.as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-        base.mkdir(parents=True, exist_ok=True)
-        if self.as_user:
-            shutil.chown(base, "postgres")
-        self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync")
-        self.start()
-
-    def _run(self, tool, *args):
-        subprocess.run(self.as_user + [str(self.bindir / tool), *args], check=True, capture_output=True, timeout=120)
-
-    def start(self):
-        opts = (f"-p {self.port} -k {self.data} -c listen_addresses=127.0.0.1 -c fsync=off "
-                "-c max_connections=100 -c synchronous_commit=off")
-        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.data / "server.log"), "-o", opts, "-w", "-t", "60",
-                  "start")
-
-    def pid(self):
-        return int((self.data / "postmaster.pid").read_text().split()[0])
-
-    def stop(self):
-        """Stop the server by its pid (SIGINT: fast shutdown) and wait until it is gone."""
-        try:
-            pid = self.pid()
-        except (OSError, ValueError, IndexError):
-            return
-        os.kill(pid, signal.SIGINT)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and (self.data / "postmaster.pid").exists():
-            time.sleep(0.1)
-
-    def url(self, db):
-        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{db}"
-
-    def sql(self, db, query, params=None):
-        import psycopg
-
-        with psycopg.connect(host="127.0.0.1", port=self.port, user="postgres", dbname=db, autocommit=True) as c:
-            cur = c.execute(query, params)
-            return cur.fetchall() if cur.description else None
-
-    def create(self, db):
-        self.sql("postgres", f'CREATE DATABASE "{db}"')
-        return self.url(db)
-
-
 @pytest.fixture(scope="session")
 def postgres():
-    bindir = _pg_bindir()
-    if bindir is None:
+    if localcluster.pg_bindir() is None:
         _missing("PostgreSQL's initdb and pg_ctl")
     if os.geteuid() == 0 and not shutil.which("runuser"):
         _missing("runuser (to run PostgreSQL as the postgres user)")
-    base = Path(tempfile.mkdtemp(prefix="autograder-pg-"))
-    os.chmod(base, 0o755)
-    server = Postgres(bindir, base / "pg")
-    try:
+    with localcluster.Postgres.temporary() as server:
         yield server
-    finally:
-        server.stop()
-        shutil.rmtree(base, ignore_errors=True)
-
-
-def _dask():
-    exe = Path(sys.executable).parent / "dask"
-    if not exe.exists():
-        _missing("the dask command (pip install -e '.[test]')")
-    return str(exe)
 
 
 @pytest.fixture(scope="session")
 def cluster(tmp_path_factory):
-    """A Dask scheduler and two workers (one SANDBOX slot each), started as real processes from the
-    repository root and stopped by pid (their process groups) at the end."""
-    from distributed import Client
-
-    tmp = tmp_path_factory.mktemp("dask")
-    sfile = tmp / "scheduler.json"
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
-    logs = []
-
-    def spawn(name, *args):
-        log = open(tmp / f"{name}.log", "w")
-        logs.append(log)
-        return subprocess.Popen([_dask(), *args], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
-
-    procs = [spawn("scheduler", "scheduler", "--host", "127.0.0.1", "--port", "0", "--dashboard-address",
-                   "127.0.0.1:0", "--scheduler-file", str(sfile))]
-    try:
-        deadline = time.monotonic() + 60
-        while not sfile.exists() and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert sfile.exists(), (tmp / "scheduler.log").read_text()[-3000:]
-        for i in range(2):
-            procs.append(spawn(f"worker{i}", "worker", "--scheduler-file", str(sfile), "--resources", "SANDBOX=1",
-                               "--nworkers", "1", "--nthreads", "1", "--no-dashboard", "--name", f"w{i}",
-                               "--local-directory", str(tmp / f"w{i}")))
-        client = Client(scheduler_file=str(sfile), timeout=30)
-        client.wait_for_workers(2, timeout=120)
-        yield {"address": client.scheduler.address, "client": client, "logs": tmp}
-        client.close()
-    finally:
-        for p in procs:  # each in a process group of its own: the nanny's worker and its sandboxes too
-            if p.poll() is None:
-                os.killpg(p.pid, signal.SIGKILL)
-            p.wait()
-        for log in logs:
-            log.close()
+    """A Dask scheduler and two workers (one SANDBOX slot each), real processes started from the
+    repository root with this interpreter and stopped by pid (their process groups) at the end."""
+    with localcluster.DaskCluster(workers=2, logs=tmp_path_factory.mktemp("dask")) as c:
+        yield {"address": c.address, "client": c.client, "logs": c.logs}
 
 
 def _class(tmp: Path, names=CLASS) -> Path:
@@ -347,7 +235,7 @@ def test_worker_killed_mid_task_grades_each_student_once(postgres, cluster, tmp_
     rows = _csv(state)
     assert sorted(r["student_id"] for r in rows) == sorted(names)
     want = _expected()
-    assert {r["student_id"]: (float(r["score"]), r["status"]) for r in rows} == {s: want[s] for s in names}
+    assert {r["student_id"]: (float(r["score"]), r["status"]) for r in rows} == {s: want[s] for s in names}, [r["detail"] for r in rows]
     assert _gradebook_scores(postgres, db) == {s: want[s][0] for s in names}
     client.wait_for_workers(2, timeout=120)  # the nanny restarted it: the next test has two workers again
 
@@ -355,7 +243,7 @@ def test_worker_killed_mid_task_grades_each_student_once(postgres, cluster, tmp_
 def test_unreachable_scheduler_is_a_clear_error_within_seconds(postgres, tmp_path):
     subs, state = _class(tmp_path, ["correct"]), tmp_path / "state"
     url = postgres.create("unreachable_db")
-    r = _grade(subs, state, url, f"tcp://127.0.0.1:{_free_port()}", AUTOGRADER_CONNECT_TIMEOUT="3")
+    r = _grade(subs, state, url, f"tcp://127.0.0.1:{localcluster.free_port()}", AUTOGRADER_CONNECT_TIMEOUT="3")
     assert r.returncode != 0
     assert "cannot reach the Dask scheduler" in r.stderr and "nothing was graded" in r.stderr, r.stderr[-2000:]
     assert r.seconds < 30
