@@ -125,6 +125,34 @@ class Postgres:
         return self.sql(db, "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND backend_type = "
                             "'client backend' AND pid <> pg_backend_pid()", (db,))[0][0]
 
+    @contextlib.contextmanager
+    def watching_connections(self, db: str, every: float = 0.02):
+        """``with pg.watching_connections(db) as seen:`` ``seen["most"]``, the most client connections to ``db``
+        seen while the block ran (``pg_stat_activity`` every ``every`` seconds, on a connection of its own that
+        is not counted), and ``seen["samples"]``, how many times it looked."""
+        import threading
+
+        import psycopg
+
+        seen, done = {"most": 0, "samples": 0}, threading.Event()
+        query = ("SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND backend_type = 'client backend' "
+                 "AND pid <> pg_backend_pid()")
+
+        def watch():
+            with psycopg.connect(host="127.0.0.1", port=self.port, user="postgres", dbname=db, autocommit=True) as c:
+                while not done.is_set():
+                    seen["most"] = max(seen["most"], c.execute(query, (db,)).fetchone()[0])
+                    seen["samples"] += 1
+                    time.sleep(every)
+
+        thread = threading.Thread(target=watch, daemon=True)
+        thread.start()
+        try:
+            yield seen
+        finally:
+            done.set()
+            thread.join(timeout=10)
+
     def cpu_seconds(self) -> float:
         """CPU seconds the server's processes have used so far: the postmaster's own and those of its
         finished children (the backends of closed connections) from ``/proc``, plus the live children's."""

@@ -1,6 +1,7 @@
 """Seconds per submission: the grading command (warm and cold, 1 and 2 workers) vs plain `nbgrader autograde`.
 
     python scripts/bench_grading.py [--n 20] [--assignment 01_gradient_flow] [--json out.json]
+    python scripts/bench_grading.py --distributed [--n 20] [--json out.json]   # a Dask cluster, PostgreSQL (assignment 1)
 
 Every command grades the same N submissions (drawn from the assignment's sample class: correct,
 partial and common-mistake notebooks, no attacks) in one run of this script, each from a fresh
@@ -19,6 +20,11 @@ of each command's seconds per submission to it, the seconds a submission takes i
 it runs (steady state; the correct sample's too), and where that time goes (from the stored
 results: sandbox start, student cells and calls, judge, bookkeeping, feedback HTML). Not a test:
 the numbers depend on the machine (and on whatever else runs on it); the README reports them.
+
+``--distributed`` measures ``grade --scheduler`` instead (see :func:`main_distributed`): a private
+PostgreSQL gradebook and a Dask scheduler started here (``autograder/localcluster.py``), one worker,
+then two; per-slot seconds per submission, the scheduler's cost per task, the gradebook's writes under
+concurrency, and from them the projected time for a class of 10,000 on 64 slots.
 """
 from __future__ import annotations
 
@@ -177,12 +183,194 @@ def main(argv=None) -> int:
     ap.add_argument("--n", type=int, default=20)
     ap.add_argument("--assignment", default=A)
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--distributed", action="store_true",
+                    help="grade --scheduler on a PostgreSQL gradebook and a Dask cluster started here (1, then 2 workers)")
+    ap.add_argument("--slots", type=int, default=64, help="--distributed: project the class on this many slots")
+    ap.add_argument("--class-size", type=int, default=10_000, help="--distributed: the class size projected")
     args = ap.parse_args(argv)
+    if args.distributed:
+        return main_distributed(args)
     res = measure(args.n, args.assignment)
     report(res)
     if args.json:
         args.json.write_text(json.dumps(res, indent=1))
     return 0
+
+
+# ------------------------------------------------------------------ --distributed: grade --scheduler
+def _class_folder(students, subs: Path) -> Path:
+    for k, name in enumerate(students):
+        (subs / f"s{k:02d}").mkdir(parents=True)
+        shutil.copy(SAMPLES / name / f"{A}.ipynb", subs / f"s{k:02d}" / f"{A}.ipynb")
+    return subs
+
+
+def _cpu_of(pid: int) -> float:
+    """CPU seconds process ``pid`` has used (all its threads), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _arrivals(proc, runs: Path, pg) -> list:
+    """While ``proc`` (the grading command) runs: (time, the command's CPU s, PostgreSQL's CPU s, results so far)
+    each time new results appear in ``runs`` (each is stored as it arrives)."""
+    seen, out = set(), []
+    while proc.poll() is None:
+        new = {p.name for p in runs.glob("*.json")} - seen if runs.is_dir() else set()
+        if new:
+            seen |= new
+            try:
+                out.append((time.time(), _cpu_of(proc.pid), pg.cpu_seconds(), len(seen)))
+            except OSError:  # the command has just exited
+                break
+        time.sleep(0.05)
+    return out
+
+
+def on_cluster(students, tmp: Path, pg, address: str, workers: int) -> dict:
+    """One ``grade --scheduler`` run of ``students`` into a fresh state dir and database. Steady state, from the
+    first result's arrival to the last: per-slot seconds per submission (the mean gap times ``workers``), the
+    command's and PostgreSQL's CPU seconds per submission; start-up (the rest of the wall time); the most
+    gradebook connections; the workers' own timings (stored results)."""
+    subs, state, db = _class_folder(students, tmp / f"dsubs{workers}"), tmp / f"dstate{workers}", f"bench_w{workers}"
+    env = dict(os.environ, AUTOGRADER_STATE_DIR=str(state), AUTOGRADER_SECRET="bench", OMP_NUM_THREADS="1",
+               NBGRADER_DB_URL=pg.create(db))
+    with pg.watching_connections(db) as seen:
+        t0 = time.time()
+        proc = subprocess.Popen([sys.executable, "-m", "autograder", "grade", A, str(subs), "--scheduler", address,
+                                 "--force"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        marks = _arrivals(proc, state / "runs" / A, pg)
+        out = proc.communicate()[0].decode()
+        wall = time.time() - t0
+    if proc.returncode or len(marks) < 2:
+        raise SystemExit(out)
+    (ta, ca, pa, na), (tb, cb, pb, nb) = marks[0], marks[-1]
+    k = nb - na  # results that arrived after the first look that saw one
+    rows = [json.loads(p.read_text()) for p in (state / "runs" / A).glob("*.json")]
+    mean = lambda key: sum(x[key] for x in rows) / len(rows)  # noqa: E731
+    return {"workers": workers, "n": len(rows), "wall_s": wall, "startup_s": wall - (tb - ta) * (len(rows) - 1) / k,
+            "slot_s_per_submission": (tb - ta) / k * workers, "command_cpu_s_per_submission": (cb - ca) / k,
+            "postgres_cpu_s_per_submission": (pb - pa) / k, "max_connections": seen["most"],
+            "worker_s_per_submission": mean("seconds"), "bookkeeping_s_per_submission": mean("nbgrader_seconds"),
+            "autograde_locked_s_per_submission": mean("autograde_seconds")}
+
+
+def scheduler_overhead(client, n: int = 300, size: int = 40_000) -> float:
+    """Seconds per task the cluster itself costs: ``n`` tasks that do nothing (``len``) but carry ``size``
+    bytes (a notebook) and hold a SANDBOX slot, submitted at once, divided into the wall time."""
+    payload = os.urandom(size)
+    t0 = time.perf_counter()
+    client.gather([client.submit(len, payload, resources={"SANDBOX": 1}, pure=False) for _ in range(n)])
+    return (time.perf_counter() - t0) / n
+
+
+def _gradebook_writer(job) -> list:
+    """In a process of its own: ``m`` submissions of new students written as the grading command's bookkeeping
+    writes them (the student's advisory lock, nbgrader's Gradebook, every grade cell's score, commit);
+    returns the seconds of each."""
+    url, course, prefix, m = job
+    import warnings
+
+    from nbgrader.api import Gradebook
+
+    warnings.filterwarnings("ignore", message=".*not in session.*")  # nbgrader + SQLAlchemy 2.1 noise
+
+    from autograder import gradebook_db
+
+    times = []
+    for i in range(m):
+        sid, t0 = f"{prefix}-{i}", time.perf_counter()
+        with gradebook_db.bookkeeping_lock(url, A, sid, Path("/nonexistent")), Gradebook(url, course) as gb:
+            gb.update_or_create_student(sid)
+            for nb in gb.update_or_create_submission(A, sid).notebooks:
+                for g in nb.grades:
+                    g.auto_score = g.max_score
+            gb.db.commit()
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+def gradebook_writes(pg, db: str, concurrency=(1, 4, 16), m: int = 15) -> dict:
+    """For each number of concurrent writers (processes): seconds per write (the mean), writes per second
+    (all of them), and PostgreSQL's own CPU seconds per write, on a database the grading runs created."""
+    import concurrent.futures as cf
+    import multiprocessing as mp
+
+    from autograder import config, pipeline
+
+    url, course = pg.url(db), pipeline.nbgrader_api(config.ROOT).coursedir.course_id
+    out = {}
+    for k in concurrency:
+        pg0, t0 = pg.cpu_seconds(), time.perf_counter()
+        with cf.ProcessPoolExecutor(k, mp_context=mp.get_context("fork")) as pool:
+            times = [t for ts in pool.map(_gradebook_writer, [(url, course, f"w{k}-{j}", m) for j in range(k)])
+                     for t in ts]
+        wall = time.perf_counter() - t0
+        out[k] = {"s_per_write": sum(times) / len(times), "writes_per_s": len(times) / wall,
+                  "postgres_cpu_s_per_write": (pg.cpu_seconds() - pg0) / len(times)}
+    return out
+
+
+def projection(res: dict, class_size: int, slots: int) -> dict:
+    """Seconds to grade ``class_size`` submissions on ``slots`` slots as fast as this machine's, the stages
+    pipelined (each runs while the others do): the slowest of the workers (per-slot seconds per submission,
+    with 2 workers, over ``slots``), the scheduler (its cost per task, one process), the grading command
+    (its CPU seconds per submission, one process) and PostgreSQL (its CPU seconds per submission, one
+    core; a write takes one connection for its duration), plus the command's start-up."""
+    two = res["cluster"][2]
+    stages = {"workers": class_size * two["slot_s_per_submission"] / slots,
+              "scheduler": class_size * res["scheduler_s_per_task"],
+              "grading command": class_size * two["command_cpu_s_per_submission"],
+              "PostgreSQL (one core)": class_size * two["postgres_cpu_s_per_submission"]}
+    bound = max(stages, key=stages.get)
+    return {"stages_s": stages, "bound_by": bound, "projected_s": stages[bound] + two["startup_s"]}
+
+
+def main_distributed(args) -> int:
+    """``--distributed``: a PostgreSQL gradebook and a Dask cluster on this machine; the same submissions
+    graded with 1 and 2 workers; the scheduler's cost per task; the gradebook's writes at 1, 4 and 16
+    concurrent writers; the projection (see :func:`projection`)."""
+    from autograder import localcluster
+
+    students = pick(args.n, SAMPLES)
+    res = {"n": args.n, "cpus": os.cpu_count(), "load_before": os.getloadavg()[0], "cluster": {}}
+    with tempfile.TemporaryDirectory() as tmp, localcluster.Postgres.temporary(max_connections=200) as pg, \
+            localcluster.DaskCluster(workers=1, logs=Path(tmp) / "dask") as cluster:
+        for w in (1, 2):
+            cluster.scale(w)
+            res["cluster"][w] = on_cluster(students, Path(tmp), pg, cluster.address, w)
+        res["scheduler_s_per_task"] = scheduler_overhead(cluster.client)
+        res["gradebook_writes"] = gradebook_writes(pg, "bench_w2")
+    res["load_after"] = os.getloadavg()[0]
+    res["projection"] = projection(res, args.class_size, args.slots)
+    _print_distributed(res, args)
+    if args.json:
+        args.json.write_text(json.dumps(res, indent=1))
+    return 0
+
+
+def _print_distributed(res: dict, args) -> None:
+    one, two = res["cluster"][1], res["cluster"][2]
+    print(f"{res['n']} submissions, {res['cpus']} CPUs, load average {res['load_before']:.1f} -> {res['load_after']:.1f}")
+    print("| grade --scheduler | wall s | start-up s | s per submission per slot | worker s per submission | "
+          "bookkeeping s (under the lock) | command CPU s per submission | PostgreSQL CPU s per submission | "
+          "most connections |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in (one, two):
+        print(f"| {r['workers']} worker(s) | {r['wall_s']:.1f} | {r['startup_s']:.1f} | {r['slot_s_per_submission']:.2f}"
+              f" | {r['worker_s_per_submission']:.2f} | {r['bookkeeping_s_per_submission']:.2f} "
+              f"({r['autograde_locked_s_per_submission']:.2f}) | {r['command_cpu_s_per_submission']:.3f} | "
+              f"{r['postgres_cpu_s_per_submission']:.3f} | {r['max_connections']} |")
+    print(f"speed-up 1 -> 2 workers (steady state): {2 * one['slot_s_per_submission'] / two['slot_s_per_submission']:.2f}x;"
+          f" scheduler: {1000 * res['scheduler_s_per_task']:.1f} ms per task")
+    print("| concurrent gradebook writers | s per write | writes per s | PostgreSQL CPU ms per write |")
+    print("|---|---|---|---|")
+    for k, g in res["gradebook_writes"].items():
+        print(f"| {k} | {g['s_per_write']:.3f} | {g['writes_per_s']:.1f} | {1000 * g['postgres_cpu_s_per_write']:.1f} |")
+    p = res["projection"]
+    print(f"projected for {args.class_size} submissions on {args.slots} slots: {p['projected_s'] / 60:.1f} min, bound by "
+          f"{p['bound_by']} (" + ", ".join(f"{k} {v / 60:.1f} min" for k, v in p["stages_s"].items()) + ")")
+
 
 
 if __name__ == "__main__":

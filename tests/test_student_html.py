@@ -266,13 +266,15 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_formgrader(state: Path, workdir: Path):
+def start_formgrader(state: Path, workdir: Path, db_url: str | None = None):
     """A Jupyter server (nbgrader's formgrader on) for the course at ROOT whose grading state is
-    ``state``; returns (process, base_url, token)."""
+    ``state`` (and gradebook ``db_url``, default the state's sqlite file); returns (process, base_url, token)."""
     port, token = _free_port(), secrets.token_hex(16)
     env = dict(os.environ, AUTOGRADER_STATE_DIR=str(state), AUTOGRADER_SECRET="test-secret",
                JUPYTER_RUNTIME_DIR=str(workdir / "runtime"), OMP_NUM_THREADS="1")
     env.pop("NBGRADER_DB_URL", None)
+    if db_url:
+        env["NBGRADER_DB_URL"] = db_url
     # this interpreter's environment (its sys.prefix holds the Jupyter config `make setup` installs), whatever
     # the shebang of a copied venv's bin/jupyter-server says
     cmd = [sys.executable, "-m", "jupyter_server"]
