@@ -176,7 +176,7 @@ def classes(postgres, cluster, tmp_path_factory):
                                              env=_env(state, url, a), stdout=o, stderr=e), logs)
         for a, (proc, logs) in procs.items():
             try:
-                proc.wait(timeout=max(1.0, 1800 - (time.monotonic() - t0)))  # CI takes minutes; a loaded laptop more
+                proc.wait(timeout=max(1.0, 3600 - (time.monotonic() - t0)))  # CI: minutes; a shared, loaded machine: more
             except subprocess.TimeoutExpired:
                 for p, _ in procs.values():
                     p.kill()
