@@ -120,6 +120,5 @@ def glossary_markdown() -> str:
     lines = ["# Glossary", "", "The course's terms, each with the lecture that introduces it.", ""]
     for term in sorted(GLOSSARY, key=str.lower):
         definition, lecture = GLOSSARY[term]
-        number = int(lecture.split("_")[0])
-        lines.append(f"- **{term}**: {definition} (lecture {number}: {{doc}}`lectures/{lecture}`)")
+        lines.append(f"- **{term}**: {definition} ({{doc}}`lectures/{lecture}`)")
     return "\n".join(lines)
