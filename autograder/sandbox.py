@@ -276,7 +276,9 @@ def _launch_command(mode, stage: Path, lib_dir: Path, uid: int, limits: Limits, 
     q = shlex.quote
     lines = _layout_shell(root_layout(mode, stage, lib_dir, uid, limits))
     user = [f"--userspec={uid}:{uid}", f"--groups={uid}"] if mode == "root" else []
-    inner = ["chroot", *user, str(stage / "root"), "/usr/bin/setpriv", "--no-new-privs", *rl,
+    # userns: uid 0 of its namespace keeps no capability (CAP_SYS_CHROOT alone leaves a chroot)
+    caps = ["--bounding-set=-all", "--inh-caps=-all"] if mode == "userns" else []
+    inner = ["chroot", *user, str(stage / "root"), "/usr/bin/setpriv", "--no-new-privs", *caps, *rl,
              "/usr/bin/env", "-i", *sandbox_env(HOME), python, "-I", "-B", f"{COURSE_DIR}/_grader/_runner.py",
              *map(str, fds), COURSE_DIR]
     lines.append("exec " + " ".join(q(a) for a in inner))

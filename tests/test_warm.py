@@ -182,3 +182,48 @@ def test_every_mode_works_warm_or_cold_and_says_which(lib, monkeypatch, mode, st
     assert r.events == [] and r.cells[0]["stdout"].split()[0] == "3.0"
     if home:
         assert r.cells[0]["stdout"].split()[1] == home
+
+
+# walks out of a chroot (needs CAP_SYS_CHROOT), or makes a user namespace of its own to get it again,
+# or unmounts the read-only library: what uid 0 of a user namespace could do with its capabilities
+ESCAPE = r'''
+import ctypes, os
+home = os.path.expanduser("~")
+os.makedirs(home + "/jail", exist_ok=True)
+tried = {}
+try:
+    fd = os.open("/", os.O_RDONLY)
+    os.chroot(home + "/jail")
+    os.fchdir(fd)
+    for _ in range(64):
+        os.chdir("..")
+    os.chroot(".")
+    tried["chroot"] = sorted(os.listdir("/"))
+except OSError as e:
+    tried["chroot"] = e.errno
+libc = ctypes.CDLL(None, use_errno=True)
+tried["unshare"] = libc.unshare(0x10000000 | 0x00020000) == 0  # CLONE_NEWUSER | CLONE_NEWNS
+tried["umount"] = libc.umount2(b"/opt/course", 2) == 0  # MNT_DETACH
+status = dict(ln.split(":", 1) for ln in open("/proc/self/status"))
+tried["caps"] = [int(status[k], 16) for k in ("CapEff", "CapPrm", "CapInh", "CapBnd", "CapAmb")]
+print("ESCAPE", json.dumps(tried))
+'''
+
+
+@pytest.mark.parametrize("mode", ["userns", "root"])
+@pytest.mark.parametrize("start", ["warm", "cold"])
+def test_the_student_holds_no_capability_and_stays_in_its_root(lib, monkeypatch, mode, start):
+    """In a user namespace the student is uid 0 there: with that namespace's capabilities it could
+    leave the chroot for the host's files (the solutions, the gradebook) as the grader's own user."""
+    if mode == "root" and os.geteuid() != 0:
+        pytest.skip("root mode needs root")
+    monkeypatch.setenv("AUTOGRADER_SANDBOX", mode)
+    monkeypatch.setenv("AUTOGRADER_START", start)
+    monkeypatch.setattr(sandbox, "_MODE", None)
+    r = run_cells(lib, "import json\n" + ESCAPE)
+    assert (r.mode, r.start) == (mode, start) and r.events == []
+    line = next(ln for ln in r.cells[0]["stdout"].splitlines() if ln.startswith("ESCAPE "))
+    tried = json.loads(line[len("ESCAPE "):])
+    if mode == "root":  # another uid with no_new_privs: a bounding set gives nothing back on exec
+        tried["caps"][3] = 0
+    assert tried == {"chroot": 1, "unshare": False, "umount": False, "caps": [0, 0, 0, 0, 0]}  # 1: EPERM
