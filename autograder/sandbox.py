@@ -241,6 +241,9 @@ def root_layout(mode: str, stage: Path, lib_dir: Path, uid: int, limits: Limits,
     steps.append(("copy", f"{R}{COURSE_DIR}/_grader/mpl", f"{R}{HOME}/.mpl", uid if mode == "root" else None))
     steps += [("bind_dev", f"/dev/{d}", f"{R}/dev/{d}") for d in ("null", "zero", "urandom", "random")]
     steps.append(("proc", f"{R}/proc"))
+    # read-only sysctls: in userns mode under a root grader the student's uid is the host's root,
+    # which may write /proc/sys (kernel.core_pattern runs a program as root on the host)
+    steps.append(("bind_ro", f"{R}/proc/sys", f"{R}/proc/sys"))
     return steps
 
 

@@ -185,7 +185,8 @@ def test_every_mode_works_warm_or_cold_and_says_which(lib, monkeypatch, mode, st
 
 
 # walks out of a chroot (needs CAP_SYS_CHROOT), or makes a user namespace of its own to get it again,
-# or unmounts the read-only library: what uid 0 of a user namespace could do with its capabilities
+# or unmounts the read-only library: what uid 0 of a user namespace could do with its capabilities;
+# or writes a host sysctl (core_pattern), which the host's root may (uid 0 is the host's under a root grader)
 ESCAPE = r'''
 import ctypes, os
 home = os.path.expanduser("~")
@@ -204,6 +205,11 @@ except OSError as e:
 libc = ctypes.CDLL(None, use_errno=True)
 tried["unshare"] = libc.unshare(0x10000000 | 0x00020000) == 0  # CLONE_NEWUSER | CLONE_NEWNS
 tried["umount"] = libc.umount2(b"/opt/course", 2) == 0  # MNT_DETACH
+try:  # opened, never written: a grader running as root is the host's root in userns mode
+    open("/proc/sys/kernel/core_pattern", "a").close()
+    tried["sysctl"] = "writable"
+except OSError:
+    tried["sysctl"] = "read-only"
 status = dict(ln.split(":", 1) for ln in open("/proc/self/status"))
 tried["caps"] = [int(status[k], 16) for k in ("CapEff", "CapPrm", "CapInh", "CapBnd", "CapAmb")]
 print("ESCAPE", json.dumps(tried))
@@ -226,4 +232,5 @@ def test_the_student_holds_no_capability_and_stays_in_its_root(lib, monkeypatch,
     tried = json.loads(line[len("ESCAPE "):])
     if mode == "root":  # another uid with no_new_privs: a bounding set gives nothing back on exec
         tried["caps"][3] = 0
-    assert tried == {"chroot": 1, "unshare": False, "umount": False, "caps": [0, 0, 0, 0, 0]}  # 1: EPERM
+    assert tried == {"chroot": 1, "unshare": False, "umount": False, "sysctl": "read-only",
+                     "caps": [0, 0, 0, 0, 0]}  # chroot 1: EPERM
