@@ -150,6 +150,7 @@ def _drop(plan):
         os.setgroups([uid])
         os.setgid(uid)
         os.setuid(uid)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # a uid change clears it
     _ok(libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
     for name, value in plan["rlimits"].items():
         resource.setrlimit(RLIMITS[name], (value, value))
@@ -158,14 +159,27 @@ def _drop(plan):
     os.environ.update(dict(kv.split("=", 1) for kv in plan["env"]))
 
 
-def _serve(plan):
-    """PID 1 of the sandbox: set up, then run the student's cells as a cold runner would."""
+def _supervisor_gone(alive_r) -> bool:
+    os.set_blocking(alive_r, False)
+    try:
+        return os.read(alive_r, 1) == b""
+    except BlockingIOError:
+        return False
+
+
+def _serve(plan, alive_r):
+    """PID 1 of the sandbox: set up, then run the student's cells as a cold runner would. It dies
+    with its supervisor (parent-death signal, set again after the uid change), so a PID 1 that left
+    the supervisor's process group still ends with the sandbox where no cgroup holds it."""
     import _runner
 
     _runner.MAIN_PID = os.getpid()  # a process the student forks reports nothing
     sys.modules["__main__"] = _runner  # as in a cold runner, where the runner is the main module
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     _drop(plan)
+    if _supervisor_gone(alive_r):  # it died before the parent-death signal was set again
+        os._exit(1)
+    os.close(alive_r)
     sys.argv = ["notebook"]
     sys.orig_argv = [sys.executable, "-I", "-B", f"{plan['course_dir']}/_grader/_runner.py", str(REQ_FD), str(REP_FD),
                      plan["course_dir"]]  # as a cold runner's
@@ -200,14 +214,9 @@ def _supervise(plan, fds):
         if pid == 0:
             libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
             os.close(alive_w)
-            os.set_blocking(alive_r, False)
-            try:
-                if os.read(alive_r, 1) == b"":
-                    os._exit(1)
-            except BlockingIOError:
-                pass
-            os.close(alive_r)
-            _serve(plan)
+            if _supervisor_gone(alive_r):
+                os._exit(1)
+            _serve(plan, alive_r)
         for fd in (0, 1, 2, REQ_FD, REP_FD, alive_r):
             os.close(fd)
         _, status = os.waitpid(pid, 0)

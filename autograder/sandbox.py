@@ -281,7 +281,9 @@ def _launch_command(mode, stage: Path, lib_dir: Path, uid: int, limits: Limits, 
     user = [f"--userspec={uid}:{uid}", f"--groups={uid}"] if mode == "root" else []
     # userns: uid 0 of its namespace keeps no capability (CAP_SYS_CHROOT alone leaves a chroot)
     caps = ["--bounding-set=-all", "--inh-caps=-all"] if mode == "userns" else []
-    inner = ["chroot", *user, str(stage / "root"), "/usr/bin/setpriv", "--no-new-privs", *caps, *rl,
+    # --pdeathsig: chroot's uid change cleared unshare's; PID 1 must die with unshare (no cgroup may hold it)
+    inner = ["chroot", *user, str(stage / "root"), "/usr/bin/setpriv", "--no-new-privs", "--pdeathsig=SIGKILL",
+             *caps, *rl,
              "/usr/bin/env", "-i", *sandbox_env(HOME), python, "-I", "-B", f"{COURSE_DIR}/_grader/_runner.py",
              *map(str, fds), COURSE_DIR]
     lines.append("exec " + " ".join(q(a) for a in inner))

@@ -234,3 +234,42 @@ def test_the_student_holds_no_capability_and_stays_in_its_root(lib, monkeypatch,
         tried["caps"][3] = 0
     assert tried == {"chroot": 1, "unshare": False, "umount": False, "sysctl": "read-only",
                      "caps": [0, 0, 0, 0, 0]}  # chroot 1: EPERM
+
+
+def _processes_of(uid: int) -> list:
+    found = []
+    for p in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{p}/status") as f:
+                if any(ln.startswith("Uid:") and int(ln.split()[1]) == uid for ln in f):
+                    found.append(int(p))
+        except (OSError, ValueError):
+            pass
+    return found
+
+
+# PID 1 leaves its supervisor's process group (the grader kills that group) and never exits on its own
+LINGER = "import os, time\nos.setsid()\nos._exit = lambda *a: time.sleep(3600)\nprint('UID', os.getuid())"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="root mode needs root")
+@pytest.mark.parametrize("start", ["warm", "cold"])
+def test_pid_1_that_left_its_process_group_dies_with_the_sandbox_without_cgroups(lib, monkeypatch, start):
+    """Where no cgroup holds the sandbox (a cgroup v2 only host), its PID 1 still dies with it: the
+    uid change had cleared its parent-death signal, so it outlived every submission."""
+    monkeypatch.setenv("AUTOGRADER_SANDBOX", "root")
+    monkeypatch.setenv("AUTOGRADER_START", start)
+    monkeypatch.setattr(sandbox, "_MODE", None)
+    monkeypatch.setattr(sandbox, "_cgroups", lambda name, limits: {})
+    r = run_cells(lib, LINGER)
+    assert (r.mode, r.start) == ("root", start)
+    uid = int(r.cells[0]["stdout"].split()[1])
+    left = _processes_of(uid)
+    for _ in range(100):  # the signal is sent as its supervisor dies; give the kernel a moment
+        if not left:
+            break
+        threading.Event().wait(0.05)
+        left = _processes_of(uid)
+    for pid in left:  # never leave one behind, even when the test fails
+        os.kill(pid, signal.SIGKILL)
+    assert left == []
