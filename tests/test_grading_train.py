@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from autograder import config, pipeline
 from autograder.samples import make_samples_train as samples
@@ -50,7 +51,8 @@ def test_the_notebook_states_the_graded_numbers():
     assert f'MODEL_FILE = "{T.MODEL_FILE}"' in text
     assert f"BPC_TARGET = {T.BPC_TARGET}" in text
     assert f"EVAL_CHARS = {T.EVAL_CHARS:_}" in text
-    assert f"TIME_BUDGET = {T.TIME_BUDGET}" in text
+    assert f"STEP_BUDGET = {T.STEP_BUDGET}" in text and "TIME_BUDGET" not in text  # steps, never seconds
+    assert f'Path("{T.CHECKPOINT_FILE}")' in text and "unlink" not in text  # the checkpoint a hint names is kept
     assert "ci=3.3" in text and T.CI_BPC_TARGET == 3.3
 
 
@@ -106,7 +108,9 @@ def test_solution_notebook_trains_and_passes_its_checks(tmp_path):
     text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs
                    if o.output_type == "stream")
     assert text.count("checks passed") >= 6 and "load_model: your model reaches" in text
-    assert (tmp_path / T.MODEL_FILE).is_file() and not (tmp_path / "charlm_checkpoint.pt").exists()
+    assert (tmp_path / T.MODEL_FILE).is_file()
+    # the checkpoint is kept, at the last step trained, so that running the cell again resumes from it
+    assert torch.load(tmp_path / T.CHECKPOINT_FILE, weights_only=True)["step"] == 200
     assert any(o.output_type == "display_data" for c in nb.cells if c.cell_type == "code" for o in c.outputs)
 
 

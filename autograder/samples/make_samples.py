@@ -521,13 +521,14 @@ SAMPLES = {
     "correct_loops_float64": (sample({"rnn_step": "rnn_loops", "step_jacobian": "jac_loops",
                                       "gradient_norms": "gn_float64_list", "spectral_bound": "sb_svd_loop",
                                       "clip_grad_norm": "clip_loop_float"}), TOTAL, "ok"),
-    # one common mistake each (a wrong rnn_step or step_jacobian also breaks gradient_norms, which uses them)
-    "mistake_rnn_sigmoid": (sample({"rnn_step": "rnn_sigmoid"}), _score(["rnn_step", "gradient_norms"]), "ok"),
-    "mistake_rnn_no_transpose": (sample({"rnn_step": "rnn_no_transpose"}), _score(["rnn_step", "gradient_norms"]), "ok"),
+    # one common mistake each (gradient_norms, built on rnn_step and step_jacobian, is graded with the
+    # grader's own pieces: a wrong rnn_step or step_jacobian costs its own points only)
+    "mistake_rnn_sigmoid": (sample({"rnn_step": "rnn_sigmoid"}), _score(["rnn_step"]), "ok"),
+    "mistake_rnn_no_transpose": (sample({"rnn_step": "rnn_no_transpose"}), _score(["rnn_step"]), "ok"),
     "mistake_jacobian_no_derivative": (sample({"step_jacobian": "jac_no_derivative"}),
-                                       _score(["step_jacobian", "gradient_norms"]), "ok"),
+                                       _score(["step_jacobian"]), "ok"),
     "mistake_jacobian_transposed": (sample({"step_jacobian": "jac_transposed"}),
-                                    _score(["step_jacobian", "gradient_norms"]), "ok"),
+                                    _score(["step_jacobian"]), "ok"),
     "mistake_norms_frobenius": (sample({"gradient_norms": "gn_frobenius"}), _score(["gradient_norms"]), "ok"),
     "mistake_bound_eigenvalue": (sample({"spectral_bound": "sb_eigenvalue"}), _score(["spectral_bound"]), "ok"),
     "mistake_clip_per_parameter": (sample({"clip_grad_norm": "clip_per_param"}), _score(["clip_grad_norm"]), "ok"),
@@ -536,10 +537,10 @@ SAMPLES = {
     "mistake_clip_not_in_place": (sample({"clip_grad_norm": "clip_not_in_place"}), _score(["clip_grad_norm"]), "ok"),
     "mistake_clip_always_rescale": (sample({"clip_grad_norm": "clip_always_rescale"}), _score(["clip_grad_norm"]), "ok"),
     "mistake_clip_no_zero_guard": (sample({"clip_grad_norm": "clip_no_zero_guard"}), _score(["clip_grad_norm"]), "ok"),
-    "slow_function": (sample({"rnn_step": "rnn_endless"}), _score(["rnn_step", "gradient_norms"]), "timeout"),
+    "slow_function": (sample({"rnn_step": "rnn_endless"}), _score(["rnn_step"]), "timeout"),
     # attacks: wrong code plus an attempt to be graded as right; each must earn what the code earns
     "attack_allclose": (sample({"rnn_step": "rnn_sigmoid"}, [("end", "allclose")]),
-                        _score(["rnn_step", "gradient_norms"]), "ok"),
+                        _score(["rnn_step"]), "ok"),
     "attack_patch_checks": (sample({"clip_grad_norm": "clip_per_param"}, [("start", "patch_checks")]),
                             _score(["clip_grad_norm"]), "ok"),
     "attack_input_transformer": (sample(_all(BLANK), [("start", "input_transformer")]), 0, "ok"),
@@ -549,11 +550,11 @@ SAMPLES = {
                                       files={"course_lib/__init__.py": "",
                                              "course_lib/checks/__init__.py":
                                                  "def __getattr__(name):\n    return lambda *a, **k: None\n"}),
-                               _score(["rnn_step", "gradient_norms"]), "ok"),
+                               _score(["rnn_step"]), "ok"),
     "attack_forge_results": (sample(_all(BLANK), [("start", "forge_results")]), 0, "tampering_detected"),
     # right values, a fault (an input changed in place; no clipping at all), and the entries that show it
-    # dropped from the helper's result: the incomplete result fails (gradient_norms calls rnn_step), and the row
-    # says the results were malformed (tampering_detected), not a wrong answer
+    # dropped from the helper's result: the incomplete results fail (gradient_norms's too, whose keys it drops),
+    # and the row says the results were malformed (tampering_detected), not a wrong answer
     "attack_drop_keys_plain": (sample({"rnn_step": "rnn_changes_input"}, [("end", "drop_inputs_changed")]),
                                _score(["rnn_step", "gradient_norms"]), "tampering_detected"),
     "attack_drop_keys_clip": (sample({"clip_grad_norm": "clip_never_clips"}, [("end", "drop_clipped_grads")]),

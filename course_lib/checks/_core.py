@@ -38,6 +38,9 @@ class Case:
     arrays: dict
     label: str
     hidden: bool = False
+    # what kind of case it is (beyond its dtype, which :func:`case_kinds` adds): the visible cases hold
+    # every kind the hidden ones hold, so that "all checks passed" in the notebook means something
+    kinds: tuple = ()
 
 
 @dataclass
@@ -83,9 +86,9 @@ def combine(a: Mutant, b: Mutant) -> Mutant | None:
             knobs[k] = {**knobs[k], **v}
         else:
             return None
-    applies = None
-    if a.applies or b.applies:
-        applies = lambda c: all(m.applies is None or m.applies(c) for m in (a, b))  # noqa: E731
+    applies = None  # where one of the two shows (the other may show on another case only, see diagnose)
+    if a.applies and b.applies:
+        applies = lambda c: a.applies(c) or b.applies(c)  # noqa: E731
     return Mutant(a.family(**knobs), f"two mistakes together explain your results:\n- {a.hint}\n- {b.hint}",
                   applies)
 
@@ -154,6 +157,24 @@ def case_dtype(case: Case):
     return np.dtype(np.float32)
 
 
+def size_kinds(B, I, H, scale=1.0) -> tuple:
+    """The kinds of a case of a cell or a step: a batch of one, a size of one, I = H, saturated units."""
+    return tuple(k for k, on in (("a batch of one", B == 1), ("a size of one", min(I, H) == 1),
+                                 ("I = H", I == H), ("saturated units", scale > 1.5)) if on)
+
+
+def padding_kinds(lengths, T) -> tuple:
+    """The kinds of a padded batch: every sequence full length, padding, lengths out of order."""
+    lengths = [int(n) for n in lengths]
+    kinds = ("every sequence full length",) if min(lengths) == T else ("padding",)
+    return kinds + (("unsorted lengths",) if lengths != sorted(lengths, reverse=True) else ())
+
+
+def case_kinds(case: Case) -> set:
+    """The kinds of ``case``: its own (``Case.kinds``) and its floating dtype."""
+    return set(case.kinds) | {np.dtype(case_dtype(case)).name}
+
+
 def shapes_text(case: Case, names) -> str:
     parts = []
     for n in names:
@@ -207,8 +228,9 @@ def describe_error(fn: str, etype: str, msg: str) -> str:
     return f"`{fn}` raised {etype}: {msg}"
 
 
-def check_case(ex: Exercise, case: Case, got: dict, want: dict) -> str | None:
-    """None when the student's arrays match the reference's for this case, else a hint."""
+def check_case(ex: Exercise, case: Case, got: dict, want: dict, others: Callable = lambda: ()) -> str | None:
+    """None when the student's arrays match the reference's for this case, else a hint. ``others()``: the other
+    cases whose values differ, as ``(case, got)``, asked for only when a diagnosis needs them."""
     malformed = _schema.problem(ex, got, want)  # first: the comparisons below read a complete result
     if malformed:
         return malformed
@@ -233,7 +255,7 @@ def check_case(ex: Exercise, case: Case, got: dict, want: dict) -> str | None:
         return None
     if problem != "values":
         return problem
-    return diagnose(ex, case, got, want)
+    return diagnose(ex, case, got, want, others())
 
 
 def _values_match(ex: Exercise, m: Mutant, case: Case, got: dict) -> bool:
@@ -268,18 +290,22 @@ def _explains(ex: Exercise, m: Mutant, case: Case, got: dict) -> bool:
         return False
 
 
-def diagnose(ex: Exercise, case: Case, got: dict, want: dict) -> str:
+def diagnose(ex: Exercise, case: Case, got: dict, want: dict, others: list = ()) -> str:
     """The hint for values that differ: a known mistake, two known mistakes together, or where and how far
-    the values are off (:func:`describe_difference`)."""
+    the values are off (:func:`describe_difference`).
+
+    ``others``: ``(case, got)`` of the other cases whose values differ too. A mistake (or a pair) that explains
+    them all is named first, so that a second mistake which shows on another case only (gamma on a case with
+    gamma = 1, padding on a full-length case) is named as well; then one that explains this case alone."""
     ms = ex.mutants()
-    for m in ms:
+    pairs = [both for k, a in enumerate(ms) for b in ms[k + 1:] for both in (combine(a, b),) if both is not None]
+    if others:
+        for m in (*ms, *pairs):
+            if _explains(ex, m, case, got) and all(_explains(ex, m, c, g) for c, g in others):
+                return m.hint
+    for m in (*ms, *pairs):
         if _explains(ex, m, case, got):
             return m.hint
-    for k, a in enumerate(ms):
-        for b in ms[k + 1:]:
-            both = combine(a, b)
-            if both is not None and _explains(ex, both, case, got):
-                return both.hint
     where = describe_difference(ex, case, got, want)
     return (f"`{ex.name}` returns values that differ from the expected ones on a case with {case.label}"
             f"{': ' + where if where else ''}. None of the usual mistakes explains them: re-derive that part "
@@ -337,14 +363,56 @@ def verdict(ex: Exercise, cases: list, outputs: list) -> Verdict:
     n_hidden = sum(c.hidden for c in cases)
     if len(outputs) != len(cases):  # one result per case, or cases would pass unseen (a grader error)
         raise RuntimeError(f"{ex.name}: {len(outputs)} results for {len(cases)} cases")
-    for case, got in zip(cases, outputs):
-        want = ex.call(ref, case)
-        if "error_type" in want:  # never blame a student for a reference failure
-            raise RuntimeError(f"reference {ex.name} failed on {case.label}: {scalar_text(want['error'])}")
-        hint = check_case(ex, case, got, want)
+    wants = {}
+
+    def want_of(k):
+        if k not in wants:
+            wants[k] = ex.call(ref, cases[k])
+            if "error_type" in wants[k]:  # never blame a student for a reference failure
+                raise RuntimeError(f"reference {ex.name} failed on {cases[k].label}: {scalar_text(wants[k]['error'])}")
+        return wants[k]
+
+    def problems_after(k):
+        """The comparison's verdict on each later case: "values" or a specific hint (None: right)."""
+        out = []
+        for j in range(k + 1, len(cases)):
+            got, want = outputs[j], want_of(j)
+            try:
+                if "error_type" in got and not _schema.problem(ex, got, want):
+                    out.append((cases[j], got, check_case(ex, cases[j], got, want), want))
+                elif not _schema.problem(ex, got, want):
+                    out.append((cases[j], got, (ex.compare or default_compare)(ex, cases[j], got, want), want))
+            except Exception:  # an output no comparison can read says nothing about the mistake
+                continue
+        return out
+
+    for k, (case, got) in enumerate(zip(cases, outputs)):
+        later, diagnosed = [], []
+
+        def others():
+            diagnosed.append(True)
+            later.extend(problems_after(k))
+            return [(c, g) for c, g, p, _ in later if p == "values"]
+
+        hint = check_case(ex, case, got, want_of(k), others)
         if hint:
-            return Verdict(False, hint, len(cases), n_hidden, case.label, case.hidden)
+            also = _also(ex, hint, later if diagnosed else problems_after(k), bool(diagnosed))
+            return Verdict(False, hint + also, len(cases), n_hidden, case.label, case.hidden)
     return Verdict(True, None, len(cases), n_hidden)
+
+
+def _also(ex: Exercise, hint: str, later: list, diagnosed: bool) -> str:
+    """A second mistake that shows on a later case only (a zero norm, parameters given as a generator, gradients
+    below max_norm): named too, after the first; a later case whose values differ is diagnosed only when the
+    first hint came from a special comparison (a diagnosis already looked at every case)."""
+    for case, got, problem, want in later:
+        if problem == "values" and not diagnosed:
+            problem = diagnose(ex, case, got, want)
+            if "None of the usual mistakes" in problem:
+                continue
+        if problem and problem != "values" and problem not in hint:
+            return f"\nAlso, on another case ({case.label}): {problem}"
+    return ""
 
 
 # ------------------------------------------------------------------ kernel mode
@@ -381,8 +449,8 @@ def run_check(ex: Exercise, fn, *, hidden: bool = False, seed: int | None = None
         if scalar_text(got.get("error_type", "")) == "CheckTimeout":
             got = {"error_type": np.array("TimeLimit"), "error": np.array("")}
         outputs.append(got)
-        if "error_type" in got:
-            break
+        if scalar_text(got.get("error_type", "")) in ("TimeLimit", "Crash", "MemoryError"):
+            break  # the other cases would take as long; an ordinary error still lets them run (and be named)
     v = verdict(ex, cases[: len(outputs)], outputs)
     if not v.passed:
         where = "a hidden-style case" if v.failed_hidden else "a visible case"

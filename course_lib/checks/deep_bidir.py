@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from . import _protocol
-from ._core import Case, Mutant, scalar_text, family
+from ._core import Case, Mutant, scalar_text, family, padding_kinds, size_kinds
 from ._rnn_common import (F32, F64, PROTOCOL, describe_rnn, leaves, make_compare, normal, shape_error_hint,
                           value_problem, weight_names, weights)
 
@@ -96,11 +96,14 @@ def compare_with_probes(names, inputs, probes_of):
 # ======================================================================== reverse_padded
 def _rev_cases(rng, hidden):
     def case(B, T, Fe, lengths, dtype, label):
-        return Case({"x": normal(rng, (B, T, Fe), 1.0, dtype), "lengths": _lengths(lengths)}, label)
+        kinds = (*padding_kinds(lengths, T), *(("a batch of one",) if B == 1 else ()), *(("T = 1",) if T == 1 else ()))
+        return Case({"x": normal(rng, (B, T, Fe), 1.0, dtype), "lengths": _lengths(lengths)}, label, kinds=kinds)
 
     if not hidden:
         return [case(3, 5, 2, [5, 3, 1], F32, "float32, B=3, T=5, lengths [5, 3, 1]"),
-                case(2, 4, 1, [4, 2], F64, "float64, B=2, T=4, lengths [4, 2]")]
+                case(2, 4, 1, [2, 4], F64, "float64, B=2, T=4, unsorted lengths [2, 4]"),
+                case(1, 1, 2, [1], F64, "float64, a batch of one, T=1"),
+                case(2, 3, 2, [3, 3], F32, "float32, every sequence full length")]
     return [case(2, 4, 3, [4, 4], F64, "float64, every sequence full length"),
             case(4, 6, 2, [2, 6, 4, 5], F64, "float64, unsorted lengths [2, 6, 4, 5]"),
             case(1, 3, 2, [2], F32, "float32, a batch of one, length 2 of T=3"),
@@ -156,11 +159,14 @@ def _bidir_cases(rng, hidden):
     def case(B, T, I, H, lengths, dtype, label):
         return Case({"x": normal(rng, (B, T, I), 1.0, dtype), **weights(rng, "fw_", 4, I, H, dtype),
                      **weights(rng, "bw_", 4, I, H, dtype), "lengths": _lengths(lengths),
-                     **_probe_arrays(rng, B, I, H, dtype)}, label)
+                     **_probe_arrays(rng, B, I, H, dtype)}, label,
+                    kinds=(*padding_kinds(lengths, T), *size_kinds(B, I, H)))
 
     if not hidden:
         return [case(3, 5, 2, 3, [5, 3, 1], F32, "float32, B=3, T=5, I=2, H=3, lengths [5, 3, 1]"),
-                case(2, 4, 3, 2, [4, 2], F64, "float64, B=2, T=4, I=3, H=2, lengths [4, 2]")]
+                case(2, 4, 3, 2, [2, 4], F64, "float64, B=2, T=4, I=3, H=2, unsorted lengths [2, 4]"),
+                case(1, 3, 1, 1, [3], F64, "float64, a batch of one, I=H=1, full length"),
+                case(2, 4, 2, 2, [4, 3], F32, "float32, I=H=2, lengths [4, 3]")]
     return [case(2, 4, 3, 3, [4, 4], F64, "float64, every sequence full length"),
             case(4, 6, 2, 3, [2, 6, 4, 6], F64, "float64, unsorted lengths [2, 6, 4, 6]"),
             case(1, 3, 2, 2, [2], F64, "float64, a batch of one, length 2 of T=3"),
@@ -303,13 +309,19 @@ def _stack_cases(rng, hidden):
         for layer in range(L):
             for d in range(D):
                 a.update(weights(rng, f"w{layer * D + d}_", 4, I if layer == 0 else D * H, H, dtype))
-        return Case(a, label)
+        kinds = (*padding_kinds(lengths, T), "bidirectional" if bi else "one direction",
+                 "residual" if residual else "no residual", f"{min(L, 3)} layer(s)",
+                 *(("a skip at layer 0 (I = D*H)",) if residual and I == D * H else ()))
+        return Case(a, label, kinds=kinds)
 
     if not hidden:
         return [case(3, 5, 3, 2, 2, True, False, [5, 2, 4], F64,
                      "float64, 2 layers, bidirectional, I=3, H=2, lengths [5, 2, 4]"),
                 case(3, 4, 3, 4, 2, False, True, [4, 4, 1], F32,
-                     "float32, 2 layers, residual, I=3 (no skip at layer 1), H=4, lengths [4, 4, 1]")]
+                     "float32, 2 layers, residual, I=3 (no skip at layer 1), H=4, lengths [4, 4, 1]"),
+                case(2, 4, 2, 2, 3, False, True, [4, 4], F64,
+                     "float64, 3 layers, residual, I=H=2, every sequence full length"),
+                case(2, 4, 4, 2, 1, True, True, [3, 4], F32, "float32, 1 layer, bidirectional, residual, I=2H=4")]
     return [case(2, 6, 3, 3, 3, False, True, [6, 3], F64, "float64, 3 layers, residual, I=H=3, lengths [6, 3]"),
             case(3, 5, 1, 2, 2, True, True, [5, 1, 3], F64,
                  "float64, 2 layers, bidirectional, residual, I=1 (no skip at layer 1), H=2"),
@@ -326,8 +338,26 @@ def _stack_ref():
     return ref
 
 
-def _stack_mutant(kind):
+@family
+def _stack_mutant(layer_input="below", residual_mode="matching", residual_fed=True, residual_masked=True,
+                  hn_order="layer", weights_order="layer"):
+    """stacked_rnn with the given mistakes. ``layer_input``: "below" (layer l's output, right) or "x" (every
+    layer reads x); ``residual_mode``: "matching" (a skip where sizes match, right), "ignored", "always" (also
+    when residual=False) or "mismatched" (also where sizes differ: cut or padded); ``residual_fed``: the next
+    layer reads the sum; ``residual_masked``: the skip zero at padded steps; ``hn_order`` / ``weights_order``:
+    by "layer" (nn.LSTM's, right) or by "direction" first."""
     from ..reference import run_rnn
+
+    def skip_for(src, out, residual):
+        if residual_mode == "ignored" or not (residual or residual_mode == "always"):
+            return None
+        if out.shape[-1] == src.shape[-1]:
+            return src
+        if residual_mode != "mismatched":
+            return None
+        if src.shape[-1] > out.shape[-1]:
+            return src[..., :out.shape[-1]]
+        return src if src.shape[-1] == 1 else F.pad(src, (0, out.shape[-1] - src.shape[-1]))
 
     def fn(x, weights, lengths, bidirectional=False, residual=False):
         D = 2 if bidirectional else 1
@@ -335,34 +365,20 @@ def _stack_mutant(kind):
         mask = _mask(x, lengths).to(x.dtype)
         inp, hs, cs = x, [], []
         for layer in range(L):
-            src = x if (kind == "layer_input_x" and layer > 0) else inp
+            src = x if (layer_input == "x" and layer > 0) else inp
             outs = []
             for d in range(D):
-                k = (d * L + layer) if kind == "weights_order" else layer * D + d
+                k = (d * L + layer) if weights_order == "direction" else layer * D + d
                 out, (h, c) = run_rnn(src, weights[k], "lstm", lengths, reverse=d == 1)
                 outs.append(out)
                 hs.append(h)
                 cs.append(c)
-            out = torch.cat(outs, -1)
-            raw = out
-            use = residual if kind != "residual_ignored" else False
-            if kind == "residual_always":
-                use = True
-            if use:
-                skip = src if kind != "residual_unmasked" else src
-                if kind != "residual_unmasked":
-                    skip = skip * mask
-                if out.shape[-1] == src.shape[-1]:
-                    out = out + skip
-                elif kind == "residual_shapes_differ":
-                    if skip.shape[-1] == 1:
-                        out = out + skip
-                    elif skip.shape[-1] > out.shape[-1]:
-                        out = out + skip[..., :out.shape[-1]]
-                    else:
-                        out = out + F.pad(skip, (0, out.shape[-1] - skip.shape[-1]))
-            inp = raw if (kind == "residual_not_fed" and layer < L - 1) else out
-        if kind == "hn_direction_major" and D == 2:
+            raw = out = torch.cat(outs, -1)
+            skip = skip_for(src, out, residual)
+            if skip is not None:
+                out = out + (skip * mask if residual_masked else skip)
+            inp = raw if (not residual_fed and layer < L - 1) else out
+        if hn_order == "direction" and D == 2:
             order = [layer * D + d for d in range(D) for layer in range(L)]
             hs, cs = [hs[i] for i in order], [cs[i] for i in order]
         return inp, (torch.stack(hs), torch.stack(cs))
@@ -373,28 +389,33 @@ def _when(pred):
     return lambda c: bool(pred(c.arrays))
 
 
-STACK_HINTS = {
-    "layer_input_x": ("every layer reads the original input x: layer l + 1 must read the output sequence of layer l "
-                      "(both directions, concatenated).", _when(lambda a: a["n_weights"] > (2 if a["bidirectional"] else 1))),
-    "residual_shapes_differ": ("you added a residual where the layer's input and output sizes differ (the first layer, "
-                               "I != D*H): the skip applies only where the sizes match, and nowhere else.",
-                               _when(lambda a: bool(a["residual"]))),
-    "residual_ignored": ("residual=True changes nothing in your stack: add each layer's input to its output wherever "
-                         "their sizes match.", _when(lambda a: bool(a["residual"]))),
-    "residual_always": ("you added residual links although residual=False.", _when(lambda a: not a["residual"])),
-    "residual_not_fed": ("the next layer reads a layer's raw output: with residual=True it must read the sum (output "
-                         "plus skip).", _when(lambda a: bool(a["residual"]))),
-    "residual_unmasked": ("your skip adds the input at padded steps too: out must stay zero where t >= lengths[b], "
-                          "so add the input only at valid steps.", _when(lambda a: bool(a["residual"]))),
-    "hn_direction_major": ("h_n and c_n are ordered by direction first: nn.LSTM orders them layer by layer (layer 0 "
-                           "forward, layer 0 backward, layer 1 forward, ...).", _when(lambda a: bool(a["bidirectional"]))),
-    "weights_order": ("you read `weights` by direction first: they come in nn.LSTM.all_weights order, layer 0 "
-                      "forward, layer 0 backward, layer 1 forward, ...", _when(lambda a: bool(a["bidirectional"]))),
-}
+_deep = _when(lambda a: a["n_weights"] > (2 if a["bidirectional"] else 1))
+_res = _when(lambda a: bool(a["residual"]))
+_bi = _when(lambda a: bool(a["bidirectional"]))
+
+STACK_HINTS = [
+    ({"layer_input": "x"}, "every layer reads the original input x: layer l + 1 must read the output sequence of "
+                           "layer l (both directions, concatenated).", _deep),
+    ({"residual_mode": "mismatched"}, "you added a residual where the layer's input and output sizes differ (the "
+                                      "first layer, I != D*H): the skip applies only where the sizes match, and "
+                                      "nowhere else.", _res),
+    ({"residual_mode": "ignored"}, "residual=True changes nothing in your stack: add each layer's input to its "
+                                   "output wherever their sizes match.", _res),
+    ({"residual_mode": "always"}, "you added residual links although residual=False.",
+     _when(lambda a: not a["residual"])),
+    ({"residual_fed": False}, "the next layer reads a layer's raw output: with residual=True it must read the sum "
+                              "(output plus skip).", _res),
+    ({"residual_masked": False}, "your skip adds the input at padded steps too: out must stay zero where t >= "
+                                 "lengths[b], so add the input only at valid steps.", _res),
+    ({"hn_order": "direction"}, "h_n and c_n are ordered by direction first: nn.LSTM orders them layer by layer "
+                                "(layer 0 forward, layer 0 backward, layer 1 forward, ...).", _bi),
+    ({"weights_order": "direction"}, "you read `weights` by direction first: they come in nn.LSTM.all_weights "
+                                     "order, layer 0 forward, layer 0 backward, layer 1 forward, ...", _bi),
+]
 
 
 def _stack_mutants():
-    return [Mutant(_stack_mutant(k), h, applies) for k, (h, applies) in STACK_HINTS.items()]
+    return [Mutant(_stack_mutant(**knobs), h, applies) for knobs, h, applies in STACK_HINTS]
 
 
 STACK_INPUTS = {"x": "the input `x`"}

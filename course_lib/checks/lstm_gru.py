@@ -12,7 +12,7 @@ import itertools
 import numpy as np
 import torch
 
-from ._core import Case, Mutant, family
+from ._core import Case, Mutant, family, padding_kinds, size_kinds
 from ._rnn_common import (F32, F64, describe_rnn, make_compare, normal, shape_error_hint,
                           value_problem, weight_names, weights)
 
@@ -27,7 +27,9 @@ GRU_LAYOUT = ("Layouts follow torch.nn: x (B, I), h (B, H), W_ih (3H, I), W_hh (
 def _cell_sizes(case, hidden):
     """The (B, I, H, dtype) grid both cells are checked on: visible cases, then hidden ones."""
     if not hidden:
-        return [case(3, 4, 5, F32, "float32, B=3, I=4, H=5"), case(2, 3, 2, F64, "float64, B=2, I=3, H=2")]
+        return [case(3, 4, 5, F32, "float32, B=3, I=4, H=5"), case(2, 3, 2, F64, "float64, B=2, I=3, H=2"),
+                case(1, 1, 1, F64, "float64, a batch of one, I=H=1"),
+                case(2, 3, 3, F32, "float32, large weights (saturated gates), I=H=3", scale=3.0)]
     return [case(4, 5, 6, F64, "float64, B=4, I=5, H=6"),
             case(1, 3, 3, F32, "float32, a batch of one, I=H=3"),
             case(2, 1, 1, F64, "float64, I=H=1"),
@@ -47,7 +49,7 @@ GATE_NAMES = {"i": "input gate i", "f": "forget gate f", "g": "cell candidate g"
 def _lstm_cases(rng, hidden):
     def case(B, I, H, dtype, label, scale=1.0):
         return Case({"x": normal(rng, (B, I), 1.0, dtype), **_state(rng, B, H, dtype),
-                     **weights(rng, "", 4, I, H, dtype, scale)}, label)
+                     **weights(rng, "", 4, I, H, dtype, scale)}, label, kinds=size_kinds(B, I, H, scale))
 
     return _cell_sizes(case, hidden)
 
@@ -177,7 +179,7 @@ GRU_ROLES = "rzn"
 def _gru_cases(rng, hidden):
     def case(B, I, H, dtype, label, scale=1.0):
         return Case({"x": normal(rng, (B, I), 1.0, dtype), "h": np.tanh(normal(rng, (B, H), 1.0, dtype)),
-                     **weights(rng, "", 3, I, H, dtype, scale)}, label)
+                     **weights(rng, "", 3, I, H, dtype, scale)}, label, kinds=size_kinds(B, I, H, scale))
 
     return _cell_sizes(case, hidden)
 
@@ -277,11 +279,15 @@ def _run_cases(rng, hidden):
              "h0": np.zeros((B, H), dtype) if zero_state else np.tanh(normal(rng, (B, H), 1.0, dtype))}
         if cell == "lstm":
             a["c0"] = np.zeros((B, H), dtype) if zero_state else normal(rng, (B, H), 1.0, dtype)
-        return Case(a, label)
+        return Case(a, label, kinds=(f"{cell} cell", *padding_kinds(lengths, T), *size_kinds(B, I, H),
+                                     *(("zero initial state",) if zero_state else ())))
 
     if not hidden:
         return [case("lstm", 3, 5, 2, 4, [5, 3, 1], F32, "float32, LSTM cell, B=3, T=5, lengths [5, 3, 1]"),
-                case("gru", 2, 4, 3, 2, [4, 2], F64, "float64, GRU cell, B=2, T=4, lengths [4, 2]")]
+                case("gru", 2, 4, 3, 2, [2, 4], F64, "float64, GRU cell, B=2, T=4, unsorted lengths [2, 4]"),
+                case("lstm", 1, 3, 1, 1, [3], F64, "float64, LSTM cell, a batch of one, I=H=1, full length, zero "
+                     "initial state", zero_state=True),
+                case("gru", 2, 4, 2, 3, [4, 4], F32, "float32, GRU cell, every sequence full length")]
     return [case("lstm", 2, 4, 3, 3, [4, 4], F64, "float64, LSTM cell, every sequence full length"),
             case("lstm", 4, 6, 2, 3, [2, 6, 4, 6], F64, "float64, LSTM cell, unsorted lengths [2, 6, 4, 6]"),
             case("gru", 3, 5, 2, 4, [1, 5, 3], F32, "float32, GRU cell, lengths [1, 5, 3]"),
@@ -300,51 +306,72 @@ def _first(s):
     return s[0] if isinstance(s, tuple) else s
 
 
-def _run_mutant(kind):
+@family
+def _run_mutant(lengths_used=True, state_masked=True, out_masked=True, mask_off_by_one=False, zero_state=False,
+                final="state", cell_state_masked=True):
+    """run_rnn with the given mistakes. ``lengths_used``: False runs every sequence over all T steps (no mask
+    at all); ``state_masked`` / ``out_masked``: the state kept / the output zeroed at padded steps;
+    ``cell_state_masked``: an LSTM's c kept too (False: only h is kept); ``final``: "state" (right), "out"
+    (the output at step T-1) or "gathered" (h read from out at lengths - 1, c from step T-1)."""
     def fn(x, weights, cell_fn, lengths, state):
         B, T, _ = x.shape
         state = tuple(state) if isinstance(state, (tuple, list)) else state
-        if kind == "zero_state":
+        if zero_state:
             state = tuple(torch.zeros_like(s) for s in state) if isinstance(state, tuple) else torch.zeros_like(state)
-        outs = []
+        outs, last = [], state
         for t in range(T):
             new = cell_fn(x[:, t], state, *weights)
-            new = tuple(new) if isinstance(new, (tuple, list)) else new
-            valid = (t < lengths) if kind != "off_by_one" else (t <= lengths)
+            last = new = tuple(new) if isinstance(new, (tuple, list)) else new
+            valid = (t <= lengths) if mask_off_by_one else (t < lengths)
             m = valid.unsqueeze(1).to(x.device)
             h = _first(new)
-            if kind in ("ignore_lengths", "state_not_masked"):
+            if not (lengths_used and state_masked):
                 state = new
+            elif isinstance(new, tuple) and not cell_state_masked:
+                state = (torch.where(m, new[0], state[0]), new[1])
             else:
                 state = _tree_where(m, new, state)
-            outs.append(h if kind in ("ignore_lengths", "out_not_masked") else torch.where(m, h, torch.zeros_like(h)))
+            outs.append(torch.where(m, h, torch.zeros_like(h)) if lengths_used and out_masked else h)
         out = torch.stack(outs, 1)
-        if kind == "final_from_out":
-            last = out[:, -1]
-            state = (last, _first(state) * 0 + state[1]) if isinstance(state, tuple) else last
+        if final == "out":
+            state = (out[:, -1], state[1]) if isinstance(state, tuple) else out[:, -1]
+        elif final == "gathered":
+            h = out[torch.arange(B), lengths - 1]
+            state = (h, last[1]) if isinstance(state, tuple) else h
         return out, state
     return fn
 
 
+def _padded(case):
+    return int(case.arrays["lengths"].min()) < case.arrays["x"].shape[1]
+
+
 def _run_mutants():
+    R = _run_mutant
+    lstm_padded = lambda c: _padded(c) and str(c.arrays["cell"]) == "lstm"  # noqa: E731
     return [
-        Mutant(_run_mutant("ignore_lengths"),
+        Mutant(R(lengths_used=False),
                "your run ignores `lengths`: a padded step (t >= lengths[b]) must not change that sequence's state, "
-               "and its output must be zero (as pad_packed_sequence gives)."),
-        Mutant(_run_mutant("state_not_masked"),
+               "and its output must be zero (as pad_packed_sequence gives).", _padded),
+        Mutant(R(state_masked=False),
                "the state keeps changing on padded steps (t >= lengths[b]): the final state must be the one after "
-               "each sequence's last valid step, so keep the old state where the step is padding."),
-        Mutant(_run_mutant("out_not_masked"),
+               "each sequence's last valid step, so keep the old state where the step is padding.", _padded),
+        Mutant(R(out_masked=False),
                "`out` is not zero at padded steps (t >= lengths[b]): the state is right, but the output there must "
-               "be zero, as pad_packed_sequence gives."),
-        Mutant(_run_mutant("off_by_one"),
+               "be zero, as pad_packed_sequence gives.", _padded),
+        Mutant(R(mask_off_by_one=True),
                "your mask is off by one: step t of sequence b is valid when t < lengths[b] (a sequence of length L "
-               "has steps 0..L-1)."),
-        Mutant(_run_mutant("zero_state"),
-               "your run starts from zeros instead of the given initial `state`."),
-        Mutant(_run_mutant("final_from_out"),
+               "has steps 0..L-1).", _padded),
+        Mutant(R(zero_state=True), "your run starts from zeros instead of the given initial `state`."),
+        Mutant(R(final="out"),
                "your final state is the output at the last padded step T-1 (zero for a shorter sequence): return the "
-               "state after each sequence's own last valid step."),
+               "state after each sequence's own last valid step.", _padded),
+        Mutant(R(cell_state_masked=False),
+               "you keep h at padded steps but not the cell state c: an LSTM's state is the pair (h, c), and both "
+               "must stay as they were after each sequence's last valid step.", lstm_padded),
+        Mutant(R(final="gathered"),
+               "your final h is read from `out` at lengths - 1 (right), but your final c is the one after step T-1, "
+               "which has read the padding: keep the whole state (h, c) at padded steps.", lstm_padded),
     ]
 
 
@@ -403,12 +430,15 @@ RUN_RNN = dict(cases=_run_cases, reference=_run_ref, families=_run_mutants, chec
 def _ng_cases(rng, hidden):
     def case(shape, m, eps, label):
         d = shape[-1]
+        kinds = tuple(k for k, on in (("one entry", np.prod(shape) == 1), ("x with 2 dimensions", len(shape) == 2),
+                                      ("a large eps (>= 1e-3)", eps >= 1e-3)) if on)
         return Case({"x": normal(rng, shape, 1.0), "f_B": normal(rng, (d, m), 1.0 / np.sqrt(d)),
-                     "f_A": normal(rng, (m,), 1.0), "eps": np.array(float(eps))}, label)
+                     "f_A": normal(rng, (m,), 1.0), "eps": np.array(float(eps))}, label, kinds=kinds)
 
     if not hidden:
         return [case((4,), 3, 1e-6, "float64, x of shape (4,), eps=1e-6"),
-                case((2, 3), 2, 1e-3, "float64, x of shape (2, 3), eps=1e-3")]
+                case((2, 3), 2, 1e-3, "float64, x of shape (2, 3), eps=1e-3"),
+                case((1,), 2, 1e-5, "float64, one entry, eps=1e-5")]
     return [case((1,), 1, 1e-5, "float64, one entry"),
             case((3, 4), 5, 1e-4, "float64, x of shape (3, 4), eps=1e-4"),
             case((6,), 2, 1e-2, "float64, x of shape (6,), eps=1e-2"),
@@ -435,13 +465,21 @@ def _ng_ref():
     return numerical_gradient
 
 
-def _ng_mutant(kind):
+@family
+def _ng_mutant(difference="central", denominator="2 eps", restore=True, one_at_a_time=True, autograd=False):
+    """numerical_gradient with the given mistakes (right: central differences (f(x + eps e_i) - f(x - eps e_i))
+    / (2 eps), one entry at a time, each put back). ``difference``: "central" or "forward"; ``denominator``:
+    "2 eps" or "eps"; ``restore``: each entry put back before the next."""
     def fn(f, x, eps=1e-6):
-        if kind == "autograd":
+        if autograd:
             xx = x.detach().clone().requires_grad_(True)
             return torch.autograd.grad(f(xx), xx)[0]
-        if kind == "all_at_once":
-            return torch.full_like(x, (float(f(x + eps)) - float(f(x - eps))) / (2 * eps))
+        div = 2 * eps if denominator == "2 eps" else eps
+        if difference == "forward":
+            div = div / 2
+        if not one_at_a_time:
+            low = x if difference == "forward" else x - eps
+            return torch.full_like(x, (float(f(x + eps)) - float(f(low))) / div)
         g = torch.zeros_like(x)
         flat, gf = x.detach().clone().reshape(-1), g.reshape(-1)
         f0 = float(f(x))
@@ -449,28 +487,28 @@ def _ng_mutant(kind):
             old = flat[i].item()
             flat[i] = old + eps
             fp = float(f(flat.reshape(x.shape)))
-            if kind == "forward":
-                gf[i] = (fp - f0) / eps
+            if difference == "forward":
+                gf[i] = (fp - f0) / div
             else:
-                flat[i] = (old - eps) if kind != "no_restore" else flat[i] - 2 * eps
-                fm = float(f(flat.reshape(x.shape)))
-                gf[i] = (fp - fm) / (eps if kind == "one_eps" else 2 * eps)
-            if kind != "no_restore":
+                flat[i] = (old - eps) if restore else flat[i] - 2 * eps
+                gf[i] = (fp - float(f(flat.reshape(x.shape)))) / div
+            if restore:
                 flat[i] = old
         return g
     return fn
 
 
 def _ng_mutants():
+    N = _ng_mutant
     return [
-        Mutant(_ng_mutant("forward"), "you used a one-sided (forward) difference (f(x + eps) - f(x)) / eps: its error "
-               "shrinks like eps, the central difference (f(x + eps) - f(x - eps)) / (2 eps) like eps^2."),
-        Mutant(_ng_mutant("one_eps"), "you divided the central difference by eps: the two points are 2 eps apart."),
-        Mutant(_ng_mutant("no_restore"), "you do not put each entry back after perturbing it: every later entry is "
+        Mutant(N(difference="forward"), "you used a one-sided (forward) difference (f(x + eps) - f(x)) / eps: its "
+               "error shrinks like eps, the central difference (f(x + eps) - f(x - eps)) / (2 eps) like eps^2."),
+        Mutant(N(denominator="eps"), "you divided the central difference by eps: the two points are 2 eps apart."),
+        Mutant(N(restore=False), "you do not put each entry back after perturbing it: every later entry is "
                "then measured at a shifted point. Restore x[i] before moving on to the next entry."),
-        Mutant(_ng_mutant("all_at_once"), "you perturbed every entry at once: that measures a single directional "
+        Mutant(N(one_at_a_time=False), "you perturbed every entry at once: that measures a single directional "
                "derivative. Perturb one entry at a time."),
-        Mutant(_ng_mutant("autograd"), "your result is the exact (autograd) gradient: this exercise asks for the "
+        Mutant(N(autograd=True), "your result is the exact (autograd) gradient: this exercise asks for the "
                "finite-difference estimate, which is what checks autograd."),
     ]
 

@@ -211,7 +211,9 @@ LOAD_MODEL = Spec(
     "load_model", 3, "load_model(path) -> model",
     "The trained CharLM, rebuilt from the state_dict saved at `path`.",
     "returns a `CharLM`, with `charlm.pt` (a state_dict) handed in next to the notebook; graded threshold "
-    "2.8 bits per character on held-out text, trained within 120 s on a CPU.", hidden_tests=False,
+    "2.8 bits per character on held-out text, trained within 1500 steps (a step budget, the same on any machine; "
+    "the settings given reach 2.73 at step 800); the notebook keeps `charlm_checkpoint.pt`, so running its "
+    "training cell again resumes.", hidden_tests=False,
     exercise_object=T.LOAD_MODEL)
 
 ASSIGNMENT = Assignment(
