@@ -90,9 +90,13 @@ class WarmServer:
         finally:
             theirs.close()
         self.ctl = mine
-        hello = self._recv(self.limits.startup_timeout)
-        if hello.get("op") != "ready" or hello.get("threads") != 1:
-            raise RuntimeError(f"the warm parent did not start: {hello} {self.log_tail()}")
+        try:
+            hello = self._recv(self.limits.startup_timeout)
+            if hello.get("op") != "ready" or hello.get("threads") != 1:
+                raise RuntimeError(f"the warm parent did not start: {hello} {self.log_tail()}")
+        except BaseException:
+            self.close()  # no half-started parent left behind
+            raise
         self.starts += 1
         self.unclaimed += time.monotonic() - t0
 
