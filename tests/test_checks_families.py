@@ -149,13 +149,6 @@ BIDIR_FAMILY = {
 }
 
 
-@pytest.mark.parametrize("name", BIDIR_FAMILY)
-def test_bidirectional_flip_family_is_named(name):
-    fn, words = BIDIR_FAMILY[name]
-    hint = hint_of(checks.check_bidirectional_rnn, fn)
-    assert words in hint and FALLBACK not in hint, hint
-
-
 def test_bidirectional_flip_and_concatenation_order_are_both_named():
     hint = hint_of(checks.check_bidirectional_rnn, _bidir(flip_full, cat_order=True))
     assert "two mistakes" in hint and "flips the whole padded batch" in hint and "[backward, forward]" in hint, hint
@@ -246,13 +239,6 @@ STEP_FAMILY = {
 }
 
 
-@pytest.mark.parametrize("name", STEP_FAMILY)
-def test_train_step_clipping_family_is_named(name):
-    fn, words = STEP_FAMILY[name]
-    hint = hint_of(checks.check_train_step, fn)
-    assert words in hint and FALLBACK not in hint, hint
-
-
 def test_train_step_with_a_grad_scaler_used_right_passes():
     assert checks.check_train_step(_scaler_step(True), hidden=True, seed=17) is None
 
@@ -267,16 +253,21 @@ def test_train_step_fallback_names_the_norm_on_another_scale():
     assert FALLBACK in hint and "the gradient norm it returns (one per step) is off by" in hint, hint
 
 
-def test_every_step_mutant_is_not_the_reference():
-    ex = TRAINING["train_step"]
-    case = ex.cases(0, hidden=False)[0]
-    want = ex.call(ex.reference(), case)
-    for m in ex.mutants():
-        assert ex.compare(ex, case, ex.call(m.fn, case), want) is not None, m.hint
+# one test per family table: the bidirectional flips and the train-step clipping orders
+FAMILIES = {"bidirectional_rnn": (checks.check_bidirectional_rnn, BIDIR_FAMILY),
+            "train_step": (checks.check_train_step, STEP_FAMILY)}
 
 
-def test_every_lstm_mutant_differs_from_the_reference():
-    ex = LSTM_GRU["lstm_cell"]
+@pytest.mark.parametrize("exercise,name", [(e, n) for e, (_, family) in FAMILIES.items() for n in family])
+def test_family_member_is_named(exercise, name):
+    check, family = FAMILIES[exercise]
+    fn, words = family[name]
+    hint = hint_of(check, fn)
+    assert words in hint and FALLBACK not in hint, hint
+
+
+@pytest.mark.parametrize("ex", [TRAINING["train_step"], LSTM_GRU["lstm_cell"]], ids=lambda ex: ex.name)
+def test_every_mutant_differs_from_the_reference(ex):
     case = ex.cases(0, hidden=False)[0]
     want = ex.call(ex.reference(), case)
     for m in ex.mutants():
