@@ -10,7 +10,7 @@ from course_lib.checks import DEEP_BIDIR, LSTM_GRU, TRAINING
 from course_lib.checks._core import verdict
 from course_lib.reference.training import detach_state
 from test_checks_deep_bidir import lstm_cell, reverse_padded, run_rnn
-from test_checks_gradflow import hint_of
+from test_checks_gradflow import hint_of, mistake_params
 
 FALLBACK = "None of the usual mistakes explains them"
 
@@ -173,43 +173,22 @@ def _loss(model, x, y, state):
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1)), state
 
 
-def step_clip_before_backward(model, x, y, state, optimizer, max_norm):
-    x, y = x.to(next(model.parameters()).device), y.to(next(model.parameters()).device)
-    optimizer.zero_grad()
-    norm = torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
-    loss, state = _loss(model, x, y, state)
-    loss.backward()
-    optimizer.step()
-    return loss.item(), float(norm), state
-
-
-def step_clip_before_backward_no_zero_grad(model, x, y, state, optimizer, max_norm):
-    x, y = x.to(next(model.parameters()).device), y.to(next(model.parameters()).device)
-    norm = torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
-    loss, state = _loss(model, x, y, state)
-    loss.backward()
-    optimizer.step()
-    return loss.item(), float(norm), state
-
-
-def step_clip_first(model, x, y, state, optimizer, max_norm):
-    x, y = x.to(next(model.parameters()).device), y.to(next(model.parameters()).device)
-    norm = torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
-    optimizer.zero_grad()
-    loss, state = _loss(model, x, y, state)
-    loss.backward()
-    optimizer.step()
-    return loss.item(), float(norm), state
-
-
-def step_zero_grad_after_backward(model, x, y, state, optimizer, max_norm):
-    x, y = x.to(next(model.parameters()).device), y.to(next(model.parameters()).device)
-    loss, state = _loss(model, x, y, state)
-    loss.backward()
-    optimizer.zero_grad()
-    norm = torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
-    optimizer.step()
-    return loss.item(), float(norm), state
+def _step(*order):
+    """A train step doing ``order`` ("zero_grad", "clip", "backward": forward pass and backward) in that order,
+    then ``optimizer.step()``: the right order is zero_grad, backward, clip; each family member moves one."""
+    def train_step(model, x, y, state, optimizer, max_norm):
+        x, y = x.to(next(model.parameters()).device), y.to(next(model.parameters()).device)
+        for action in order:
+            if action == "zero_grad":
+                optimizer.zero_grad()
+            elif action == "clip":
+                norm = torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
+            else:
+                loss, state = _loss(model, x, y, state)
+                loss.backward()
+        optimizer.step()
+        return loss.item(), float(norm), state
+    return train_step
 
 
 def _scaler_step(unscale_first, move=True, init_scale=2.0 ** 16):
@@ -231,10 +210,10 @@ def _scaler_step(unscale_first, move=True, init_scale=2.0 ** 16):
 
 
 STEP_FAMILY = {
-    "clip between zero_grad and backward (published)": (step_clip_before_backward, "the norm you report is 0"),
-    "clip before backward, no zero_grad": (step_clip_before_backward_no_zero_grad, "never clear the gradients"),
-    "clip before zero_grad": (step_clip_first, "you clip before `optimizer.zero_grad()`"),
-    "zero_grad after backward": (step_zero_grad_after_backward, "comes after `loss.backward()`"),
+    "clip between zero_grad and backward (published)": (_step("zero_grad", "clip", "backward"), "the norm you report is 0"),
+    "clip before backward, no zero_grad": (_step("clip", "backward"), "never clear the gradients"),
+    "clip before zero_grad": (_step("clip", "zero_grad", "backward"), "you clip before `optimizer.zero_grad()`"),
+    "zero_grad after backward": (_step("backward", "zero_grad", "clip"), "comes after `loss.backward()`"),
     "GradScaler: clip before unscale_ (published)": (_scaler_step(False), "you clip before `scaler.unscale_"),
 }
 
@@ -258,10 +237,8 @@ FAMILIES = {"bidirectional_rnn": (checks.check_bidirectional_rnn, BIDIR_FAMILY),
             "train_step": (checks.check_train_step, STEP_FAMILY)}
 
 
-@pytest.mark.parametrize("exercise,name", [(e, n) for e, (_, family) in FAMILIES.items() for n in family])
-def test_family_member_is_named(exercise, name):
-    check, family = FAMILIES[exercise]
-    fn, words = family[name]
+@pytest.mark.parametrize("check,fn,words", mistake_params(FAMILIES))
+def test_family_member_is_named(check, fn, words):
     hint = hint_of(check, fn)
     assert words in hint and FALLBACK not in hint, hint
 

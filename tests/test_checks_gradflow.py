@@ -16,6 +16,20 @@ def hint_of(check, fn, hidden=True):
     return str(e.value)
 
 
+def mistake_params(tables):
+    """``(check, fn, words)`` for every row of ``{exercise: (check, {name: (fn, words)})}``, id ``exercise/name``:
+    one parametrised test serves every exercise's mistake table."""
+    return [pytest.param(check, fn, words, id=f"{exercise}/{name}")
+            for exercise, (check, table) in tables.items() for name, (fn, words) in table.items()]
+
+
+def assert_hides_expected(hint, ex, output):
+    """The hint names no expected value of ``output`` on ex's first visible case (3 decimals, as hints print)."""
+    want = ex.call(ex.reference(), ex.cases(0, False)[0])[output]
+    for v in want.ravel()[:5]:
+        assert f"{v:.3f}" not in hint
+
+
 # ------------------------------------------------------------------ rnn_step
 def rnn_vectorised(x, h, W_xh, W_hh, b):
     return torch.tanh(x @ W_xh.T + h @ W_hh.T + b)
@@ -95,10 +109,7 @@ def test_hints_never_reveal_expected_values():
     bad = lambda x, h, Wx, Wh, b: torch.tanh(x @ Wx.T + h @ Wh.T + b) + 0.01  # noqa: E731
     hint = hint_of(checks.check_rnn_step, bad)
     assert "None of the usual mistakes" in hint
-    ex = GRADFLOW["rnn_step"]
-    want = ex.call(ex.reference(), ex.cases(0, False)[0])["out"]
-    for v in want.ravel()[:5]:
-        assert f"{v:.3f}" not in hint
+    assert_hides_expected(hint, GRADFLOW["rnn_step"], "out")
 
 
 def test_time_limit_in_kernel(monkeypatch):
