@@ -54,101 +54,12 @@ GN = "x, h0, W_xh, W_hh, b"
 SB = "W_hh, T, gamma=1.0"
 CLIP = "parameters, max_norm"
 
+# the exercises' known mistakes and variants are written once, as specs (course_lib/exercises/a1_gradient_flow.py);
+# here only the code of the class-level samples (a slow function, faults shown by few result entries)
 WRONG = {
-    "rnn_sigmoid": _sig("rnn_step", RNN, "return torch.sigmoid(x @ W_xh.T + h @ W_hh.T + b)"),
-    "rnn_no_transpose": _sig("rnn_step", RNN, "return torch.tanh(x @ W_xh.T + h @ W_hh + b)"),
-    "rnn_loops": _sig("rnn_step", RNN, """
-rows = []
-for n in range(x.shape[0]):  # one example at a time, weights as matrix-vector products
-    rows.append(torch.tanh(W_xh @ x[n] + W_hh @ h[n] + b))
-return torch.stack(rows)"""),
     "rnn_endless": _sig("rnn_step", RNN, """
 while True:
     pass"""),
-    "jac_no_derivative": _sig("step_jacobian", JAC, "return W_hh.clone()"),
-    "jac_transposed": _sig("step_jacobian", JAC, "return torch.diag(1 - h_next**2) @ W_hh.T"),
-    "jac_loops": _sig("step_jacobian", JAC, """
-rows = []
-for i in range(h_next.shape[0]):  # row i: d h_next[i] / d h
-    rows.append((1 - h_next[i] * h_next[i]) * W_hh[i])
-return torch.stack(rows)"""),
-    "gn_frobenius": _sig("gradient_norms", GN, """
-hs = [h0]
-for t in range(x.shape[0]):
-    hs.append(rnn_step(x[t:t + 1], hs[-1].unsqueeze(0), W_xh, W_hh, b)[0])
-J = torch.eye(h0.shape[0], dtype=x.dtype)
-norms = [torch.linalg.norm(J)]
-for t in range(x.shape[0], 0, -1):
-    J = J @ step_jacobian(hs[t], W_hh)
-    norms.append(torch.linalg.norm(J))
-return torch.stack(norms[::-1])"""),
-    "gn_float64_list": _sig("gradient_norms", GN, """
-T = x.shape[0]
-W_hh64 = W_hh.double()
-hs = [h0.double()]
-for t in range(T):
-    hs.append(rnn_step(x[t:t + 1].double(), hs[-1].unsqueeze(0), W_xh.double(), W_hh64, b.double())[0])
-out = [None] * (T + 1)
-J = torch.eye(h0.shape[0], dtype=torch.float64)
-out[T] = torch.linalg.svdvals(J)[0]
-for j in range(T - 1, -1, -1):
-    J = J @ step_jacobian(hs[j + 1], W_hh64)
-    out[j] = torch.linalg.svdvals(J)[0]
-return torch.stack(out).to(x.dtype)"""),
-    "sb_eigenvalue": _sig("spectral_bound", SB, """
-s = torch.linalg.eigvals(W_hh).abs().max().to(W_hh.dtype)
-return (gamma * s) ** torch.arange(T, -1, -1, dtype=W_hh.dtype)"""),
-    "sb_svd_loop": _sig("spectral_bound", SB, """
-s = torch.linalg.svdvals(W_hh)[0]
-return torch.stack([(gamma * s) ** (T - j) for j in range(T + 1)])"""),
-    "clip_per_param": _sig("clip_grad_norm", CLIP, """
-params = [p for p in parameters if p.grad is not None]
-for p in params:
-    n = p.grad.norm()
-    if n > max_norm:
-        p.grad.mul_(max_norm / n)
-return torch.sqrt(sum(p.grad.norm() ** 2 for p in params))"""),
-    "clip_clamp": _sig("clip_grad_norm", CLIP, """
-params = [p for p in parameters if p.grad is not None]
-total = torch.sqrt(sum((p.grad ** 2).sum() for p in params))
-for p in params:
-    p.grad.clamp_(-max_norm, max_norm)
-return total"""),
-    "clip_norm_after": _sig("clip_grad_norm", CLIP, """
-params = [p for p in parameters if p.grad is not None]
-total = torch.sqrt(sum((p.grad ** 2).sum() for p in params))
-factor = min(1.0, max_norm / (float(total) + 1e-6))
-for p in params:
-    p.grad.mul_(factor)
-return torch.sqrt(sum((p.grad ** 2).sum() for p in params))"""),
-    "clip_not_in_place": _sig("clip_grad_norm", CLIP, """
-params = [p for p in parameters if p.grad is not None]
-total = torch.sqrt(sum((p.grad ** 2).sum() for p in params))
-factor = min(1.0, max_norm / (float(total) + 1e-6))
-for p in params:
-    p.grad = p.grad * factor
-return total"""),
-    "clip_always_rescale": _sig("clip_grad_norm", CLIP, """
-params = [p for p in parameters if p.grad is not None]
-total = torch.sqrt(sum((p.grad ** 2).sum() for p in params))
-for p in params:
-    p.grad.mul_(max_norm / total)
-return total"""),
-    "clip_no_zero_guard": _sig("clip_grad_norm", CLIP, """
-params = [p for p in parameters if p.grad is not None]
-total = float(torch.sqrt(sum((p.grad ** 2).sum() for p in params)))
-factor = max_norm / total
-if factor < 1:
-    for p in params:
-        p.grad.mul_(factor)
-return torch.tensor(total)"""),
-    "clip_loop_float": _sig("clip_grad_norm", CLIP, """
-params = [p for p in parameters if p.grad is not None]
-total = sum(float((p.grad ** 2).sum()) for p in params) ** 0.5
-if total > max_norm:
-    for p in params:
-        p.grad.data.mul_(max_norm / (total + 1e-6))
-return total"""),
     # right values, with a fault that only some entries of the result show (hidden by drop_keys below)
     "rnn_changes_input": _sig("rnn_step", RNN, """
 out = torch.tanh(x @ W_xh.T + h @ W_hh.T + b)
@@ -157,6 +68,24 @@ return out"""),
     "clip_never_clips": _sig("clip_grad_norm", CLIP, """
 return torch.sqrt(sum((p.grad ** 2).sum() for p in parameters if p.grad is not None))"""),
 }
+
+
+def _from_specs():
+    """The code of each spec's mistakes and variants (by sample name), and ``{sample: (cells, exercises lost)}``."""
+    a, code, samples = REGISTRY[ASSIGNMENT], {}, {}
+    for s in a.specs:
+        for m in s.mistakes:
+            if m.sample:
+                code[m.sample] = m.code
+                samples[m.sample] = ({s.answer_cell: m.sample}, a.loses(s, m))
+        for k, v in enumerate(s.variants):
+            code[f"{s.name}:variant{k}"] = v.code
+            samples.setdefault(v.sample, ({}, set()))[0][s.answer_cell] = f"{s.name}:variant{k}"
+    return code, samples
+
+
+SPEC_CODE, SPEC_SAMPLES = _from_specs()
+WRONG.update(SPEC_CODE)
 
 # -------------------------------------------------------------- attacks and faults (extra cells)
 def drop_keys(protocol: str, drop: tuple, only: tuple | None = None) -> str:
@@ -518,35 +447,18 @@ SAMPLES = {
     "correct": (sample(), TOTAL, "ok"),
     "blank": (sample(_all(BLANK)), 0, "not_attempted"),
     "partial": (sample({"gradient_norms": BLANK, "spectral_bound": BLANK, "clip_grad_norm": BLANK}), 4, "ok"),
-    "correct_loops_float64": (sample({"rnn_step": "rnn_loops", "step_jacobian": "jac_loops",
-                                      "gradient_norms": "gn_float64_list", "spectral_bound": "sb_svd_loop",
-                                      "clip_grad_norm": "clip_loop_float"}), TOTAL, "ok"),
-    # one common mistake each (gradient_norms, built on rnn_step and step_jacobian, is graded with the
-    # grader's own pieces: a wrong rnn_step or step_jacobian costs its own points only)
-    "mistake_rnn_sigmoid": (sample({"rnn_step": "rnn_sigmoid"}), _score(["rnn_step"]), "ok"),
-    "mistake_rnn_no_transpose": (sample({"rnn_step": "rnn_no_transpose"}), _score(["rnn_step"]), "ok"),
-    "mistake_jacobian_no_derivative": (sample({"step_jacobian": "jac_no_derivative"}),
-                                       _score(["step_jacobian"]), "ok"),
-    "mistake_jacobian_transposed": (sample({"step_jacobian": "jac_transposed"}),
-                                    _score(["step_jacobian"]), "ok"),
-    "mistake_norms_frobenius": (sample({"gradient_norms": "gn_frobenius"}), _score(["gradient_norms"]), "ok"),
-    "mistake_bound_eigenvalue": (sample({"spectral_bound": "sb_eigenvalue"}), _score(["spectral_bound"]), "ok"),
-    "mistake_clip_per_parameter": (sample({"clip_grad_norm": "clip_per_param"}), _score(["clip_grad_norm"]), "ok"),
-    "mistake_clip_elementwise": (sample({"clip_grad_norm": "clip_clamp"}), _score(["clip_grad_norm"]), "ok"),
-    "mistake_clip_norm_after": (sample({"clip_grad_norm": "clip_norm_after"}), _score(["clip_grad_norm"]), "ok"),
-    "mistake_clip_not_in_place": (sample({"clip_grad_norm": "clip_not_in_place"}), _score(["clip_grad_norm"]), "ok"),
-    "mistake_clip_always_rescale": (sample({"clip_grad_norm": "clip_always_rescale"}), _score(["clip_grad_norm"]), "ok"),
-    "mistake_clip_no_zero_guard": (sample({"clip_grad_norm": "clip_no_zero_guard"}), _score(["clip_grad_norm"]), "ok"),
+    # one common mistake each, and every variant in one notebook: from the specs
+    **{name: (sample(cells), _score(lost), "ok") for name, (cells, lost) in SPEC_SAMPLES.items()},
     "slow_function": (sample({"rnn_step": "rnn_endless"}), _score(["rnn_step"]), "timeout"),
     # attacks: wrong code plus an attempt to be graded as right; each must earn what the code earns
-    "attack_allclose": (sample({"rnn_step": "rnn_sigmoid"}, [("end", "allclose")]),
+    "attack_allclose": (sample({"rnn_step": "mistake_rnn_sigmoid"}, [("end", "allclose")]),
                         _score(["rnn_step"]), "ok"),
-    "attack_patch_checks": (sample({"clip_grad_norm": "clip_per_param"}, [("start", "patch_checks")]),
+    "attack_patch_checks": (sample({"clip_grad_norm": "mistake_clip_per_parameter"}, [("start", "patch_checks")]),
                             _score(["clip_grad_norm"]), "ok"),
     "attack_input_transformer": (sample(_all(BLANK), [("start", "input_transformer")]), 0, "ok"),
     "attack_read_solutions": (sample(_all(BLANK), [("end", "read_solutions")]), 0, "ok"),
     "attack_gradebook": (sample(_all(BLANK), [("start", "gradebook")]), 0, "ok"),
-    "attack_fake_course_lib": (sample({"rnn_step": "rnn_sigmoid"}, [("start", "fake_course_lib")],
+    "attack_fake_course_lib": (sample({"rnn_step": "mistake_rnn_sigmoid"}, [("start", "fake_course_lib")],
                                       files={"course_lib/__init__.py": "",
                                              "course_lib/checks/__init__.py":
                                                  "def __getattr__(name):\n    return lambda *a, **k: None\n"}),
@@ -587,7 +499,7 @@ SAMPLES = {
     "2_3_csv_minus": (sample(flat="-2+3_csv_minus.ipynb"), TOTAL, "ok"),
     "cells_deleted_tests": (sample(transform=_delete_tests), TOTAL, "missing_cells"),
     "cells_duplicated_test": (sample(transform=_duplicate_test), TOTAL, "tampering_detected"),
-    "cells_edited_test": (sample({"clip_grad_norm": "clip_per_param"}, transform=_edit_test),
+    "cells_edited_test": (sample({"clip_grad_norm": "mistake_clip_per_parameter"}, transform=_edit_test),
                           _score(["clip_grad_norm"]), "tampering_detected"),
     # student-made nbgrader metadata: rebuilt from the release, correct work keeps its points
     "cells_invalid_metadata": (sample(transform=_invalid_metadata), TOTAL, "ok"),

@@ -1,20 +1,15 @@
-"""Assignment 1, gradient flow: the exercises as cases, comparisons and known mistakes.
+"""Assignment 1, gradient flow: the judge's pieces of each exercise (cases, comparison, the parametrised mistake
+families); the exercises themselves are specs in ``course_lib/exercises/a1_gradient_flow.py``.
 
-Student signatures (batch first, PyTorch weight layouts, any float dtype):
-
-- ``rnn_step(x, h, W_xh, W_hh, b) -> h_next``: x (B, I), h (B, H), W_xh (H, I), W_hh (H, H), b (H,)
-- ``step_jacobian(h_next, W_hh) -> J``: h_next (H,), J (H, H) with J[i, j] = d h_next[i] / d h[j]
-- ``gradient_norms(x, h0, W_xh, W_hh, b) -> norms``: x (T, I), h0 (H,); norms (T+1,),
-  norms[j] = ||dh_T/dh_j||_2 (spectral norm), by products of step Jacobians
-- ``spectral_bound(W_hh, T, gamma=1.0) -> bound``: (T+1,), bound[j] = (gamma sigma_max(W_hh))^(T-j)
-- ``clip_grad_norm(parameters, max_norm) -> total_norm``: as ``torch.nn.utils.clip_grad_norm_``
+Signatures, points and contracts are written in the specs (the README's contract section is made from
+them).
 """
 from __future__ import annotations
 
 import numpy as np
 import torch
 
-from ._core import Case, Exercise, Mutant, scalar_text, case_dtype, close, default_compare, family, size_kinds
+from ._core import Case, Mutant, scalar_text, case_dtype, close, default_compare, family, size_kinds
 
 F32, F64 = np.float32, np.float64
 
@@ -112,8 +107,8 @@ def _rnn_ref():
     return rnn_step
 
 
-RNN_STEP = Exercise("rnn_step", 2, "plain", ["x", "h", "W_xh", "W_hh", "b"], _rnn_cases, _rnn_ref,
-                    _rnn_mutants, error_hint=_matmul_hint)
+RNN_ARGS = ["x", "h", "W_xh", "W_hh", "b"]
+RNN_STEP = dict(cases=_rnn_cases, reference=_rnn_ref, families=_rnn_mutants, check=dict(error_hint=_matmul_hint))
 
 
 # ======================================================================== step_jacobian
@@ -188,8 +183,9 @@ def _jac_error_hint(case, etype, msg):
     return _matmul_hint(case, etype, msg)
 
 
-STEP_JACOBIAN = Exercise("step_jacobian", 2, "plain", ["h_next", "W_hh"], _jac_cases, _jac_ref,
-                         _jac_mutants, error_hint=_jac_error_hint)
+JAC_ARGS = ["h_next", "W_hh"]
+STEP_JACOBIAN = dict(cases=_jac_cases, reference=_jac_ref, families=_jac_mutants,
+                     check=dict(error_hint=_jac_error_hint))
 
 
 # ======================================================================== gradient_norms
@@ -315,8 +311,9 @@ def _length_compare(ex, case, got, want):
     return default_compare(ex, case, got, want)
 
 
-GRADIENT_NORMS = Exercise("gradient_norms", 3, "plain", ["x", "h0", "W_xh", "W_hh", "b"], _gn_cases,
-                          _gn_ref, _gn_mutants, compare=_length_compare, error_hint=_matmul_hint)
+GN_ARGS = ["x", "h0", "W_xh", "W_hh", "b"]
+GRADIENT_NORMS = dict(cases=_gn_cases, reference=_gn_ref, families=_gn_mutants,
+                      check=dict(compare=_length_compare, error_hint=_matmul_hint))
 
 
 # ======================================================================== spectral_bound
@@ -400,8 +397,8 @@ def _sb_ref():
     return bound
 
 
-SPECTRAL_BOUND = Exercise("spectral_bound", 2, "plain", ["W_hh", "T", "gamma"], _sb_cases, _sb_ref,
-                          _sb_mutants, scalar_names=["T", "gamma"], compare=_length_compare)
+SB_ARGS = ["W_hh", "T", "gamma"]
+SPECTRAL_BOUND = dict(cases=_sb_cases, reference=_sb_ref, families=_sb_mutants, check=dict(compare=_length_compare))
 
 
 # ======================================================================== clip_grad_norm
@@ -580,8 +577,6 @@ def _clip_error_hint(case, etype, msg):
     return None
 
 
-CLIP_GRAD_NORM = Exercise("clip_grad_norm", 3, "clip", [], _clip_cases, _clip_ref, _clip_mutants,
-                          compare=_clip_compare, error_hint=_clip_error_hint, output_kind="number")
-
-
-EXERCISES = {ex.name: ex for ex in (RNN_STEP, STEP_JACOBIAN, GRADIENT_NORMS, SPECTRAL_BOUND, CLIP_GRAD_NORM)}
+CLIP_ARGS = []
+CLIP_GRAD_NORM = dict(cases=_clip_cases, reference=_clip_ref, families=_clip_mutants, check=dict(
+    compare=_clip_compare, error_hint=_clip_error_hint, output_kind="number"))
