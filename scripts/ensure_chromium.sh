@@ -21,18 +21,10 @@ if have_chromium; then
   exit 0
 fi
 
-if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
-  echo "ensure_chromium: installing Debian's chromium and chromium-driver with apt-get (browser tests, site screenshots)"
-  export DEBIAN_FRONTEND=noninteractive
-  if apt-get update -qq >/tmp/ensure_chromium.log 2>&1 \
-     && apt-get install -y -qq chromium chromium-driver >>/tmp/ensure_chromium.log 2>&1; then
-    have_chromium && { echo "ensure_chromium: $(chromium --version 2>/dev/null | head -1)"; exit 0; }
-  fi
-  echo "ensure_chromium: WARNING: apt-get could not install chromium (see /tmp/ensure_chromium.log);" \
-       "the browser tests will skip and the site is built without screenshots" >&2
-  tail -5 /tmp/ensure_chromium.log >&2 || true
-  exit 0
-fi
+# shellcheck source=scripts/apt_install.sh
+source "$(dirname "$0")/apt_install.sh"
+apt_install chromium have_chromium 'chromium --version 2>/dev/null | head -1' "browser tests, site screenshots" \
+  "the browser tests will skip and the site is built without screenshots" chromium chromium-driver
 
 echo "ensure_chromium: WARNING: no Chromium found and cannot install it here (needs root and apt-get)." >&2
 echo "  Install Chromium or Chrome (Debian/Ubuntu: sudo apt-get install chromium chromium-driver)," >&2

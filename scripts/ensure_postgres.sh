@@ -21,18 +21,10 @@ if have_postgres; then
   exit 0
 fi
 
-if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
-  echo "ensure_postgres: installing Debian's postgresql with apt-get (distributed grading tests)"
-  export DEBIAN_FRONTEND=noninteractive
-  if apt-get update -qq >/tmp/ensure_postgres.log 2>&1 \
-     && apt-get install -y -qq --no-install-recommends postgresql >>/tmp/ensure_postgres.log 2>&1; then
-    have_postgres && { echo "ensure_postgres: $(ls -d /usr/lib/postgresql/*/bin | tail -1)"; exit 0; }
-  fi
-  echo "ensure_postgres: WARNING: apt-get could not install postgresql (see /tmp/ensure_postgres.log);" \
-       "the distributed grading tests will fail under CI and skip elsewhere" >&2
-  tail -5 /tmp/ensure_postgres.log >&2 || true
-  exit 0
-fi
+# shellcheck source=scripts/apt_install.sh
+source "$(dirname "$0")/apt_install.sh"
+apt_install postgres have_postgres 'ls -d /usr/lib/postgresql/*/bin | tail -1' "distributed grading tests" \
+  "the distributed grading tests will fail under CI and skip elsewhere" --no-install-recommends postgresql
 
 echo "ensure_postgres: WARNING: no PostgreSQL server programs (initdb, pg_ctl) and cannot install them here" \
      "(needs root and apt-get)." >&2

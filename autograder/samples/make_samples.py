@@ -510,6 +510,22 @@ SAMPLES = {
 }
 
 
+def extra_cell(k: int, source: str) -> dict:
+    """The k-th extra code cell a sample adds (an attack, a fault), id ``extra-k``: every generator's own."""
+    return {"cell_type": "code", "execution_count": None, "id": f"extra-{k}", "metadata": {},
+            "outputs": [], "source": source.strip("\n")}
+
+
+def write_expected(out: Path, rows, total) -> None:
+    """``out/expected.csv``: one row per ``(student_id, score, status)`` in ``rows``, sorted, out of ``total``."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["student_id", "score", "max_score", "status"])
+    for name, score, status in sorted(rows):
+        w.writerow([name, score, total, status])
+    (out / "expected.csv").write_text(buf.getvalue(), encoding="utf-8")
+
+
 def dumps(nb: dict) -> str:
     out = json.loads(json.dumps(nb))
     for c in out["cells"]:
@@ -531,8 +547,7 @@ def build(name, spec) -> dict:
             elif how != BLANK:
                 c["source"] = WRONG[how]
     for k, (where, attack) in enumerate(spec["extra"]):
-        cell = {"cell_type": "code", "execution_count": None, "id": f"extra-{k}", "metadata": {},
-                "outputs": [], "source": ATTACK[attack].strip("\n")}
+        cell = extra_cell(k, ATTACK[attack])
         if where == "start":
             pos = 2  # right after the imports
         elif where == "end":
@@ -570,12 +585,7 @@ def write_all(out: Path) -> None:
                 (folder / rel).parent.mkdir(parents=True, exist_ok=True)
                 (folder / rel).write_text(content, encoding="utf-8")
         rows.append((name, score, status))
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["student_id", "score", "max_score", "status"])
-    for name, score, status in sorted(rows):
-        w.writerow([name, score, TOTAL, status])
-    (out / "expected.csv").write_text(buf.getvalue(), encoding="utf-8")
+    write_expected(out, rows, TOTAL)
 
 
 def files_of(folder: Path) -> dict:

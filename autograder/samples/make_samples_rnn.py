@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import csv
-import io
 import json
 import re
 import shutil
@@ -28,7 +26,7 @@ from course_lib.exercises import REGISTRY
 from course_lib.exercises.a2_lstm_gru_cells import lstm_code, run_code
 
 from .from_specs import sample_class
-from .make_samples import solution_code, drop_keys, dumps, files_of
+from .make_samples import drop_keys, dumps, extra_cell, files_of, solution_code, write_expected
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -148,8 +146,7 @@ def build(assignment, spec) -> dict:
         elif how != BLANK:
             c["source"] = code[how]
     for k, src in enumerate(spec.get("extra", ())):  # extra cells at the end (attacks)
-        nb["cells"].append({"cell_type": "code", "execution_count": None, "id": f"extra-{k}", "metadata": {},
-                            "outputs": [], "source": src.strip("\n")})
+        nb["cells"].append(extra_cell(k, src))
     return nb
 
 
@@ -163,12 +160,7 @@ def write_all(assignment, out: Path) -> None:
         folder.mkdir(exist_ok=True)
         (folder / f"{assignment}.ipynb").write_text(dumps(build(assignment, spec)), encoding="utf-8")
         rows.append((name, score, status))
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["student_id", "score", "max_score", "status"])
-    for name, score, status in sorted(rows):
-        w.writerow([name, score, total, status])
-    (out / "expected.csv").write_text(buf.getvalue(), encoding="utf-8")
+    write_expected(out, rows, total)
 
 
 def main(argv=None) -> int:

@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import csv
-import io
 import json
 import shutil
 import sys
@@ -27,7 +25,7 @@ from pathlib import Path
 
 from course_lib.exercises import REGISTRY
 
-from .make_samples import solution_code, drop_keys, dumps, files_of
+from .make_samples import drop_keys, dumps, extra_cell, files_of, solution_code, write_expected
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -134,8 +132,7 @@ def build(spec) -> dict:
         elif how != BLANK:
             c["source"] = CODE[how]
     for k, src in enumerate(spec.get("extra", ())):  # extra cells at the end (attacks)
-        nb["cells"].append({"cell_type": "code", "execution_count": None, "id": f"extra-{k}", "metadata": {},
-                            "outputs": [], "source": src.strip("\n")})
+        nb["cells"].append(extra_cell(k, src))
     if spec["transform"]:
         spec["transform"](nb)
     return nb
@@ -149,12 +146,7 @@ def write_all(out: Path) -> None:
         folder.mkdir(exist_ok=True)
         (folder / f"{A4}.ipynb").write_text(dumps(build(spec)), encoding="utf-8")
         rows.append((name, score, status))
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["student_id", "score", "max_score", "status"])
-    for name, score, status in sorted(rows):
-        w.writerow([name, score, TOTAL, status])
-    (out / "expected.csv").write_text(buf.getvalue(), encoding="utf-8")
+    write_expected(out, rows, TOTAL)
 
 
 def make_model(kind: str, path: Path) -> None:
