@@ -23,6 +23,8 @@ from pathlib import Path
 
 from course_lib.exercises import REGISTRY
 
+from .from_specs import BLANK, CORRECT
+
 ROOT = Path(__file__).resolve().parents[2]
 ASSIGNMENT = "01_gradient_flow"
 OUT = Path(__file__).resolve().parent / ASSIGNMENT
@@ -296,7 +298,6 @@ import time
 time.sleep(3600)""",
 }
 
-BLANK, CORRECT = "blank", "correct"
 
 
 def sample(functions=None, extra=(), transform=None, filename=None, raw=None, files=None, flat=None, symlink=None):
@@ -510,6 +511,25 @@ SAMPLES = {
 }
 
 
+def fill_solution_cell(cell: dict, how: str, sol: dict, gid: str, code: dict) -> None:
+    """Write a sample's answer into solution cell ``gid``: the solution's own ``sol[gid]`` (CORRECT), the release's
+    stub left as it is (BLANK), or ``code[how]`` (a mistake or variant): every generator's one rule."""
+    if how == CORRECT:
+        cell["source"] = sol[gid]
+    elif how != BLANK:
+        cell["source"] = code[how]
+
+
+def write_notebooks(out: Path, samples: dict, filename: str, build, total) -> None:
+    """``out/<name>/<filename>`` for every ``{name: (spec, score, status)}`` (text from ``build(spec)``),
+    then ``out/expected.csv``."""
+    out.mkdir(parents=True, exist_ok=True)
+    for name, (spec, _, _) in samples.items():
+        (out / name).mkdir(exist_ok=True)
+        (out / name / filename).write_text(dumps(build(spec)), encoding="utf-8")
+    write_expected(out, [(name, score, status) for name, (_, score, status) in samples.items()], total)
+
+
 def extra_cell(k: int, source: str) -> dict:
     """The k-th extra code cell a sample adds (an attack, a fault), id ``extra-k``: every generator's own."""
     return {"cell_type": "code", "execution_count": None, "id": f"extra-{k}", "metadata": {},
@@ -541,11 +561,7 @@ def build(name, spec) -> dict:
     for c in nb["cells"]:
         gid = c["metadata"].get("nbgrader", {}).get("grade_id")
         if gid in POINTS and c["metadata"]["nbgrader"].get("solution"):
-            how = spec["functions"][gid]
-            if how == CORRECT:
-                c["source"] = sol[gid]
-            elif how != BLANK:
-                c["source"] = WRONG[how]
+            fill_solution_cell(c, spec["functions"][gid], sol, gid, WRONG)
     for k, (where, attack) in enumerate(spec["extra"]):
         cell = extra_cell(k, ATTACK[attack])
         if where == "start":

@@ -25,12 +25,11 @@ from course_lib.exercises import REGISTRY
 
 from course_lib.exercises.a2_lstm_gru_cells import lstm_code, run_code
 
-from .from_specs import sample_class
-from .make_samples import drop_keys, dumps, extra_cell, files_of, solution_code, write_expected
+from .from_specs import BLANK, sample_class
+from .make_samples import drop_keys, extra_cell, files_of, fill_solution_cell, solution_code, write_notebooks
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
-CORRECT, BLANK = "correct", "blank"
 
 
 # ================================================================ assignment 2
@@ -140,11 +139,7 @@ def build(assignment, spec) -> dict:
             if spec.get("answer"):
                 c["source"] = spec["answer"]
             continue
-        how = spec["functions"].get(gid, BLANK)
-        if how == CORRECT:
-            c["source"] = sol[gid]
-        elif how != BLANK:
-            c["source"] = code[how]
+        fill_solution_cell(c, spec["functions"].get(gid, BLANK), sol, gid, code)
     for k, src in enumerate(spec.get("extra", ())):  # extra cells at the end (attacks)
         nb["cells"].append(extra_cell(k, src))
     return nb
@@ -153,14 +148,7 @@ def build(assignment, spec) -> dict:
 def write_all(assignment, out: Path) -> None:
     cls = CLASSES[assignment]
     total = sum(cls["points"].values()) + cls["manual"]
-    out.mkdir(parents=True, exist_ok=True)
-    rows = []
-    for name, (spec, score, status) in cls["samples"].items():
-        folder = out / name
-        folder.mkdir(exist_ok=True)
-        (folder / f"{assignment}.ipynb").write_text(dumps(build(assignment, spec)), encoding="utf-8")
-        rows.append((name, score, status))
-    write_expected(out, rows, total)
+    write_notebooks(out, cls["samples"], f"{assignment}.ipynb", lambda spec: build(assignment, spec), total)
 
 
 def main(argv=None) -> int:

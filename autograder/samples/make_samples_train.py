@@ -25,7 +25,8 @@ from pathlib import Path
 
 from course_lib.exercises import REGISTRY
 
-from .make_samples import drop_keys, dumps, extra_cell, files_of, solution_code, write_expected
+from .from_specs import BLANK, CORRECT
+from .make_samples import drop_keys, extra_cell, files_of, fill_solution_cell, solution_code, write_notebooks
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -34,7 +35,6 @@ A = REGISTRY[A4]  # points, cells and the exercises' samples are written once, i
 POINTS = {s.name: s.points for s in A.specs}
 TOTAL = sum(POINTS.values())
 CELLS = tuple(s.answer_cell for s in A.specs)  # the solution cells' grade ids
-CORRECT, BLANK = "correct", "blank"
 MODEL = "charlm.pt"
 
 CODE = {
@@ -126,11 +126,7 @@ def build(spec) -> dict:
         gid = nbg.get("grade_id")
         if not nbg.get("solution") or gid not in spec["functions"]:
             continue
-        how = spec["functions"][gid]
-        if how == CORRECT:
-            c["source"] = sol[gid]
-        elif how != BLANK:
-            c["source"] = CODE[how]
+        fill_solution_cell(c, spec["functions"][gid], sol, gid, CODE)
     for k, src in enumerate(spec.get("extra", ())):  # extra cells at the end (attacks)
         nb["cells"].append(extra_cell(k, src))
     if spec["transform"]:
@@ -139,14 +135,7 @@ def build(spec) -> dict:
 
 
 def write_all(out: Path) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    rows = []
-    for name, (spec, score, status) in SAMPLES.items():
-        folder = out / name
-        folder.mkdir(exist_ok=True)
-        (folder / f"{A4}.ipynb").write_text(dumps(build(spec)), encoding="utf-8")
-        rows.append((name, score, status))
-    write_expected(out, rows, TOTAL)
+    write_notebooks(out, SAMPLES, f"{A4}.ipynb", build, TOTAL)
 
 
 def make_model(kind: str, path: Path) -> None:
