@@ -273,3 +273,19 @@ def test_pid_1_that_left_its_process_group_dies_with_the_sandbox_without_cgroups
     for pid in left:  # never leave one behind, even when the test fails
         os.kill(pid, signal.SIGKILL)
     assert left == []
+
+
+def test_a_warm_childs_start_up_is_counted_from_its_fork(lib, monkeypatch):
+    """The child starts at the fork, before the grader first waits on it: a grader slowed there (a
+    busy machine) must still count that time as start-up (never charged), not lose it."""
+    opened = sandbox.Sandbox.__init__
+
+    def slow_grader(self, *a, **kw):
+        opened(self, *a, **kw)
+        threading.Event().wait(1.0)  # the child is already starting
+
+    monkeypatch.setattr(sandbox.Sandbox, "__init__", slow_grader)
+    warm.server(lib[1].parent, LIMITS).take_startup()  # the parent's own start is counted apart
+    r = run_cells(lib, "print(6 * 7)")
+    assert r.start == "warm" and r.cells[0]["stdout"] == "42\n"
+    assert r.startup_seconds >= 1.0
