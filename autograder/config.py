@@ -20,6 +20,11 @@ def state_dir() -> Path:
     return Path(os.environ.get("AUTOGRADER_STATE_DIR") or ROOT / "autograder")
 
 
+def _folder(base: str, name: str, doc: str) -> property:
+    """A read-only path property: folder ``name`` under the config's ``base`` (``state`` or ``root``)."""
+    return property(lambda self: getattr(self, base) / name, doc=doc)
+
+
 @dataclasses.dataclass
 class Config:
     root: Path = ROOT
@@ -32,25 +37,11 @@ class Config:
         """Gradebook, submitted/autograded/feedback folders, runs: ``$AUTOGRADER_STATE_DIR`` or autograder/."""
         return state_dir()
 
-    @property
-    def runs(self) -> Path:
-        return self.state / "runs"
-
-    @property
-    def submitted(self) -> Path:
-        return self.state / "submitted"
-
-    @property
-    def feedback(self) -> Path:
-        return self.state / "feedback"
-
-    @property
-    def release(self) -> Path:
-        return self.root / "assignments"
-
-    @property
-    def source(self) -> Path:
-        return self.root / "solutions"
+    runs = _folder("state", "runs", "One stored result per student: runs/<assignment>/<student>.json.")
+    submitted = _folder("state", "submitted", "Submissions as nbgrader keeps them: submitted/<student>/<assignment>/.")
+    feedback = _folder("state", "feedback", "Feedback pages: feedback/<student>/<assignment>/.")
+    release = _folder("root", "assignments", "The released (student) notebooks, as nbgrader's release folder.")
+    source = _folder("root", "solutions", "The solution notebooks, as nbgrader's source folder.")
 
 
 def load(**overrides) -> Config:

@@ -22,6 +22,7 @@ import nbformat
 import pytest
 
 from autograder import config, pipeline, reports
+from state_helpers import isolate_state
 
 pytestmark = pytest.mark.slow
 
@@ -62,9 +63,7 @@ def term(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("term")
     state = tmp / "state"
     mp = pytest.MonkeyPatch()
-    mp.setenv("AUTOGRADER_STATE_DIR", str(state))
-    mp.setenv("AUTOGRADER_SECRET", "ci-secret")
-    mp.delenv("NBGRADER_DB_URL", raising=False)
+    isolate_state(mp, state)
     mp.chdir(ROOT)
     rec = {"tmp": tmp, "state": state, "runs": state / "runs" / A2}
     try:

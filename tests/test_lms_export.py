@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from autograder import reports
+from state_helpers import isolate_state
 
 A1, A2 = "01_gradient_flow", "02_lstm_gru_cells"
 
@@ -27,8 +28,7 @@ def course(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("lms")
     state = tmp_path / "state"
     mp = pytest.MonkeyPatch()
-    mp.setenv("AUTOGRADER_STATE_DIR", str(state))
-    mp.delenv("NBGRADER_DB_URL", raising=False)
+    isolate_state(mp, state, secret=None)
     stored(state, A1, "ann", 12, 12)
     stored(state, A1, "bob", 7, 12)
     stored(state, A2, "ann", 10, 14)
