@@ -341,6 +341,7 @@ def main_distributed(args) -> int:
             res["cluster"][w] = on_cluster(students, Path(tmp), pg, cluster.address, w)
         res["scheduler_s_per_task"] = scheduler_overhead(cluster.client)
         res["gradebook_writes"] = gradebook_writes(pg, "bench_w2")
+        res["plain_nbgrader_s_per_submission"] = plain(students, Path(tmp)) / args.n  # same submissions, same run
     res["load_after"] = os.getloadavg()[0]
     res["projection"] = projection(res, args.class_size, args.slots)
     _print_distributed(res, args)
@@ -363,6 +364,10 @@ def _print_distributed(res: dict, args) -> None:
               f"{r['postgres_cpu_s_per_submission']:.3f} | {r['max_connections']} |")
     print(f"speed-up 1 -> 2 workers (steady state): {2 * one['slot_s_per_submission'] / two['slot_s_per_submission']:.2f}x;"
           f" scheduler: {1000 * res['scheduler_s_per_task']:.1f} ms per task")
+    plain_s = res["plain_nbgrader_s_per_submission"]
+    print(f"plain nbgrader autograde (one process), same submissions: {plain_s:.2f} s per submission; "
+          f"1 worker per slot / plain: {one['slot_s_per_submission'] / plain_s:.2f}; "
+          f"bookkeeping share of a worker's time: {one['bookkeeping_s_per_submission'] / one['worker_s_per_submission']:.0%}")
     print("| concurrent gradebook writers | s per write | writes per s | PostgreSQL CPU ms per write |")
     print("|---|---|---|---|")
     for k, g in res["gradebook_writes"].items():
@@ -370,7 +375,6 @@ def _print_distributed(res: dict, args) -> None:
     p = res["projection"]
     print(f"projected for {args.class_size} submissions on {args.slots} slots: {p['projected_s'] / 60:.1f} min, bound by "
           f"{p['bound_by']} (" + ", ".join(f"{k} {v / 60:.1f} min" for k, v in p["stages_s"].items()) + ")")
-
 
 
 if __name__ == "__main__":
