@@ -139,20 +139,25 @@ class IntakeError(Exception):
 
 
 ID_MAX = 64  # characters of a student id (a gradebook key, a folder name, a CSV cell)
+ID_MAX_BYTES = 128  # and its UTF-8 bytes: runs/<a>/<id>.json.tmp must stay under the 255-byte name limit
 
 
 def _slug(name: str) -> str:
     """The student id of a file or folder name: its own name only (never the names of other entries),
     letters (any alphabet's: ``Müller`` stays ``Müller``, in NFC form), digits, ``_ . -``, starting with a
-    letter or a digit, at most :data:`ID_MAX` characters. A longer one keeps its first 55 characters and
+    letter or a digit, at most :data:`ID_MAX` characters and :data:`ID_MAX_BYTES` UTF-8 bytes. A longer one
+    keeps its first 55 characters (fewer for four-byte letters) and
     ends in ``-`` and 8 hex digits of the SHA-256 of the whole (NFC) name: two long names that share a
     beginning get two ids, and a name always gets the same id."""
     whole = unicodedata.normalize("NFC", name)
     s = re.sub(r"[^\w.-]+", "_", whole).strip("._-") or "student"
-    if len(s) <= ID_MAX:
+    if len(s) <= ID_MAX and len(s.encode("utf-8")) <= ID_MAX_BYTES:
         return s
     tag = hashlib.sha256(whole.encode("utf-8", "surrogatepass")).hexdigest()[:8]
-    return s[: ID_MAX - 9].rstrip("._-") + "-" + tag
+    head = s[: ID_MAX - 9]
+    while len(head.encode("utf-8")) > ID_MAX_BYTES - 9:  # four-byte letters: cut by bytes too
+        head = head[:-1]
+    return head.rstrip("._-") + "-" + tag
 
 
 def student_id(name: str) -> str:
@@ -839,8 +844,12 @@ def visible(text) -> str:
     """``text`` with every control and format character (a newline, an escape, a right-to-left override:
     Unicode categories Cc and Cf) written as its Python escape (``\\n``, ``\\x1b``, ``\\u202e``): one line,
     shown as it is, and still identifiable (a file name ``a<newline>b.ipynb`` reads ``a\\nb.ipynb``)."""
-    return "".join(c.encode("unicode_escape").decode("ascii") if unicodedata.category(c) in ("Cc", "Cf") else c
+    return "".join(c.encode("unicode_escape").decode("ascii") if unicodedata.category(c) in _ESCAPED else c
                    for c in str(text))
+
+
+# control, format, lone surrogate (an undecodable byte in a file name), private, unassigned, line/paragraph separators
+_ESCAPED = ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp")
 
 
 def csv_safe(value) -> str:
@@ -853,7 +862,7 @@ def csv_safe(value) -> str:
 
 def write_grades_csv(path: Path, rows: list) -> None:
     """``grades.csv``: every text field neutralised (:func:`csv_safe`); the scores are our own numbers."""
-    with open(path, "w", newline="") as f:
+    with open(path, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f, quoting=csv.QUOTE_ALL)  # one cell per field whatever separator a spreadsheet assumes
         w.writerow(CSV_COLUMNS)
         for r in rows:

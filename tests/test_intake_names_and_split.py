@@ -109,3 +109,28 @@ def test_a_notebook_without_cell_ids_is_read_without_warnings():
     data = json.loads(_without_ids(5))
     data["cells"][0]["id"] = "not a valid id!"
     assert pipeline.parse_submission(json.dumps(data).encode())[1] == ["cell ids"]
+
+
+def test_four_byte_letters_keep_ids_under_the_file_name_limit():
+    """63 four-byte letters are 252 bytes: the id is cut by bytes too, so runs/<a>/<id>.json.tmp fits."""
+    from autograder import pipeline
+
+    name = "\U0001d400" * 63
+    sid = pipeline.student_id(name + ".ipynb")
+    assert len((sid + ".json.tmp").encode("utf-8")) <= 255
+    assert sid != pipeline.student_id("\U0001d400" * 62 + "b.ipynb")
+
+
+def test_an_undecodable_byte_or_line_separator_in_a_file_name_is_escaped_in_grades_csv(tmp_path):
+    """A lone surrogate (an undecodable byte) or U+2028 in a file name: grades.csv is still written, one line a row."""
+    import csv
+
+    from autograder import pipeline
+
+    row = {k: "" for k in pipeline.CSV_COLUMNS}
+    row.update(student="s", file="a\udc80b\u2028c.ipynb", detail="ok")
+    out = tmp_path / "grades.csv"
+    pipeline.write_grades_csv(out, [row])
+    text = out.read_text(encoding="utf-8")
+    assert len(text.splitlines()) == 2 and "\\udc80" in text and "\\u2028" in text
+    assert list(csv.DictReader(text.splitlines()))[0]["file"] == "a\\udc80b\\u2028c.ipynb"
