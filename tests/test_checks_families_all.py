@@ -172,6 +172,29 @@ def test_gradient_norms_is_graded_with_the_graders_own_pieces():
     assert globals()["rnn_step"] is rnn_step and globals()["step_jacobian"] is step_jacobian
 
 
+def test_the_graders_pieces_answer_only_calls_with_the_cases_own_weights():
+    """A stand-in answers step t's call only with the case's own weights: a transposed or swapped weight (a
+    mistake in gradient_norms itself) goes to the student's function, so it is not graded right."""
+    import numpy as np
+
+    from course_lib.checks import _protocol, gradflow
+
+    rng = np.random.default_rng(0)
+    a = {"x": rng.normal(size=(3, 4)), "h0": np.tanh(rng.normal(size=4)), "W_xh": rng.normal(size=(4, 4)) / 2,
+         "W_hh": rng.normal(size=(4, 4)) / 2, "b": rng.normal(size=4) / 3}
+    case = {**a, **gradflow._grader_pieces(a)}
+    own = {"rnn_step": lambda *args, **kw: "student's", "step_jacobian": lambda *args, **kw: "student's"}
+    pieces = _protocol._grader_pieces(case, own)
+    t = {k: torch.from_numpy(v) for k, v in case.items()}
+    h1 = t["pieces.hs"][1]
+    assert torch.equal(pieces["step_jacobian"](h1, t["W_hh"]), t["pieces.J"][0])  # J[k] is at hs[k + 1]
+    assert pieces["step_jacobian"](h1, t["W_hh"].T) == "student's"
+    x0, h0 = t["x"][:1], t["h0"].unsqueeze(0)
+    assert torch.equal(pieces["rnn_step"](x0, h0, t["W_xh"], t["W_hh"], t["b"])[0], h1)
+    assert torch.equal(pieces["rnn_step"](x0, h0, t["W_xh"], W_hh=t["W_hh"], b=t["b"])[0], h1)
+    assert pieces["rnn_step"](x0, h0, t["W_hh"], t["W_xh"], t["b"]) == "student's"
+
+
 def test_gradient_norms_built_another_way_still_passes():
     def gn_float64_inline(x, h0, W_xh, W_hh, b):  # no pieces called: states and Jacobians inline, in float64
         x, h, Wx, Wh, bb = (t.double() for t in (x, h0, W_xh, W_hh, b))

@@ -75,27 +75,37 @@ def _grader_pieces(case: dict, originals: dict) -> dict:
     An exercise built on earlier ones (``gradient_norms`` on ``rnn_step`` and ``step_jacobian``) is graded
     with the grader's pieces, so that a mistake in an earlier exercise is charged once, there. The case
     carries the grader's states ``pieces.hs`` (T+1, H) and step Jacobians ``pieces.J`` (T, H, H); a
-    stand-in answers a call whose inputs are those of step t, and hands any other call to the student's
+    stand-in answers a call whose inputs (states and the case's own weights) are those of step t, and hands
+    any other call (a transposed or swapped weight, another shape) to the student's
     own function (so nothing here computes an answer: it looks one up)."""
     import torch
 
     x, hs, Js = (torch.from_numpy(np.array(case[k])) for k in ("x", "pieces.hs", "pieces.J"))
+    W = {k: torch.from_numpy(np.array(case[k])) for k in ("W_xh", "W_hh", "b")}
+
+    def same(got, want) -> bool:  # the case's own weight, not a transposed or swapped one
+        return isinstance(got, torch.Tensor) and got.shape == want.shape and _distance(got, want) <= 1.0
 
     def step_jacobian(h_next, W_hh, *rest):
-        if isinstance(h_next, torch.Tensor) and h_next.ndim == 1 and not rest:
+        if isinstance(h_next, torch.Tensor) and h_next.ndim == 1 and not rest and same(W_hh, W["W_hh"]) \
+                and h_next.shape == hs.shape[1:]:
             t = _nearest([[(h_next, hs[t])] for t in range(1, hs.shape[0])])
             if t is not None:
                 return Js[t].to(h_next.dtype).clone()
         return originals["step_jacobian"](h_next, W_hh, *rest)
 
-    def rnn_step(xt, h, *weights):
+    def rnn_step(xt, h, *weights, **named):
+        rest = ("W_xh", "W_hh", "b")[len(weights):]
+        weights_all = weights + tuple(named[k] for k in rest if k in named)  # a call may name the weights
         if isinstance(xt, torch.Tensor) and isinstance(h, torch.Tensor) and xt.ndim == h.ndim and xt.ndim in (1, 2) \
-                and xt.shape[:-1] == h.shape[:-1]:
+                and xt.shape[:-1] == h.shape[:-1] and xt.shape[-1] == x.shape[-1] and h.shape[-1] == hs.shape[-1] \
+                and len(weights_all) == 3 and len(named) == len(rest) \
+                and all(same(w, W[k]) for w, k in zip(weights_all, ("W_xh", "W_hh", "b"))):
             rows = [_nearest([[(xr, x[t]), (hr, hs[t])] for t in range(x.shape[0])])
                     for xr, hr in zip(xt.reshape(-1, xt.shape[-1]), h.reshape(-1, h.shape[-1]))]
             if rows and None not in rows:
                 return torch.stack([hs[t + 1].to(h.dtype) for t in rows]).reshape(h.shape).clone()
-        return originals["rnn_step"](xt, h, *weights)
+        return originals["rnn_step"](xt, h, *weights, **named)
 
     return {"rnn_step": rnn_step, "step_jacobian": step_jacobian}
 
