@@ -34,6 +34,19 @@ def shape(name: str, value, expected: tuple) -> torch.Tensor:
     return value
 
 
+def shapes(expected: dict) -> None:
+    """Check several tensors at once: ``expected`` maps each argument's name to ``(value, shape)``.
+
+    Each is checked with :func:`shape` (a ``None`` value, an optional argument left out, is skipped),
+    then all of them with :func:`same_dtype_device`, in the order given (the first is the one the
+    others are compared with).
+    """
+    for name, (value, want) in expected.items():
+        if value is not None:
+            shape(name, value, want)
+    same_dtype_device(**{name: value for name, (value, _) in expected.items()})
+
+
 def same_dtype_device(**tensors) -> None:
     """All tensors share one dtype and one device (mixing them fails late and obscurely)."""
     items = [(k, v) for k, v in tensors.items() if v is not None]

@@ -48,3 +48,10 @@ def test_highway_keeps_float32_and_names_a_wrong_shape():
     W_H, b_H, W_T, b_T = _weights(3, dtype=torch.float32)
     with pytest.raises(ValueError, match="W_T"):
         ref.highway(x, W_H, b_H, W_T[:2], b_T)
+
+
+def test_highway_names_a_weight_of_another_dtype():
+    x = torch.randn(2, 3, dtype=torch.float64)
+    W_H, b_H, W_T, b_T = _weights(3, dtype=torch.float64)
+    with pytest.raises(ValueError, match="b_T has dtype torch.float32 but x has torch.float64"):
+        ref.highway(x, W_H, b_H, W_T, b_T.float())

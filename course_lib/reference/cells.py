@@ -19,16 +19,8 @@ def _check_cell(x, h, W_ih, W_hh, b_ih, b_hh, gates: int, c=None, names=("W_ih",
     B, I = x.shape
     v.tensor("h", h, ndim=2)
     H = h.shape[1]
-    v.shape("h", h, (B, H))
-    if c is not None:
-        v.shape("c", c, (B, H))
-    v.shape(names[0], W_ih, (gates * H, I))
-    v.shape(names[1], W_hh, (gates * H, H))
-    if b_ih is not None:
-        v.shape(names[2], b_ih, (gates * H,))
-    if b_hh is not None:
-        v.shape(names[3], b_hh, (gates * H,))
-    v.same_dtype_device(**{"x": x, "h": h, "c": c, names[0]: W_ih, names[1]: W_hh, names[2]: b_ih, names[3]: b_hh})
+    v.shapes({"x": (x, (B, I)), "h": (h, (B, H)), "c": (c, (B, H)), names[0]: (W_ih, (gates * H, I)),
+              names[1]: (W_hh, (gates * H, H)), names[2]: (b_ih, (gates * H,)), names[3]: (b_hh, (gates * H,))})
 
 
 def affine(x, W, b):

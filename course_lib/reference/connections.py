@@ -44,11 +44,8 @@ def highway(x, W_H, b_H, W_T, b_T, activation=torch.relu):
     Source: Srivastava et al. 2015.
     """
     v.tensor("x", x, ndim=2)
-    D = x.shape[1]
-    v.shape("W_H", W_H, (D, D))
-    v.shape("W_T", W_T, (D, D))
-    v.shape("b_H", b_H, (D,))
-    v.shape("b_T", b_T, (D,))
+    B, D = x.shape
+    v.shapes({"x": (x, (B, D)), "W_H": (W_H, (D, D)), "W_T": (W_T, (D, D)), "b_H": (b_H, (D,)), "b_T": (b_T, (D,))})
     transform = torch.sigmoid(x @ W_T.t() + b_T)
     return transform * activation(x @ W_H.t() + b_H) + (1 - transform) * x
 

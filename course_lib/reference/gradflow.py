@@ -41,11 +41,7 @@ def _check(x, h0, W_xh, W_hh, b, nonlinearity):
     T, I = x.shape
     v.tensor("W_hh", W_hh, ndim=2)
     H = W_hh.shape[0]
-    v.shape("W_hh", W_hh, (H, H))
-    v.shape("W_xh", W_xh, (H, I))
-    v.shape("h0", h0, (H,))
-    v.shape("b", b, (H,))
-    v.same_dtype_device(x=x, h0=h0, W_xh=W_xh, W_hh=W_hh, b=b)
+    v.shapes({"x": (x, (T, I)), "W_hh": (W_hh, (H, H)), "W_xh": (W_xh, (H, I)), "h0": (h0, (H,)), "b": (b, (H,))})
     return T, H
 
 

@@ -87,13 +87,9 @@ def _check_weights(name, weights, cell, I, like):
     G = _gates(cell)
     v.tensor(f"{name}[1] (W_hh)", W_hh, ndim=2)
     H = W_hh.shape[1]
-    v.shape(f"{name}[0] (W_ih)", W_ih, (G * H, I))
-    v.shape(f"{name}[1] (W_hh)", W_hh, (G * H, H))
-    if b_ih is not None:
-        v.shape(f"{name}[2] (b_ih)", b_ih, (G * H,))
-    if b_hh is not None:
-        v.shape(f"{name}[3] (b_hh)", b_hh, (G * H,))
-    v.same_dtype_device(x=like, W_ih=W_ih, W_hh=W_hh, b_ih=b_ih, b_hh=b_hh)
+    v.shapes({f"{name}[0] (W_ih)": (W_ih, (G * H, I)), f"{name}[1] (W_hh)": (W_hh, (G * H, H)),
+              f"{name}[2] (b_ih)": (b_ih, (G * H,)), f"{name}[3] (b_hh)": (b_hh, (G * H,))})
+    v.same_dtype_device(x=like, W_ih=W_ih)
     return W_ih, W_hh, b_ih, b_hh, H
 
 
