@@ -4,11 +4,9 @@ import pytest
 import torch
 
 from course_lib.experiments import vanishing as V
+from lecture_helpers import ci_result
 
-
-@pytest.fixture(scope="module")
-def tanh_norms():
-    return V.gradient_norms(nonlinearity="tanh")
+tanh_norms = ci_result(V.gradient_norms, nonlinearity="tanh")
 
 
 def test_gradient_norms_shapes_and_determinism(tanh_norms):

@@ -3,26 +3,12 @@ import numpy as np
 import pytest
 import torch
 
-from course_lib import budget
 from course_lib.experiments import skip
+from lecture_helpers import ci_result
 
-
-@pytest.fixture(scope="module")
-def mlp_grads():
-    with budget.use_budget("ci"):
-        return skip.mlp_gradient_norms(depth=20, activation="tanh", seeds=3)
-
-
-@pytest.fixture(scope="module")
-def rnn_grads():
-    with budget.use_budget("ci"):
-        return skip.stacked_rnn_gradients(seeds=3)
-
-
-@pytest.fixture(scope="module")
-def rnn_depth():
-    with budget.use_budget("ci"):
-        return skip.stacked_rnn_depth()
+mlp_grads = ci_result(skip.mlp_gradient_norms, depth=20, activation="tanh", seeds=3)
+rnn_grads = ci_result(skip.stacked_rnn_gradients, seeds=3)
+rnn_depth = ci_result(skip.stacked_rnn_depth)
 
 
 def test_plain_mlp_gradient_vanishes_skips_keep_it(mlp_grads):

@@ -3,21 +3,12 @@ import numpy as np
 import pytest
 import torch
 
-from course_lib import budget
 from course_lib.experiments import bidirectional as bd
 from course_lib.tasks import make_right_context_tagging
+from lecture_helpers import ci_result
 
-
-@pytest.fixture(scope="module")
-def tagging():
-    with budget.use_budget("ci"):
-        return bd.tagging_uni_vs_bi()
-
-
-@pytest.fixture(scope="module")
-def depth():
-    with budget.use_budget("ci"):
-        return bd.depth_experiment()
+tagging = ci_result(bd.tagging_uni_vs_bi)
+depth = ci_result(bd.depth_experiment)
 
 
 def test_unidirectional_stays_at_ceiling_bidirectional_goes_past(tagging):
