@@ -8,6 +8,9 @@ import torch.nn.functional as F
 from course_lib import checks
 from course_lib.checks import DEEP_BIDIR
 from course_lib.checks._core import verdict
+from course_lib.exercises import a2_lstm_gru_cells as A2
+from course_lib.exercises import a3_deep_bidirectional as A3
+from course_lib.exercises import compile_function
 from test_checks_gradflow import hint_of
 
 
@@ -43,24 +46,9 @@ def bidirectional_rnn(x, fw, bw, lengths):
     return torch.cat([of, reverse_padded(ob, lengths)], -1), (torch.stack([hf, hb]), torch.stack([cf, cb]))
 
 
-def stacked_rnn(x, weights, lengths, bidirectional=False, residual=False):
-    D = 2 if bidirectional else 1
-    mask = (torch.arange(x.shape[1])[None] < lengths[:, None])[..., None].to(x.dtype)
-    inp, hs, cs = x, [], []
-    for layer in range(len(weights) // D):
-        if bidirectional:
-            out, (h, c) = bidirectional_rnn(inp, weights[2 * layer], weights[2 * layer + 1], lengths)
-            hs += list(h)
-            cs += list(c)
-        else:
-            z = x.new_zeros(x.shape[0], weights[layer][1].shape[1])
-            out, (h, c) = run_rnn(inp, weights[layer], lstm_cell, lengths, (z, z))
-            hs.append(h)
-            cs.append(c)
-        if residual and out.shape[-1] == inp.shape[-1]:
-            out = out + inp * mask
-        inp = out
-    return inp, (torch.stack(hs), torch.stack(cs))
+STACKED_SOURCE = A3.stacked_code()  # the correct stacked_rnn as the student writes it (the spec's)
+stacked_rnn = compile_function(STACKED_SOURCE, "stacked_rnn", {"lstm_cell": lstm_cell, "run_rnn": run_rnn,
+                                                              "bidirectional_rnn": bidirectional_rnn})
 
 
 # ------------------------------------------------------------------ reverse_padded
@@ -154,16 +142,12 @@ def _namespace(**overrides):
     """A notebook namespace: the correct functions, some replaced, defined as the student would."""
     ns = {"torch": torch, "lstm_cell": lstm_cell, "run_rnn": run_rnn, "reverse_padded": reverse_padded}
     ns.update(overrides)
-    src = "\n".join(__import__("inspect").getsource(f) for f in (bidirectional_rnn, stacked_rnn))
+    src = __import__("inspect").getsource(bidirectional_rnn) + "\n" + STACKED_SOURCE
     exec(compile(src, "<notebook>", "exec"), ns)
     return ns
 
 
-def wrong_cell(x, state, W_ih, W_hh, b_ih, b_hh):
-    h, c = state
-    i, f, o, g = (x @ W_ih.T + b_ih + h @ W_hh.T + b_hh).chunk(4, 1)
-    c2 = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-    return torch.sigmoid(o) * torch.tanh(c2), c2
+wrong_cell = compile_function(A2.lstm_code(order="i, f, o, g"), "lstm_cell")  # assignment 2's gate-order mistake
 
 
 def run_ignoring_lengths(x, weights, cell_fn, lengths, state):

@@ -36,7 +36,8 @@ REVERSE_PADDED = Spec(
 BI = "def bidirectional_rnn(x, fw_weights, bw_weights, lengths):\n"
 
 
-def _bi(backward="reverse_padded(x, lengths)", back_out="reverse_padded(out_b, lengths)", cat="out_f, back",
+# the student's bidirectional_rnn, written the usual way with one thing changed (the defaults: correct)
+def bidir_code(backward="reverse_padded(x, lengths)", back_out="reverse_padded(out_b, lengths)", cat="out_f, back",
         back_lengths="lengths"):
     return BI + f"""    B, H = x.shape[0], fw_weights[1].shape[1]
     zeros = x.new_zeros(B, H)
@@ -53,14 +54,14 @@ BIDIRECTIONAL_RNN = Spec(
     "direction's state after each sequence's last valid step, index 1 the backward direction's after step 0.",
     call=Call(PROTOCOL, D.BIDIR_ARGS), **D.BIDIRECTIONAL_RNN, uses=("reverse_padded",),
     mistakes=(
-        Mistake(_bi(backward="x.flip(1)", back_out="out_b.flip(1)"), "reverses the padded length",
+        Mistake(bidir_code(backward="x.flip(1)", back_out="out_b.flip(1)"), "reverses the padded length",
                 "mistake_bidir_padded_reverse"),
         # published: the whole padded batch flipped, run over every step, no mask
-        Mistake(_bi(backward="torch.flip(x, dims=[1])", back_out="torch.flip(out_b, dims=[1])",
+        Mistake(bidir_code(backward="torch.flip(x, dims=[1])", back_out="torch.flip(out_b, dims=[1])",
                     back_lengths="torch.full_like(lengths, x.shape[1])"),
                 "flips the whole padded batch", "mistake_bidir_flip_full_unmasked"),
-        Mistake(_bi(back_out="out_b"), "still in reversed order", "mistake_bidir_not_rereversed"),
-        Mistake(_bi(cat="back, out_f"), "[backward, forward]", "mistake_bidir_cat_order"),
+        Mistake(bidir_code(back_out="out_b"), "still in reversed order", "mistake_bidir_not_rereversed"),
+        Mistake(bidir_code(cat="back, out_f"), "[backward, forward]", "mistake_bidir_cat_order"),
     ),
     variants=(Variant(BI + """    H = fw_weights[1].shape[1]
     outs, hn, cn = [], [], []
@@ -81,7 +82,9 @@ BIDIRECTIONAL_RNN = Spec(
 ST = "def stacked_rnn(x, weights, lengths, bidirectional=False, residual=False):\n"
 
 
-def _st(layer_input="inp", residual_other=""):
+# the student's stacked_rnn, written the usual way with one thing changed (the defaults: correct; the
+# assignment 3 tests use it as the correct stacked_rnn)
+def stacked_code(layer_input="inp", residual_other=""):
     return ST + f"""    D = 2 if bidirectional else 1
     B, T, _ = x.shape
     H = weights[0][1].shape[1]
@@ -114,9 +117,9 @@ STACKED_RNN = Spec(
     "(num_layers * D, B, H), as `nn.LSTM(batch_first=True)` on packed sequences.",
     call=Call(PROTOCOL, D.STACK_SPEC, ("bidirectional", "residual")), **D.STACKED_RNN, uses=("bidirectional_rnn",),
     mistakes=(
-        Mistake(_st(layer_input="x"), "every later layer reads the output of the layer below",
+        Mistake(stacked_code(layer_input="x"), "every later layer reads the output of the layer below",
                 "mistake_stacked_layer_input"),
-        Mistake(_st(residual_other="""
+        Mistake(stacked_code(residual_other="""
         elif residual:  # sizes differ: pad the input with zeros to make them fit
             out = out + torch.nn.functional.pad(src, (0, out.shape[-1] - src.shape[-1])) * mask"""),
                 "sizes differ", "mistake_stacked_residual_shapes"),
