@@ -14,7 +14,8 @@ import torch
 from autograder.samples.make_samples import solution_code
 from course_lib import checks
 from course_lib.checks import _schema
-from course_lib.exercises import REGISTRY, Assignment, Mistake, Spec, compile_function, readme, specs, sync
+from course_lib.exercises import (REGISTRY, Assignment, Mistake, Spec, answer_source, compile_function, readme, specs,
+                                  sync)
 
 ROOT = Path(__file__).resolve().parents[1]
 WRITTEN = [(a, s) for a, s in specs() if s.exercise_object is None]  # specs with their own cases and mistakes
@@ -163,3 +164,22 @@ def test_a_mistake_can_be_tried_by_the_diagnosis_only_as_a_whole_hint():
     tried = highway.exercise.mutants()
     assert [m.hint for m in tried] == [m.hint for m in highway.mistakes if m.mutant]
     assert all(isinstance(m, Mistake) for m in highway.mistakes)
+
+
+def test_a_reference_as_the_students_answer_is_its_code_without_the_docstring():
+    import inspect
+
+    from course_lib.reference import training
+
+    code = answer_source(training.train_loop)
+    source = inspect.getsource(training.train_loop).splitlines()
+    doc_lines = len(training.train_loop.__doc__.splitlines())  # the docstring as written, closing quotes' line too
+    assert code.splitlines() == source[:1] + source[1 + doc_lines:]
+    assert code.startswith("def train_loop(") and '"""' not in code
+    assert callable(compile_function(code, "train_loop"))
+    with pytest.raises(ValueError, match="no docstring"):
+        answer_source(_no_docstring)
+
+
+def _no_docstring(x):
+    return x

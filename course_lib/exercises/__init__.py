@@ -8,7 +8,7 @@ contract section (``python -m course_lib.exercises readme``). CONTRIBUTING.md wa
 """
 from __future__ import annotations
 
-from ._spec import Assignment, Call, Mistake, Spec, Variant, compile_function, def_line  # noqa: F401
+from ._spec import Assignment, Call, Mistake, Spec, Variant, answer_source, compile_function, def_line  # noqa: F401
 from .a1_gradient_flow import ASSIGNMENT as A1
 from .a2_lstm_gru_cells import ASSIGNMENT as A2
 from .a3_deep_bidirectional import ASSIGNMENT as A3

@@ -8,7 +8,9 @@ and the README's contract section (``readme.py``).
 """
 from __future__ import annotations
 
+import ast
 import functools
+import inspect
 import re
 import types
 from dataclasses import dataclass, field
@@ -121,6 +123,16 @@ class Spec:
             if m.mutant:
                 out.append(Mutant(compile_function(m.code, self.name, self.namespace()), m.hint))
         return out
+
+
+def answer_source(fn: Callable) -> str:
+    """``fn``'s source without its docstring: a reference function as the student's answer reads."""
+    src = inspect.getsource(fn)
+    doc = ast.parse(src).body[0].body[0]
+    if not (isinstance(doc, ast.Expr) and isinstance(doc.value, ast.Constant) and isinstance(doc.value.value, str)):
+        raise ValueError(f"{fn.__qualname__} has no docstring to leave out")
+    lines = src.splitlines()
+    return "\n".join(lines[:doc.lineno - 1] + lines[doc.end_lineno:])
 
 
 def compile_function(code: str, name: str, namespace: dict | None = None):

@@ -10,7 +10,8 @@ differently; the judge's pieces and parametrised families stay code in ``course_
 from __future__ import annotations
 
 from ..checks import training as T
-from ._spec import Assignment, Call, Mistake, Spec, Variant
+from ..reference import training as R
+from ._spec import Assignment, Call, Mistake, Spec, Variant, answer_source
 
 DIFFERENT = "correct_variants_no_model"  # the sample that holds every variant (and hands in no model file)
 
@@ -84,31 +85,18 @@ LOOP_HEAD = ("def train_loop(model, batch_fn, steps, lr, max_norm, checkpoint_pa
              "device=\"cpu\"):\n")
 
 
-def loop_code(resume="start, state = load_checkpoint(checkpoint_path, model, optimizer)", check_nan=True):
-    nan = """        if not (math.isfinite(loss) and math.isfinite(grad_norm)):
-            new_lr = optimizer.param_groups[0]["lr"] / 2
-            _, state = load_checkpoint(checkpoint_path, model, optimizer)
-            for group in optimizer.param_groups:
-                group["lr"] = new_lr
-            history["events"].append({"step": step, "lr": new_lr})
-        elif (step + 1) % checkpoint_every == 0:""" if check_nan else \
-        """        if (step + 1) % checkpoint_every == 0:"""
-    return LOOP_HEAD + f"""    model.to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    history = {{"loss": [], "grad_norm": [], "events": []}}
-    if os.path.exists(checkpoint_path):
-        {resume}
-    else:
-        start, state = 0, None
-        save_checkpoint(checkpoint_path, model, optimizer, 0, state)
-    for step in range(start, steps):
-        x, y = batch_fn(step)
-        loss, grad_norm, state = train_step(model, x, y, state, optimizer, max_norm)
-        history["loss"].append(loss)
-        history["grad_norm"].append(grad_norm)
-{nan}
-            save_checkpoint(checkpoint_path, model, optimizer, step + 1, state)
-    return history"""
+def loop_code(resume=None, check_nan=True):
+    """The course's answer, ``train_loop`` in ``course_lib/reference/training.py``, as the student writes it
+    (without its docstring), with one thing changed: ``resume``, the lines that take the place of its resume
+    from the checkpoint; ``check_nan=False``, its NaN recovery left out (saving a checkpoint is then an ``if``)."""
+    lines = answer_source(R.train_loop).splitlines()
+    if resume is not None:
+        lines[lines.index("        start, state = load_checkpoint(checkpoint_path, model, optimizer)")] = "        " + resume
+    if not check_nan:
+        first = lines.index("        if not (math.isfinite(loss) and math.isfinite(grad_norm)):")
+        last = lines.index("        elif (step + 1) % checkpoint_every == 0:")
+        lines[first:last + 1] = ["        if (step + 1) % checkpoint_every == 0:"]
+    return "\n".join(lines)
 
 
 LOOP_VARIANT = LOOP_HEAD + '''    model = model.to(torch.device(device))

@@ -123,7 +123,7 @@ def train_loop(model, batch_fn, steps, lr, max_norm, checkpoint_path, checkpoint
         history["loss"].append(loss)
         history["grad_norm"].append(grad_norm)
         if not (math.isfinite(loss) and math.isfinite(grad_norm)):
-            new_lr = optimizer.param_groups[0]["lr"] * 0.5
+            new_lr = optimizer.param_groups[0]["lr"] / 2
             _, state = load_checkpoint(checkpoint_path, model, optimizer)
             for group in optimizer.param_groups:
                 group["lr"] = new_lr
