@@ -150,10 +150,11 @@ def _register_alt_formatter() -> bool:
         return False
 
 
-def finish(fig, name: str, caption: str | None, default: str | None = None):
+def finish(fig, name: str, caption: str | None, default: str | None = None, title: str | None = None):
     """Caption the figure (what to see in it) and save it when the main job runs.
 
     ``caption`` None takes ``default``: a plot function's own caption, which a lecture may replace.
+    ``title``: the figure's own title, above all its panels (``fig.suptitle``), when it has one.
 
     The caption is also the figure's alt text (``fig.course_alt``, see :func:`alt_text`): in a
     notebook it is printed as text next to the figure (``Figure: ...``) and stored in the image
@@ -161,6 +162,8 @@ def finish(fig, name: str, caption: str | None, default: str | None = None):
     puts it in the ``<img alt>``. Returns the figure so a notebook cell can end with ``finish(...)``.
     """
     caption = default if caption is None else caption
+    if title:
+        fig.suptitle(title, fontsize=10)
     fig.course_alt = alt_text(fig, caption)
     if caption:
         fig.text(0.01, -0.02, caption, ha="left", va="top", wrap=True, fontsize=9, style="italic")

@@ -313,12 +313,11 @@ def plot_compare(result: dict, name="lecture04_compare", caption=None):
             ax.set_title(f"agreement, {result['tasks'][task]} attractors", fontsize=10)
         ax.text(0.02, result["chance"][task], " chance", color="grey", fontsize=8, va="bottom",
                 transform=ax.get_yaxis_transform())
-    fig.suptitle(f"Same tasks, same seeds, same steps; H = {result['hidden']}, lr = {result['lr']:g}",
-                 fontsize=10)
-    cap = caption or ("A dot per seed, a bar at the median. On adding both gated cells leave the chance line (where "
-                      "lecture 3's plain RNN stayed); on agreement the LSTM and the GRU tie at the ceiling, and the "
-                      "plain RNN is less reliable.")
-    return plots.finish(fig, name, cap)
+    title = f"Same tasks, same seeds, same steps; H = {result['hidden']}, lr = {result['lr']:g}"
+    return plots.finish(fig, name, caption, title=title, default=(
+        "A dot per seed, a bar at the median. On adding both gated cells leave the chance line (where "
+        "lecture 3's plain RNN stayed); on agreement the LSTM and the GRU tie at the ceiling, and the "
+        "plain RNN is less reliable."))
 
 
 def plot_compare_curves(result: dict, name="lecture04_learning_curves", caption=None):
@@ -348,11 +347,11 @@ def plot_compare_curves(result: dict, name="lecture04_learning_curves", caption=
             by_label.setdefault(l, h)
     handles, labels = list(by_label.values()), list(by_label)
     fig.legend(handles, labels, loc="upper center", ncol=len(labels), fontsize=9, bbox_to_anchor=(0.5, 1.06))
-    cap = caption or ("Each line one seed, scored on 256 test sequences (RNN dashed with squares, LSTM solid with "
-                      "circles, GRU dotted with triangles). On adding the GRU leaves the chance line "
-                      "first; on agreement the two gated cells are indistinguishable, while the plain RNN's accuracy "
-                      "swings from one evaluation to the next.")
-    return plots.finish(fig, name, cap)
+    return plots.finish(fig, name, caption, default=(
+        "Each line one seed, scored on 256 test sequences (RNN dashed with squares, LSTM solid with "
+        "circles, GRU dotted with triangles). On adding the GRU leaves the chance line "
+        "first; on agreement the two gated cells are indistinguishable, while the plain RNN's accuracy "
+        "swings from one evaluation to the next."))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -443,12 +442,11 @@ def plot_time_per_step(results, name="lecture04_time_per_step", caption=None):
         ax.set_ylabel("ms per time step (fwd + bwd)")
         ax.legend(fontsize=8, loc="lower right")
     r0 = results[0]
-    fig.suptitle(f"batch {r0['batch']}, T = {r0['T']}, input {r0['input_size']}; median of {r0['repeats']} runs",
-                 fontsize=9)
-    cap = caption or ("Per step the GRU does 3/4 of the LSTM's matrix arithmetic. The loops show it where the matmuls "
-                      "dominate (large H); at small H overheads do. The fused layers follow their kernels, which need "
-                      "not keep that order on every machine and size. Measured on a shared machine: expect noise.")
-    return plots.finish(fig, name, cap)
+    title = f"batch {r0['batch']}, T = {r0['T']}, input {r0['input_size']}; median of {r0['repeats']} runs"
+    return plots.finish(fig, name, caption, title=title, default=(
+        "Per step the GRU does 3/4 of the LSTM's matrix arithmetic. The loops show it where the matmuls "
+        "dominate (large H); at small H overheads do. The fused layers follow their kernels, which need "
+        "not keep that order on every machine and size. Measured on a shared machine: expect noise."))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -494,10 +492,16 @@ def claims_cells_and_gates(agreement: dict, conventions: dict, counts: dict) -> 
     ]
 
 
-def _every_gated_cell(sentence: str, scores: dict, op: str, threshold: float, seeds, numbers: dict) -> list[Claim]:
-    """One every-seed claim for the LSTM and one for the GRU: ``sentence`` with ``{cell}`` filled in."""
-    return [Claim.every(sentence.format(cell=c.upper()), scores[c], op, threshold, seeds, **numbers)
-            for c in ("lstm", "gru")]
+def _task_numbers(result: dict, task: str) -> dict:
+    """What a claim on ``task`` records besides its values: the hidden size and the task's training steps."""
+    return {"hidden": result["hidden"], "steps": result["steps"][task]}
+
+
+def _every_gated_cell(result: dict, task: str, sentence: str, op: str, threshold: float) -> list[Claim]:
+    """One every-seed claim on ``task``'s scores for the LSTM and one for the GRU: ``sentence`` with ``{cell}``
+    filled in."""
+    return [Claim.every(sentence.format(cell=c.upper()), result["score"][task][c], op, threshold,
+                        tuple(result["seeds"]), **_task_numbers(result, task)) for c in ("lstm", "gru")]
 
 
 def claims_compare(result: dict) -> list[Claim]:
@@ -506,14 +510,12 @@ def claims_compare(result: dict) -> list[Claim]:
     seeds = tuple(result["seeds"])
     out = []
     if "adding" in result["tasks"]:
-        s = result["score"]["adding"]
-        T = result["tasks"]["adding"]
-        common = {"hidden": result["hidden"], "steps": result["steps"]["adding"]}
-        out += _every_gated_cell(f"adding at T = {T}: the {{cell}} solves it (test MSE/Var < 0.1) in every seed",
-                                 s, "<", 0.1, seeds, common)
+        s, T = result["score"]["adding"], result["tasks"]["adding"]
+        out += _every_gated_cell(result, "adding", f"adding at T = {T}: the {{cell}} solves it (test MSE/Var < 0.1) "
+                                 "in every seed", "<", 0.1)
         if "rnn" in s:
             out.append(Claim.every(f"adding at T = {T}: the tanh RNN stays at chance (test MSE/Var >= 0.8) in every "
-                                   f"seed", s["rnn"], ">=", 0.8, seeds, **common))
+                                   f"seed", s["rnn"], ">=", 0.8, seeds, **_task_numbers(result, "adding")))
         reach = steps_to_reach(result, "adding")
         out.append(Claim.every(
             f"adding at T = {T}: with the same seed, the GRU got below 0.1 in fewer training steps than the LSTM, "
@@ -521,18 +523,16 @@ def claims_compare(result: dict) -> list[Claim]:
             reach["lstm"] - reach["gru"], ">", 0, seeds, gru_steps=reach["gru"].tolist(),
             lstm_steps=reach["lstm"].tolist(), hidden=result["hidden"]))
     if "agreement" in result["tasks"]:
-        s = result["score"]["agreement"]
-        a = result["tasks"]["agreement"]
-        common = {"hidden": result["hidden"], "steps": result["steps"]["agreement"]}
-        out += _every_gated_cell(f"agreement with {a} attractors: the {{cell}} reaches 95% accuracy in every seed",
-                                 s, ">=", 0.95, seeds, common)
+        s, a = result["score"]["agreement"], result["tasks"]["agreement"]
+        out += _every_gated_cell(result, "agreement", f"agreement with {a} attractors: the {{cell}} reaches 95% "
+                                 "accuracy in every seed", ">=", 0.95)
         out.append(Claim.between(
             f"agreement with {a} attractors: no winner between the gated cells (median accuracy of the LSTM minus "
             f"the GRU's within +-{AGREEMENT_NO_WINNER})", [float(np.median(s["lstm"]) - np.median(s["gru"]))],
             -AGREEMENT_NO_WINNER, AGREEMENT_NO_WINNER, seeds, lstm_median=float(np.median(s["lstm"])),
             gru_median=float(np.median(s["gru"])),
             **({"rnn_median": float(np.median(s["rnn"])), "rnn_min": float(s["rnn"].min())} if "rnn" in s else {}),
-            **common))
+            **_task_numbers(result, "agreement")))
     return out
 
 
