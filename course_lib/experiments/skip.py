@@ -169,18 +169,14 @@ def _draw_layer_norms(ax, result, legend=True):
         ax.legend(fontsize=8, loc="lower right")
 
 
-def plot_mlp_gradients(result, ax=None, name="lecture05_mlp_gradients", caption=None):
+def plot_mlp_gradients(result, name="lecture05_mlp_gradients", caption=None):
     """Per-layer gradient norms, one line per connection type (geometric mean over seeds, the
     band spans the seeds), log scale."""
     import matplotlib.pyplot as plt
 
-    fig = None
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(6.8, 4.2))
+    fig, ax = plt.subplots(figsize=(6.8, 4.2))
     _draw_layer_norms(ax, result)
     ax.set_title(f"{result['depth']} {result['activation']} layers of {result['width']} units")
-    if fig is None:
-        return ax.figure
     return plots.finish(fig, name, caption, default=(
         "Plain (vermillion): the gradient shrinks layer after layer on its way down, "
         "so the first layers barely learn. Residual, highway and dense connections give it a path "
@@ -264,13 +260,11 @@ def mlp_depth_claim(result, margin=0.1, trained=0.9):
                  f"after {result['steps']} steps (means over seeds)", holds, seeds=result["seeds"], **nums)
 
 
-def plot_mlp_depth(result, ax=None, name="lecture05_mlp_depth", caption=None):
+def plot_mlp_depth(result, name="lecture05_mlp_depth", caption=None):
     """Test accuracy against depth: mean per connection type, one dot per seed, chance dashed."""
     import matplotlib.pyplot as plt
 
-    fig = None
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(6.8, 4.2))
+    fig, ax = plt.subplots(figsize=(6.8, 4.2))
     d = np.array(result["depths"], dtype=float)
     k = len(result["connections"])
     for i, conn in enumerate(result["connections"]):
@@ -283,8 +277,6 @@ def plot_mlp_depth(result, ax=None, name="lecture05_mlp_depth", caption=None):
     plots.accuracy_by_depth_axes(ax, d, "hidden layers")
     ax.set_title(f"{result['activation']} MLP, {result['steps']} Adam steps, {len(result['seeds'])} seeds")
     ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
-    if fig is None:
-        return ax.figure
     return plots.finish(fig, name, caption, default=(
         "Two layers learn the task whatever the wiring. From about ten sigmoid layers on, the plain "
         "stack stays at chance, while the same depth with residual, highway or dense connections "
