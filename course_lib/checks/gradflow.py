@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from ._core import Case, Mutant, scalar_text, case_dtype, close, default_compare, family, size_kinds
+from ._rnn_common import shape_error_hint
 
 F32, F64 = np.float32, np.float64
 
@@ -22,15 +23,8 @@ def _square(case, a="x", b="h"):
     return case.arrays[a].shape[-1] == case.arrays[b].shape[-1]
 
 
-def _matmul_hint(case, etype, msg):
-    m = msg.lower()
-    if "shape" in m or "size" in m or "dimension" in m:
-        return ("a matrix product has mismatched shapes. Weights follow torch.nn's layout "
-                "(out_features, in_features): W_xh is (H, I) and W_hh is (H, H), while x is (B, I) "
-                "and h is (B, H).")
-    if "dtype" in m or "expected scalar type" in m or "double" in m or "float" in m:
-        return "mixed dtypes: build every new tensor with the inputs' dtype (e.g. dtype=x.dtype)."
-    return None
+_matmul_hint = shape_error_hint("Weights follow torch.nn's layout (out_features, in_features): W_xh is (H, I) and "
+                                "W_hh is (H, H), while x is (B, I) and h is (B, H).")
 
 
 # ======================================================================== rnn_step
