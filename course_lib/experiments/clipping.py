@@ -211,19 +211,8 @@ def _draw_paths(ax, paths, legend=True):
         ax.legend(fontsize=8, loc="upper right", frameon=True, framealpha=0.85)
 
 
-def plot_cliff(surface, paths, name="lecture02_cliff", caption=None):
-    """Three panels: the whole surface with both paths; a zoom on the wall; the loss at each step."""
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 3, figsize=(16, 4.6), gridspec_kw={"width_ratios": [1.15, 1.15, 1]})
-    _draw_surface(axes[0], surface)
-    _draw_paths(axes[0], paths)
-    axes[0].set_title(f"loss surface, T = {surface['T']} (dashed: the wall)")
-    zoom = _zoom_surface(surface["resolution"], ZOOM["w_range"], ZOOM["b_range"], surface["T"])
-    _draw_surface(axes[1], zoom)
-    _draw_paths(axes[1], paths, legend=False)
-    axes[1].set_title("zoom on the wall")
-    ax = axes[2]
+def _draw_path_losses(ax, paths):
+    """The loss at every step of both paths, the unclipped path's largest jump marked."""
     for key in ("unclipped", "clipped"):
         loss = paths[key]["loss"]
         ax.semilogy(np.arange(len(loss)), loss, color=plots.colour(key), lw=1.5, ls=plots.line_style(key)["ls"],
@@ -236,6 +225,21 @@ def plot_cliff(surface, paths, name="lecture02_cliff", caption=None):
     ax.set_ylabel("loss (log scale)")
     ax.set_title(f"loss along the paths (lr = {paths['lr']:g})")
     ax.legend(fontsize=8, loc="lower left")
+
+
+def plot_cliff(surface, paths, name="lecture02_cliff", caption=None):
+    """Three panels: the whole surface with both paths; a zoom on the wall; the loss at each step."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.6), gridspec_kw={"width_ratios": [1.15, 1.15, 1]})
+    _draw_surface(axes[0], surface)
+    _draw_paths(axes[0], paths)
+    axes[0].set_title(f"loss surface, T = {surface['T']} (dashed: the wall)")
+    zoom = _zoom_surface(surface["resolution"], ZOOM["w_range"], ZOOM["b_range"], surface["T"])
+    _draw_surface(axes[1], zoom)
+    _draw_paths(axes[1], paths, legend=False)
+    axes[1].set_title("zoom on the wall")
+    _draw_path_losses(axes[2], paths)
     return plots.finish(fig, name, caption, default=(
         "Left and middle: the loss of the one-unit RNN over its two parameters (yellow high, dark "
         "low) and gradient descent from the star. Both paths zig-zag along the wall with small "
