@@ -2,6 +2,7 @@
 variants pass, its declared result schema accepts the reference's own results, and the notebooks, the README
 and the sample classes say what the specs say (``check-release`` fails when a notebook disagrees)."""
 import copy
+import dataclasses
 import json
 import math
 import subprocess
@@ -14,8 +15,7 @@ import torch
 from autograder.samples.make_samples import solution_code
 from course_lib import checks
 from course_lib.checks import _schema
-from course_lib.exercises import (REGISTRY, Assignment, Mistake, Spec, answer_source, compile_function, readme, specs,
-                                  sync)
+from course_lib.exercises import REGISTRY, Mistake, Spec, answer_source, compile_function, readme, specs, sync
 
 ROOT = Path(__file__).resolve().parents[1]
 WRITTEN = [(a, s) for a, s in specs() if s.exercise_object is None]  # specs with their own cases and mistakes
@@ -127,7 +127,7 @@ def test_a_notebook_that_disagrees_is_named_and_the_sync_repairs_it(tmp_path):
 def test_a_new_spec_gets_its_cells_after_its_explanation_and_none_without_one(tmp_path):
     a, path = _copy_of("03_deep_bidirectional", tmp_path)
     extra = Spec("peephole", 2, "peephole(x, state) -> (h, c)", "A peephole LSTM step.", "...")
-    bigger = Assignment(a.folder, a.title, [*a.specs, extra])
+    bigger = dataclasses.replace(a, specs=[*a.specs, extra])
     assert "no markdown cell explains `peephole(...)`" in sync.problems(bigger, tmp_path)[0]
     nb = json.loads(path.read_text())
     nb["cells"].insert(3, {"cell_type": "markdown", "id": "pe", "metadata": {}, "source": "Write `peephole(x, state)`."})
@@ -146,7 +146,7 @@ def test_check_release_fails_when_a_notebook_disagrees_with_its_spec(tmp_path, m
     changed = copy.copy(A3.HIGHWAY)
     changed.points = 4
     monkeypatch.setitem(REGISTRY, "03_deep_bidirectional",
-                        Assignment(A3.ASSIGNMENT.folder, A3.ASSIGNMENT.title, [*A3.ASSIGNMENT.specs[:3], changed]))
+                        dataclasses.replace(A3.ASSIGNMENT, specs=[*A3.ASSIGNMENT.specs[:3], changed]))
     from autograder import __main__ as cli
 
     monkeypatch.chdir(ROOT)

@@ -148,16 +148,23 @@ def compile_function(code: str, name: str, namespace: dict | None = None):
 
 @dataclass
 class Assignment:
-    """An assignment: its folder name, the README's heading line and notes, and its specs in order.
-    ``manual``: graded-by-hand cells ``{grade_id: points}`` (no spec: a person grades them)."""
+    """An assignment: its folder name (``NN_name``), its specs in order and the README's words about it.
+    ``about``: what the README's heading line says after the folder name; ``manual``: graded-by-hand cells
+    ``{grade_id: points}`` (no spec: a person grades them)."""
 
     folder: str
-    title: str
     specs: list
+    about: str = ""
     notes: tuple = ()  # README bullets after the exercises (a written answer, a handed-in file)
     manual: dict = field(default_factory=dict)
     topic: str = ""  # the README's learning path: the assignment in a few words
     ungraded: str = ""  # and what it asks besides its exercises
+
+    @property
+    def title(self) -> str:
+        """The README's heading line: ``Assignment N (`NN_name`; about):``."""
+        about = f"; {self.about}" if self.about else ""
+        return f"Assignment {int(self.folder.split('_')[0])} (`{self.folder}`{about}):"
 
     @property
     def by_name(self) -> dict:

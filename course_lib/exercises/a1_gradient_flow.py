@@ -166,5 +166,5 @@ CLIP_GRAD_NORM = Spec(
             p.grad.data.mul_(max_norm / (total + 1e-6))
     return total""", DIFFERENT),))
 
-ASSIGNMENT = Assignment("01_gradient_flow", "Assignment 1 (`01_gradient_flow`):",
-                        [RNN_STEP, STEP_JACOBIAN, GRADIENT_NORMS, SPECTRAL_BOUND, CLIP_GRAD_NORM], topic="gradient flow")
+ASSIGNMENT = Assignment("01_gradient_flow", [RNN_STEP, STEP_JACOBIAN, GRADIENT_NORMS, SPECTRAL_BOUND, CLIP_GRAD_NORM],
+                        topic="gradient flow")

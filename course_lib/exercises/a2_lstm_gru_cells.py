@@ -195,8 +195,7 @@ NUMERICAL_GRADIENT = Spec(
         grad.view(-1)[idx] = (f(x + e) - f(x - e)) / (2 * eps)
     return grad.detach()""", DIFFERENT),))
 
-ASSIGNMENT = Assignment("02_lstm_gru_cells", "Assignment 2 (`02_lstm_gru_cells`):",
-                        [LSTM_CELL, GRU_CELL, RUN_RNN, NUMERICAL_GRADIENT],
+ASSIGNMENT = Assignment("02_lstm_gru_cells", [LSTM_CELL, GRU_CELL, RUN_RNN, NUMERICAL_GRADIENT],
                         notes=("A written answer, LSTM or GRU for a described situation (2 points, graded by hand).",),
                         manual={"written_lstm_or_gru": 2}, topic="LSTM and GRU cells",
                         ungraded="a gradient check of your cells, a written answer")

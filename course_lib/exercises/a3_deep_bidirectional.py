@@ -219,8 +219,7 @@ return T * H + (1 - T) * x  # carry gate C = 1 - T""",
     ))
 
 ASSIGNMENT = Assignment(
-    "03_deep_bidirectional",
-    "Assignment 3 (`03_deep_bidirectional`; LSTM only, zero initial states; built on the student's own "
-    "`lstm_cell` and `run_rnn`, pasted from assignment 2 into the notebook and probed by the checks):",
-    [REVERSE_PADDED, BIDIRECTIONAL_RNN, STACKED_RNN, HIGHWAY], topic="deep and bidirectional",
-    ungraded="matching `nn.LSTM`, tagging past the unidirectional ceiling")
+    "03_deep_bidirectional", [REVERSE_PADDED, BIDIRECTIONAL_RNN, STACKED_RNN, HIGHWAY],
+    about="LSTM only, zero initial states; built on the student's own `lstm_cell` and `run_rnn`, pasted from "
+          "assignment 2 into the notebook and probed by the checks",
+    topic="deep and bidirectional", ungraded="matching `nn.LSTM`, tagging past the unidirectional ceiling")

@@ -205,8 +205,7 @@ LOAD_MODEL = Spec(
     exercise_object=T.LOAD_MODEL)
 
 ASSIGNMENT = Assignment(
-    "04_training_with_clipping",
-    "Assignment 4 (`04_training_with_clipping`; the model is called `model(x, state) -> (logits, state)` like "
-    "`course_lib.models.CharLM`, `state` is `None` at the start):",
-    [TRAIN_STEP, LOAD_CHECKPOINT, TRAIN_LOOP, LOAD_MODEL], topic="training with clipping",
-    ungraded="resume and NaN recovery, a language model under 2.8 bits/char")
+    "04_training_with_clipping", [TRAIN_STEP, LOAD_CHECKPOINT, TRAIN_LOOP, LOAD_MODEL],
+    about="the model is called `model(x, state) -> (logits, state)` like `course_lib.models.CharLM`, `state` is "
+          "`None` at the start",
+    topic="training with clipping", ungraded="resume and NaN recovery, a language model under 2.8 bits/char")
