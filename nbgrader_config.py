@@ -71,6 +71,8 @@ c.HTMLExporter.extra_template_basedirs = [
     str(ROOT / "autograder" / "templates"),
     str(Path(_nbgrader.__file__).parent / "server_extensions" / "formgrader" / "templates")]
 c.HTMLExporter.filters = {"local_mathjax": "autograder.nbgrader_plugin.local_mathjax"}
+# nbconvert's HTMLExporter without its BeautifulSoup pass over the whole page (alt text given before rendering)
+c.GenerateFeedback.exporter_class = "autograder.nbgrader_plugin.FeedbackHTML"
 
 # late work: nbgrader compares each submission's timestamp.txt (written by `nbgrader collect`, or by
 # `python -m autograder grade` from the student's timestamp.txt or --timestamps CSV) with the assignment's

@@ -31,6 +31,21 @@ def db_url() -> str:
     return PyFileConfigLoader("nbgrader_config.py", path=str(config.ROOT)).load_config().CourseDirectory.db_url
 
 
+def alembic_head() -> str:
+    """The revision nbgrader stamps a new gradebook with: the first head of nbgrader's own migrations
+    (``nbgrader/alembic``), as ``alembic heads`` prints it. ``nbgrader.api.get_alembic_version`` ran that
+    command in a subprocess (a whole interpreter, about 2 s) every time a gradebook was created; this reads
+    the same migration scripts in-process. Installed in its place by ``autograder.nbgrader_plugin``."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+    from nbgrader.dbutil import ALEMBIC_DIR
+
+    cfg = Config()
+    cfg.set_main_option("script_location", ALEMBIC_DIR)
+    script = ScriptDirectory.from_config(cfg)
+    return script.get_revisions(script.get_heads())[0].revision
+
+
 def is_postgres(url: str) -> bool:
     return url.split(":", 1)[0].split("+", 1)[0] in ("postgresql", "postgres")
 

@@ -18,6 +18,8 @@ the outputs, and again in feedback, right before the HTML is made.
 from __future__ import annotations
 
 import base64
+import functools
+import json
 import os
 import re
 import shutil
@@ -28,7 +30,12 @@ from pathlib import Path
 from nbformat.v4 import new_output
 from nbgrader.preprocessors import NbGraderPreprocessor
 
-from . import judge, student_html
+from . import gradebook_db, judge, student_html
+
+# a new gradebook is stamped with nbgrader's migration head read in-process, not by an `alembic` subprocess
+import nbgrader.api  # noqa: E402
+
+nbgrader.api.get_alembic_version = gradebook_db.alembic_head
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -175,6 +182,10 @@ class RebuildNbgraderMetadata(NbGraderPreprocessor):
 
 
 # ------------------------------------------------------------------ late work, exports, offline math
+from nbconvert.exporters import HTMLExporter, TemplateExporter  # noqa: E402
+from nbconvert.filters.highlight import Highlight2HTML  # noqa: E402
+from nbconvert.filters.metadata import get_metadata  # noqa: E402
+from nbconvert.filters.widgetsdatatypefilter import WidgetsDataTypeFilter  # noqa: E402
 from nbgrader.plugins import CsvExportPlugin, LateSubmissionPlugin  # noqa: E402
 from traitlets import Float  # noqa: E402
 
@@ -244,6 +255,66 @@ class SafeCsvExport(CsvExportPlugin):
         self.log.info("Exported grades to %s", dest)
 
 
+# the text nbconvert's HTMLExporter gives an image that has none (WCAG: every image has an alternative text)
+NO_ALT = student_html.NO_ALT
+
+
+class _Highlighted:
+    """nbconvert's ``highlight_code`` filter, remembered per process: Pygments' HTML of a code cell depends only
+    on its source, language, cell metadata and the formatter's options, and most cells of a class's feedback
+    (the release's code, the test cells) are the same for every student. At most 4,096 cells are kept."""
+
+    _done: dict = {}
+
+    def __init__(self, inner: Highlight2HTML):
+        self.inner = inner
+
+    def __call__(self, source, language=None, metadata=None):
+        key = (self.inner.pygments_lexer, repr(self.inner.extra_formatter_options), language,
+               json.dumps(metadata or {}, sort_keys=True, default=repr), source)
+        html = self._done.get(key)
+        if html is None:
+            html = self.inner(source, language, metadata)
+            if len(self._done) >= 4096:
+                self._done.clear()
+            self._done[key] = html
+        return html
+
+
+class FeedbackHTML(HTMLExporter):
+    """The feedback page's exporter (``c.GenerateFeedback.exporter_class``): nbconvert's ``HTMLExporter``
+    (same templates, filters and configuration) without its last step, which parsed the whole rendered page
+    again with BeautifulSoup's pure-Python ``html.parser`` (about 13,000 tags a page: 60% of the feedback's
+    time) only to add an ``alt`` to images that lack one and a ``tabindex`` to JupyterLab-template cells,
+    which the classic-based feedback template does not have. Here the alternative text is given before
+    the template renders: an output image without one gets :data:`NO_ALT` in its output metadata (escaped
+    by the template like any metadata); student markdown images get it in ``student_html.safe_markdown``,
+    inside nh3's output. The page is the template's output as it is (what nh3 wrote reaches the browser
+    byte for byte; nothing re-serialises it)."""
+
+    def _preprocess(self, nb, resources):
+        nb, resources = super()._preprocess(nb, resources)  # every preprocessor, the sanitisers included
+        for cell in nb.cells:
+            for out in cell.get("outputs", []) if cell.get("cell_type") == "code" else []:
+                data = out.get("data") or {}
+                for mime in ("image/png", "image/jpeg"):
+                    if mime in data and get_metadata(out, "alt", mime) is None:
+                        out.setdefault("metadata", {})[mime] = {**(out["metadata"].get(mime) or {}), "alt": NO_ALT}
+        return nb, resources
+
+    def from_notebook_node(self, nb, resources=None, **kw):
+        """``HTMLExporter.from_notebook_node`` (nbconvert 7.16) less the BeautifulSoup pass: (html, resources)."""
+        langinfo = nb.metadata.get("language_info", {})
+        lexer = langinfo.get("pygments_lexer", langinfo.get("name", None))
+        self.register_filter("highlight_code", self.filters.get("highlight_code", _Highlighted(
+            Highlight2HTML(pygments_lexer=lexer, parent=self))))
+        resources = self._init_resources(resources)
+        self.register_filter("filter_data_type", WidgetsDataTypeFilter(notebook_metadata=self._nb_metadata,
+                                                                        parent=self, resources=resources))
+        return TemplateExporter.from_notebook_node(self, nb, resources, **kw)
+
+
+@functools.lru_cache(maxsize=1)
 def local_mathjax(_unused="") -> str:
     """Jinja filter (``c.HTMLExporter.filters``) used by ``autograder/templates/feedback/mathjax.html.j2``: MathJax 3
     (TeX in, SVG out: no font files to fetch) inlined from the pinned ``django-static-mathjax`` wheel, so a

@@ -146,6 +146,24 @@ def _fenced(text: str) -> str:
     return f"{fence}text\n{text}\n{fence}"
 
 
+NO_ALT = "No description has been provided for this image"  # nbconvert's text for an image without one
+
+
+def _with_alt(clean: str) -> str:
+    """nh3's output with :data:`NO_ALT` on every ``<img>`` that has no ``alt`` (as nbconvert's HTMLExporter
+    did by re-parsing the whole page), parsed as HTML (never matched as text: an attribute may hold ``<img``)
+    and cleaned by nh3 again, so what reaches a page is still exactly nh3's output."""
+    if "<img" not in clean:
+        return clean
+    from bs4 import BeautifulSoup
+
+    soup = BeautifulSoup(clean, "html.parser")
+    images = [img for img in soup.find_all("img") if "alt" not in img.attrs]
+    for img in images:
+        img["alt"] = NO_ALT
+    return clean_html(str(soup)) if images else clean
+
+
 def safe_markdown(source: str, attachments=None) -> str:
     """A markdown source that renders (through nbconvert's ``markdown2html``) to exactly the
     sanitised HTML of ``source``: one line, ``<div class="student-markdown">...</div>``."""
@@ -153,7 +171,7 @@ def safe_markdown(source: str, attachments=None) -> str:
         html = render_markdown(source, attachments)
     except Exception:  # noqa: BLE001 (e.g. a reference to a missing attachment): show the text
         html = render_markdown(_fenced(source))
-    clean = clean_html(html).strip()
+    clean = _with_alt(clean_html(html)).strip()
     if not (clean.startswith(f'<div class="{WRAPPER_CLASS}">') and clean.endswith("</div>")):
         clean = f'<div class="{WRAPPER_CLASS}">{clean}</div>'
     # no line breaks: the whole cell stays one CommonMark HTML block, copied verbatim by the renderer

@@ -107,3 +107,27 @@ def test_nbgrader_autograde_run_directly_rebuilds_student_metadata(tmp_path, mon
     with Gradebook(api.coursedir.db_url, api.coursedir.course_id) as gb:
         s = gb.find_submission(A, "eve")
         assert (float(s.score), float(s.max_score)) == (12.0, 12.0)
+
+
+def test_a_new_gradebook_is_stamped_with_the_migration_head_alembic_prints(tmp_path):
+    """nbgrader stamps a new gradebook with ``alembic heads``' first revision; ``gradebook_db.alembic_head`` (installed
+    in place of nbgrader's subprocess by ``nbgrader_plugin``) reads the same scripts in-process: same revision."""
+    import subprocess
+    import sys
+
+    import nbgrader.api
+    import sqlalchemy
+    from nbgrader.dbutil import _temp_alembic_ini
+
+    from autograder import gradebook_db
+
+    assert nbgrader.api.get_alembic_version is gradebook_db.alembic_head
+    alembic = Path(sys.executable).parent / "alembic"
+    with _temp_alembic_ini(f"sqlite:///{tmp_path / 'x.db'}") as ini:
+        printed = subprocess.run([str(alembic), "-c", ini, "heads"], capture_output=True, text=True, check=True).stdout
+    head = printed.split("\n")[0].split(" ")[0]
+    assert len(head) == 12 and gradebook_db.alembic_head() == head
+    with nbgrader.api.Gradebook(f"sqlite:///{tmp_path / 'gradebook.db'}"):
+        pass
+    with sqlalchemy.create_engine(f"sqlite:///{tmp_path / 'gradebook.db'}").connect() as conn:
+        assert conn.execute(sqlalchemy.text("SELECT version_num FROM alembic_version")).scalar_one() == head

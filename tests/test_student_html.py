@@ -175,6 +175,24 @@ def test_sanitised_notebook_exports_nothing_live(template):
     assert "window.__pwned='title'" not in html and "cell id" not in html
 
 
+def test_the_feedback_exporter_gives_the_same_page_without_reparsing_it():
+    """``FeedbackHTML`` (feedback pages) skips HTMLExporter's BeautifulSoup pass over the whole page: the
+    page is the same document (same DOM once parsed), every image has an alternative text (an output
+    figure and a student's ``<img>`` without one get nbconvert's), and nothing is live."""
+    from autograder.nbgrader_plugin import FeedbackHTML
+
+    nb = student_html.sanitize_notebook(payload_notebook(invalid=False))
+    nb.cells.append(new_markdown_cell(f'<img src="data:image/png;base64,{PNG}" title="no alt <img">'))
+    nb = student_html.sanitize_notebook(nb)
+    ours = FeedbackHTML(template_name="classic").from_notebook_node(nbformat.from_dict(json.loads(json.dumps(nb))))[0]
+    theirs = _export(nb)
+    assert str(BeautifulSoup(ours, "html.parser")) == str(BeautifulSoup(theirs, "html.parser"))
+    assert _live_payloads(ours) == []
+    images = BeautifulSoup(ours, "html.parser").find_all("img")
+    assert len(images) >= 4 and all(img.get("alt") for img in images)
+    assert [img["alt"] for img in images].count(student_html.NO_ALT) >= 2  # the output figure and the bare <img>
+
+
 def test_sanitised_cells_and_metadata_are_minimal():
     nb = student_html.sanitize_notebook(payload_notebook())
     assert set(nb.metadata) == {"kernelspec", "language_info"}
