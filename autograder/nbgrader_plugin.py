@@ -181,6 +181,76 @@ class RebuildNbgraderMetadata(NbGraderPreprocessor):
         return nb, resources
 
 
+# ------------------------------------------------------------------ warm bookkeeping
+_WARM = {"installed": False}
+TEMPLATE_CACHE = ROOT / "build" / "jinja2"  # compiled feedback templates (git-ignored, the grader's own)
+
+
+def _template_cache(folder: Path):
+    """jinja2's bytecode cache, in this process's memory and in ``folder``: nbconvert builds a new template
+    environment for every exporter (every feedback page), and compiling its templates was about 0.9 s of
+    every command's first page. Keyed by jinja2 on the template's name; each entry carries the template
+    source's checksum and the Python version, so an edited template is compiled again."""
+    import jinja2
+
+    class Cache(jinja2.FileSystemBytecodeCache):
+        def __init__(self):
+            folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+            super().__init__(str(folder))
+            self.memory = {}
+
+        def load_bytecode(self, bucket):
+            code = self.memory.get(bucket.key)
+            if code is None:
+                super().load_bytecode(bucket)  # jinja2 checks the checksum; a stale or broken file is ignored
+                if bucket.code is not None:
+                    self.memory[bucket.key] = bucket.bytecode_to_string()
+            else:
+                bucket.bytecode_from_string(code)
+
+        def dump_bytecode(self, bucket):
+            self.memory[bucket.key] = bucket.bytecode_to_string()
+            super().dump_bytecode(bucket)  # a temporary file renamed into place: two workers never clash
+
+    return Cache()
+
+
+def warm_bookkeeping() -> None:
+    """Make nbgrader's bookkeeping warm in this (grading worker) process: what nbgrader sets up again
+    for every submission is set up once. Its own code still does all the work, in-process
+    (``NbGraderAPI.autograde`` / ``generate_feedback``, no new interpreter):
+
+    - one SQLAlchemy engine per gradebook URL for every ``nbgrader.api.Gradebook`` (nbgrader made a new
+      engine each time, so every SQL statement was compiled again: the engine keeps the compiled cache;
+      closing a ``Gradebook`` still disposes of its connections, so nothing is held between students;
+      an engine is never shared with a forked process);
+    - compiled jinja2 templates kept for the feedback HTML (:func:`_template_cache`, in memory and on disk
+      under ``build/jinja2``, so the next command finds them compiled too).
+    """
+    if _WARM["installed"]:
+        return
+    from nbconvert.exporters.templateexporter import TemplateExporter
+
+    engines, make = {}, nbgrader.api.create_engine
+
+    def create_engine(url, *args, **kw):
+        key = (os.getpid(), str(url), repr(args), repr(sorted(kw.items())))
+        if key not in engines:
+            engines[key] = make(url, *args, **kw)
+        return engines[key]
+
+    nbgrader.api.create_engine = create_engine
+    cache, create_env = _template_cache(TEMPLATE_CACHE), TemplateExporter._create_environment
+
+    def _create_environment(self):
+        env = create_env(self)
+        env.bytecode_cache = cache
+        return env
+
+    TemplateExporter._create_environment = _create_environment
+    _WARM["installed"] = True
+
+
 # ------------------------------------------------------------------ late work, exports, offline math
 from nbconvert.exporters import HTMLExporter, TemplateExporter  # noqa: E402
 from nbconvert.filters.highlight import Highlight2HTML  # noqa: E402

@@ -474,9 +474,9 @@ def init_worker(cfg_dict):
     _W["limits"] = sandbox.Limits(**cfg_dict["limits"])
     _W["lib"] = Path(cfg_dict["lib"])
     _W["scratch"] = Path(cfg_dict["scratch"])
-    from . import warm
+    from . import nbgrader_plugin
 
-    warm.bookkeeping()  # engines and templates set up once per worker (autograder/warm.py)
+    nbgrader_plugin.warm_bookkeeping()  # engines and templates set up once per worker
     _W["api"] = nbgrader_api(root)
     _W["lock"] = config_mod.state_dir() / ".gradebook.lock"
 
@@ -1096,27 +1096,28 @@ def atomic_json(path: Path, data: dict) -> None:
     os.replace(tmp, path)
 
 
-def _run_pool(tasks: list, workers: int, cfg_dict: dict) -> list:
-    """[(task, result)] for ``tasks`` graded in ``workers`` worker processes; a worker that dies is
-    reported as that submission's grader_error, never a silent 0."""
+def _run_pool(tasks: list, workers: int, cfg_dict: dict, arrived) -> None:
+    """Grade ``tasks`` in ``workers`` worker processes, calling ``arrived(task, result)`` in this process as each
+    result comes in (the command sleeps in between: no polling); a worker that dies is reported as that
+    submission's grader_error, never a silent 0."""
     if not tasks:
-        return []
+        return
     if cfg_dict.get("scheduler"):  # --scheduler: one Dask task per submission (autograder/distributed.py)
         from . import distributed
 
-        return distributed.run_tasks(tasks, workers, cfg_dict)
-    out = []
+        for t, res in distributed.run_tasks(tasks, workers, cfg_dict):
+            arrived(t, res)
+        return
     with cf.ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=mp.get_context("fork"),
                                 initializer=init_worker, initargs=(cfg_dict,)) as pool:
         futures = {pool.submit(grade_one, t): t for t in tasks}
         for fut in cf.as_completed(futures):
-            t = futures[fut]
+            t = futures.pop(fut)
             try:
                 res = fut.result()
             except Exception as exc:  # noqa: BLE001 - a worker died: report, keep going
                 res = grader_error(t, f"worker failed: {type(exc).__name__}: {why(exc)}")
-            out.append((t, res))
-    return out
+            arrived(t, res)
 
 
 def _record(task: dict, res: dict, runs: Path, results: dict, log) -> None:
@@ -1265,21 +1266,29 @@ def _grade_tasks(tasks: list, workers: int, cfg, runs: Path, results: dict, log)
         cfg_dict = {"root": str(cfg.root), "limits": dataclasses.asdict(cfg.limits), "lib": str(lib),
                     "scratch": str(scratch), "scheduler": cfg.scheduler,
                     "parent": os.getpid()}
-        done = _run_pool(tasks, workers, cfg_dict)
         # a step stopped on the wall clock while it used little CPU: maybe the machine was busy, not
         # the student slow. Grade those submissions again, one at a time, before the timeout counts
         # (and record nothing for them before that, so that a resumed run grades them again too).
-        again = [dict(t, alone=True) for t, res in done if res.get("wall_trips")]
-        for t, res in done:
-            if not res.get("wall_trips"):
+        # Every other result is recorded as it arrives (a killed command resumes after it).
+        again = []
+
+        def arrived(t, res):
+            if res.get("wall_trips"):
+                again.append(dict(t, alone=True))
+            else:
                 _record(t, res, runs, results, log)
+
+        _run_pool(tasks, workers, cfg_dict, arrived)
         how = "again, one task per sandbox slot" if cfg_dict.get("scheduler") else "again alone"
         if again:
             log(f"{len(again)} submission(s) stopped on the wall clock: grading them {how}")
-        for t, res in _run_pool(again, 1, cfg_dict):
+
+        def regraded(t, res):
             res["detail"] = "; ".join(x for x in [res.get("detail", ""), f"graded {how} after a "
                                                   "wall-clock stop (a busy machine is never charged)"] if x)
             _record(t, res, runs, results, log)
+
+        _run_pool(again, 1, cfg_dict, regraded)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
         os.close(scratch_lock)

@@ -1,6 +1,7 @@
 """Seconds per submission: the grading command (warm and cold, 1 and 2 workers) vs plain `nbgrader autograde`.
 
-    python scripts/bench_grading.py [--n 20] [--assignment 01_gradient_flow] [--json out.json]
+    python scripts/bench_grading.py [--n 20] [--assignment 01_gradient_flow | all] [--commands plain,cold1,warm1,warm2]
+                                    [--json out.json]
     python scripts/bench_grading.py --distributed [--n 20] [--json out.json]   # a Dask cluster, PostgreSQL (assignment 1)
 
 Every command grades the same N submissions (drawn from the assignment's sample class: correct,
@@ -16,10 +17,14 @@ state folder:
 
 Wall-clock times include each command's start-up (and each worker's warm parent). Also in the same
 run: the seconds one Python start with torch and numpy imported takes (the median of 3), the ratio
-of each command's seconds per submission to it, the seconds a submission takes inside a worker once
-it runs (steady state; the correct sample's too), and where that time goes (from the stored
-results: sandbox start, student cells and calls, judge, bookkeeping, feedback HTML). Not a test:
-the numbers depend on the machine (and on whatever else runs on it); the README reports them.
+of each command's seconds per submission to it, the command's timeline (until its first result,
+seconds per submission between the first and the last result, which is the steady-state throughput
+and what 1 -> 2 workers speeds up, the command's own share of that beyond the workers' time, and
+what follows the last result), the seconds a submission takes inside a worker (the correct sample's
+too) and where that time goes (from the stored results: sandbox start, student cells and calls,
+judge, bookkeeping, feedback HTML). ``--assignment all`` does this for each assignment in turn and
+ends with one line per assignment. Not a test: the numbers depend on the machine (and on whatever
+else runs on it); the README reports them.
 
 ``--distributed`` measures ``grade --scheduler`` instead (see :func:`main_distributed`): a private
 PostgreSQL gradebook and a Dask scheduler started here (``autograder/localcluster.py``), one worker,
@@ -102,7 +107,7 @@ PHASES = [("sandbox start (never charged)", "startup_seconds"),
           ("in all, inside the worker", "seconds")]
 
 
-def phases(state: Path, assignment: str) -> dict:
+def phases(state: Path, assignment: str, correct_ids: set) -> dict:
     """Mean seconds per submission of each phase, from the results the grading command stored; and
     the correct sample's own total (``correct``)."""
     rows = [json.loads(p.read_text()) for p in (state / "runs" / assignment).glob("*.json")]
@@ -110,78 +115,126 @@ def phases(state: Path, assignment: str) -> dict:
     for label, key in PHASES:
         vals = [r["sandbox_seconds"] - r["startup_seconds"] if key is None else r[key] for r in rows]
         out[label] = sum(vals) / len(vals)
-    correct = [r["seconds"] for r in rows if r["student_id"] in CORRECT]
+    correct = [r["seconds"] for r in rows if r["student_id"] in correct_ids]
     out["correct"] = sum(correct) / len(correct) if correct else float("nan")
     return out
 
 
-CORRECT: set = set()  # the ids the correct sample was copied to
+def timeline(state: Path, assignment: str, t0: float, wall: float, workers: int) -> dict:
+    """Where the grading command's wall time went, from when each result was stored (each is written as it
+    arrives, so a file's modification time is its arrival): ``first_s`` from the command's start to the first
+    result (its start-up, the workers' and warm parents' start and the first submission), ``steady_s`` seconds
+    per submission between the first and the last result (throughput: with 2 workers two are graded at once),
+    ``finish_s`` after the last one (grades.csv, the class overview, exit), and ``overhead_s`` what the command
+    adds per submission in the steady state beyond the workers' own time (scheduling, result collection)."""
+    files = sorted((state / "runs" / assignment).glob("*.json"), key=lambda p: p.stat().st_mtime)
+    stamps = [p.stat().st_mtime for p in files]
+    steady = (stamps[-1] - stamps[0]) / (len(stamps) - 1) if len(stamps) > 1 else float("nan")
+    later = [json.loads(p.read_text())["seconds"] for p in files[workers:]] or [float("nan")]  # each worker's 1st left out
+    inside_steady = sum(later) / len(later)
+    return {"first_s": stamps[0] - t0, "steady_s": steady, "finish_s": t0 + wall - stamps[-1],
+            "overhead_s": steady - inside_steady / workers}
 
 
-def ours(students, tmp: Path, workers: int, assignment: str, samples: Path, start: str = "warm") -> float:
-    """Seconds of one `python -m autograder grade` over ``students`` (sample names), from its start."""
-    tag = f"{start}{workers}"
+def ours(students, tmp: Path, workers: int, assignment: str, samples: Path, start: str = "warm") -> dict:
+    """One `python -m autograder grade` over ``students`` (sample names), in a fresh state folder: its wall
+    seconds from its start (``wall_s``), its :func:`timeline`, and (1 worker) the :func:`phases`."""
+    tag = f"{assignment}-{start}{workers}"
     subs, state = tmp / f"subs-{tag}", tmp / f"state-{tag}"
     for k, name in enumerate(students):  # the sample's whole folder (assignment 4 hands in a model too)
         shutil.copytree(samples / name, subs / f"s{k:02d}")
-        if name == "correct":
-            CORRECT.add(f"s{k:02d}")
+    correct = {f"s{k:02d}" for k, name in enumerate(students) if name == "correct"}
     env = dict(os.environ, AUTOGRADER_STATE_DIR=str(state), AUTOGRADER_SECRET="bench", OMP_NUM_THREADS="1",
                AUTOGRADER_START=start)
     env.pop("NBGRADER_DB_URL", None)
-    t0 = time.perf_counter()
+    t0, c0 = time.time(), time.perf_counter()
     r = subprocess.run([sys.executable, "-m", "autograder", "grade", assignment, str(subs), "--workers", str(workers),
                         "--force"], cwd=ROOT, env=env, capture_output=True, text=True)
-    dt = time.perf_counter() - t0
+    wall = time.perf_counter() - c0
     if r.returncode:
         raise SystemExit(r.stdout + r.stderr)
-    return dt
+    return {"wall_s": wall, **timeline(state, assignment, t0, wall, workers), "phases": phases(state, assignment, correct)}
 
 
-def measure(n: int, assignment: str) -> dict:
-    """Every command over the same ``n`` submissions, in one run."""
+COMMANDS = ("plain", "cold1", "warm1", "warm2")
+
+
+def measure(n: int, assignment: str, commands=COMMANDS) -> dict:
+    """Every command of ``commands`` over the same ``n`` submissions of ``assignment``, in one run."""
     samples = ROOT / "autograder" / "samples" / assignment
     students = pick(n, samples)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         res = {"n": n, "assignment": assignment, "cpus": os.cpu_count(), "load_before": os.getloadavg()[0]}
         res["import_torch_numpy_s"] = import_seconds()
-        res["plain_nbgrader_s"] = plain(students, tmp, assignment, samples)
-        res["cold_1_worker_s"] = ours(students, tmp, 1, assignment, samples, "cold")
-        res["phases_cold_1_worker_s"] = phases(tmp / "state-cold1", assignment)
-        res["ours_1_worker_s"] = ours(students, tmp, 1, assignment, samples)
-        res["phases_1_worker_s"] = phases(tmp / "state-warm1", assignment)
-        res["ours_2_workers_s"] = ours(students, tmp, 2, assignment, samples)
+        if "plain" in commands:
+            res["plain_nbgrader_s"] = plain(students, tmp, assignment, samples)
+        for c in commands:
+            if c != "plain":
+                res[c] = ours(students, tmp, int(c[-1]), assignment, samples, c[:-1])
         res["load_after"] = os.getloadavg()[0]
     return res
 
 
 def report(res: dict) -> None:
     n, imp = res["n"], res["import_torch_numpy_s"]
-    print(f"{res['assignment']}: {n} submissions, {res['cpus']} CPUs, load average {res['load_before']:.1f} -> "
+    print(f"\n{res['assignment']}: {n} submissions, {res['cpus']} CPUs, load average {res['load_before']:.1f} -> "
           f"{res['load_after']:.1f}; one Python start with torch and numpy imported: {imp:.2f} s")
-    print("| command | total s | s per submission | / import |")
-    print("|---|---|---|---|")
-    for label, key in [("nbgrader autograde (plain, batched)", "plain_nbgrader_s"),
-                       ("python -m autograder grade --cold, 1 worker", "cold_1_worker_s"),
-                       ("python -m autograder grade (warm), 1 worker", "ours_1_worker_s"),
-                       ("python -m autograder grade (warm), 2 workers", "ours_2_workers_s")]:
-        print(f"| {label} | {res[key]:.1f} | {res[key] / n:.2f} | {res[key] / n / imp:.2f} |")
-    print(f"speed-up 1 -> 2 warm workers: {res['ours_1_worker_s'] / res['ours_2_workers_s']:.2f}x; "
-          f"warm / cold (1 worker): {res['ours_1_worker_s'] / res['cold_1_worker_s']:.2f}; "
-          f"warm 1 worker / plain: {res['ours_1_worker_s'] / res['plain_nbgrader_s']:.2f}")
-    print("| one worker, per submission, inside the worker | cold s | warm s | warm / import |")
-    print("|---|---|---|---|")
-    cold, warm = res["phases_cold_1_worker_s"], res["phases_1_worker_s"]
-    for label in warm:
+    print("| command | total s | s per submission | / import | until the 1st result s | steady s per submission "
+          "| / import | command's own s per submission (steady) | after the last result s |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    if "plain_nbgrader_s" in res:
+        p = res["plain_nbgrader_s"]
+        print(f"| nbgrader autograde (plain, batched) | {p:.1f} | {p / n:.2f} | {p / n / imp:.2f} | | | | | |")
+    names = {"cold1": "grade --cold, 1 worker", "warm1": "grade (warm), 1 worker", "warm2": "grade (warm), 2 workers"}
+    for c in (c for c in COMMANDS if c in res):
+        r = res[c]
+        print(f"| python -m autograder {names[c]} | {r['wall_s']:.1f} | {r['wall_s'] / n:.2f} | {r['wall_s'] / n / imp:.2f} "
+              f"| {r['first_s']:.2f} | {r['steady_s']:.2f} | {r['steady_s'] / imp:.2f} | {r['overhead_s']:.3f} "
+              f"| {r['finish_s']:.2f} |")
+    if "warm1" in res and "warm2" in res:
+        w1, w2 = res["warm1"], res["warm2"]
+        print(f"speed-up 1 -> 2 warm workers: {w1['wall_s'] / w2['wall_s']:.2f}x whole command, "
+              f"{w1['steady_s'] / w2['steady_s']:.2f}x steady state")
+    if "warm1" in res and "plain_nbgrader_s" in res:
+        print(f"warm 1 worker / plain nbgrader: {res['warm1']['wall_s'] / res['plain_nbgrader_s']:.2f}"
+              + (f"; warm / cold (1 worker): {res['warm1']['wall_s'] / res['cold1']['wall_s']:.2f}" if "cold1" in res else ""))
+    shown = [c for c in ("cold1", "warm1") if c in res]
+    if not shown:
+        return
+    print("| one worker, per submission, inside the worker | " + " | ".join(f"{c} s | {c} / import" for c in shown) + " |")
+    print("|---|" + "---|---|" * len(shown))
+    for label in res[shown[-1]]["phases"]:
         name = "the correct sample, in all" if label == "correct" else label
-        print(f"| {name} | {cold[label]:.2f} | {warm[label]:.2f} | {warm[label] / imp:.2f} |")
+        print(f"| {name} | " + " | ".join(f"{res[c]['phases'][label]:.3f} | {res[c]['phases'][label] / imp:.3f}"
+                                         for c in shown) + " |")
+
+
+def summary(all_res: list) -> None:
+    """One line per assignment: the warm one-worker split per submission and the correct sample, as / import."""
+    print("\n| assignment (warm, 1 worker; / import) | start | cells | judge | bookkeeping | feedback | in all "
+          "| correct sample | whole command per submission | plain nbgrader | 2 workers (steady) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for res in all_res:
+        imp, w = res["import_torch_numpy_s"], res.get("warm1")
+        if w is None:
+            continue
+        ph = [v / imp for v in w["phases"].values()]
+        plain_ = f"{res['plain_nbgrader_s'] / res['n'] / imp:.2f}" if "plain_nbgrader_s" in res else ""
+        two = f"{w['steady_s'] / res['warm2']['steady_s']:.2f}x" if "warm2" in res else ""
+        print(f"| {res['assignment']} | " + " | ".join(f"{v:.3f}" for v in ph) +
+              f" | {w['wall_s'] / res['n'] / imp:.2f} | {plain_} | {two} |")
+
+
+ASSIGNMENTS = ("01_gradient_flow", "02_lstm_gru_cells", "03_deep_bidirectional", "04_training_with_clipping")
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=20)
-    ap.add_argument("--assignment", default=A)
+    ap.add_argument("--assignment", default=A, help=f"one assignment, or 'all' ({', '.join(ASSIGNMENTS)})")
+    ap.add_argument("--commands", default=",".join(COMMANDS),
+                    help=f"which to run, comma-separated, of {','.join(COMMANDS)} (default: all)")
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--distributed", action="store_true",
                     help="grade --scheduler on a PostgreSQL gradebook and a Dask cluster started here (1, then 2 workers)")
@@ -190,10 +243,17 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if args.distributed:
         return main_distributed(args)
-    res = measure(args.n, args.assignment)
-    report(res)
+    commands = list(dict.fromkeys(c for c in args.commands.split(",") if c))
+    if set(commands) - set(COMMANDS):
+        ap.error(f"--commands: unknown {sorted(set(commands) - set(COMMANDS))}")
+    every = []
+    for a in ASSIGNMENTS if args.assignment == "all" else [args.assignment]:
+        every.append(measure(args.n, a, commands))
+        report(every[-1])
+    if len(every) > 1:
+        summary(every)
     if args.json:
-        args.json.write_text(json.dumps(res, indent=1))
+        args.json.write_text(json.dumps(every if len(every) > 1 else every[0], indent=1))
     return 0
 
 

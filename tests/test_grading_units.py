@@ -131,3 +131,41 @@ def test_a_new_gradebook_is_stamped_with_the_migration_head_alembic_prints(tmp_p
         pass
     with sqlalchemy.create_engine(f"sqlite:///{tmp_path / 'gradebook.db'}").connect() as conn:
         assert conn.execute(sqlalchemy.text("SELECT version_num FROM alembic_version")).scalar_one() == head
+
+
+def test_the_commands_iri_checker_is_imported_on_first_use_and_answers_the_same():
+    """``python -m autograder`` puts a stand-in for ``rfc3987_syntax`` (a lark parser built at import, 0.65 s of
+    every command) that imports it when jsonschema's IRI checker first runs: nbformat imports without it, and the
+    checker's answers are the real module's."""
+    import subprocess
+    import sys
+
+    probe = ("import sys\n{setup}\nimport nbformat\nloaded = 'rfc3987_syntax.syntax_helpers' in sys.modules\n"
+             "from jsonschema import FormatChecker\nfc = FormatChecker()\n"
+             "print(loaded, [fc.conforms(v, f) for v in ('http://a.b/c?d#e', 'http://[bad', 'ä b', 'x:y') "
+             "for f in ('iri', 'iri-reference')])")
+    runs = [subprocess.run([sys.executable, "-c", probe.format(setup=setup)], cwd=ROOT, capture_output=True,
+                           text=True, check=True).stdout.split(" ", 1)
+            for setup in ("from autograder.__main__ import _lazy_iri_syntax\n_lazy_iri_syntax()", "")]
+    assert runs[0][0] == "False" and runs[1][0] == "True"
+    assert runs[0][1] == runs[1][1] and "False" in runs[0][1] and "True" in runs[0][1]
+
+
+def test_compiled_templates_are_kept_on_disk_and_an_edited_one_is_compiled_again(tmp_path, monkeypatch):
+    import jinja2
+
+    compiled = []
+    real = jinja2.Environment.compile
+    monkeypatch.setattr(jinja2.Environment, "compile", lambda self, *a, **k: compiled.append(1) or real(self, *a, **k))
+    (tmp_path / "t").mkdir()
+
+    def render(text):
+        (tmp_path / "t" / "page.j2").write_text(text)
+        env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(tmp_path / "t")),
+                                 bytecode_cache=nbgrader_plugin._template_cache(tmp_path / "cache"))  # a new process's
+        return env.get_template("page.j2").render(x=2)
+
+    assert render("{{ x * 3 }}") == "6" and len(compiled) == 1
+    assert render("{{ x * 3 }}") == "6" and len(compiled) == 1  # read from the disk, not compiled
+    assert render("{{ x * 5 }}") == "10" and len(compiled) == 2  # edited: compiled again
+    assert list((tmp_path / "cache").iterdir())
