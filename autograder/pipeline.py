@@ -479,6 +479,13 @@ def init_worker(cfg_dict):
     nbgrader_plugin.warm_bookkeeping()  # engines and templates set up once per worker
     _W["api"] = nbgrader_api(root)
     _W["lock"] = config_mod.state_dir() / ".gradebook.lock"
+    if sandbox.start_kind() == "warm":  # the warm parent starts now, before the first submission needs it
+        from . import warm
+
+        with contextlib.suppress(Exception):  # the first submission tries again (and starts cold if it must)
+            # (the folder the sandbox binds: sandbox.Run.lib_dir); its start is the worker's, reported with the
+            # worker's first result, not charged to that submission's sandbox start
+            _W["worker_start"] = warm.server(_W["lib"].parent, _W["limits"]).take_startup()
 
 
 def _malformed_judgement(assignment, reason) -> judge.Judgement:
@@ -744,6 +751,7 @@ def _result(task: dict, status: list, details: list, j, book: dict, t0: float) -
         "sandbox": j.mode, "sandbox_start": j.start, "attempts": j.attempts, "seconds": round(time.monotonic() - t0, 3),
         "sandbox_seconds": round(j.seconds, 3), "nbgrader_seconds": book["nbgrader_seconds"],
         "student_cpu_seconds": j.cpu_seconds, "startup_seconds": j.startup_seconds,
+        "worker_start_seconds": round(_W.pop("worker_start", 0.0), 3),  # its warm parent's, while the release was checked
         "judge_seconds": j.judge_seconds, "autograde_seconds": book["autograde_seconds"],
         "feedback_seconds": round(book["nbgrader_seconds"] - book["autograde_seconds"], 3),
         "wall_trips": [] if task.get("alone") else j.wall_trips,
@@ -1096,10 +1104,10 @@ def atomic_json(path: Path, data: dict) -> None:
     os.replace(tmp, path)
 
 
-def _run_pool(tasks: list, workers: int, cfg_dict: dict, arrived) -> None:
-    """Grade ``tasks`` in ``workers`` worker processes, calling ``arrived(task, result)`` in this process as each
-    result comes in (the command sleeps in between: no polling); a worker that dies is reported as that
-    submission's grader_error, never a silent 0."""
+def _run_pool(tasks: list, workers: int, cfg_dict: dict, arrived, pool=None) -> None:
+    """Grade ``tasks`` in ``workers`` worker processes (``pool``'s, or a new pool's), calling ``arrived(task,
+    result)`` in this process as each result comes in (the command sleeps in between: no polling); a worker that
+    dies is reported as that submission's grader_error, never a silent 0."""
     if not tasks:
         return
     if cfg_dict.get("scheduler"):  # --scheduler: one Dask task per submission (autograder/distributed.py)
@@ -1108,8 +1116,11 @@ def _run_pool(tasks: list, workers: int, cfg_dict: dict, arrived) -> None:
         for t, res in distributed.run_tasks(tasks, workers, cfg_dict):
             arrived(t, res)
         return
-    with cf.ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=mp.get_context("fork"),
-                                initializer=init_worker, initargs=(cfg_dict,)) as pool:
+    with contextlib.ExitStack() as stack:
+        if pool is None:
+            pool = stack.enter_context(cf.ProcessPoolExecutor(
+                max_workers=min(workers, len(tasks)), mp_context=mp.get_context("fork"), initializer=init_worker,
+                initargs=(cfg_dict,)))
         futures = {pool.submit(grade_one, t): t for t in tasks}
         for fut in cf.as_completed(futures):
             t = futures.pop(fut)
@@ -1187,16 +1198,11 @@ def grade(assignment: str, submissions: Path, *, workers: int | None = None, for
 
 def _grade_locked(assignment, submissions, found, nb_names, workers, force, out_csv, cfg, log, t0,
                   timestamps) -> Summary:
-    """Under the assignment's lock: check the release, plan (reuse what is unchanged), grade the rest, and
-    rebuild the class files from every stored result."""
+    """Under the assignment's lock: plan (reuse what is unchanged), start the workers, check the release while
+    they start, grade the rest, and rebuild the class files from every stored result."""
     root = cfg.root
     rel_dir = root / "assignments" / assignment
-    fresh, diff = release_is_fresh(assignment, root)  # also puts the assignment into the gradebook
-    if not fresh:
-        raise SystemExit(f"the release of {assignment} is stale ({', '.join(diff)}): run "
-                         f"`python -m autograder release {assignment}` and hand out the new release")
     mode, mode_note = sandbox.probe()
-    log(f"sandbox: {mode} ({mode_note}), {sandbox.start_kind()} start")
     release_hash = hashlib.sha256(b"".join(p.read_bytes() for p in sorted(rel_dir.rglob("*.ipynb")))).hexdigest()
     secret_hash = hashlib.sha256(judge.secret().encode()).hexdigest()[:16]
     runs = cfg.runs / assignment
@@ -1210,12 +1216,47 @@ def _grade_locked(assignment, submissions, found, nb_names, workers, force, out_
         else:
             tasks.append(task)
     reused = len(results)
-    log(f"{len(tasks)} to grade, {reused} unchanged since the last run, {workers} worker(s)")
-    _grade_tasks(tasks, workers, cfg, runs, results, log)
+    with _workers(tasks, workers, cfg) as grade_batch:  # forked now: each sets itself up while the release is checked
+        fresh, diff = release_is_fresh(assignment, root)  # also puts the assignment into the gradebook
+        if not fresh:
+            raise SystemExit(f"the release of {assignment} is stale ({', '.join(diff)}): run "
+                             f"`python -m autograder release {assignment}` and hand out the new release")
+        log(f"sandbox: {mode} ({mode_note}), {sandbox.start_kind()} start")
+        log(f"{len(tasks)} to grade, {reused} unchanged since the last run, {workers} worker(s)")
+        _grade_tasks(tasks, grade_batch, bool(cfg.scheduler), runs, results, log)
     class_rows, out_csv, overview = write_class_files(assignment, runs, out_csv)
     here = set(results)
     rows = [r for r in class_rows if r["student_id"] in here]
     return Summary(rows, len(tasks), reused, time.monotonic() - t0, out_csv, mode, class_rows, overview)
+
+
+@contextlib.contextmanager
+def _workers(tasks: list, workers: int, cfg):
+    """The run's grading workers, forked before they get anything to grade, so that each sets itself up (and starts
+    its warm parent) while this process checks the release. Yields ``grade(batch, arrived, alone=False)``
+    (:func:`_run_pool` on them; ``alone``: one at a time in a worker of its own). The scratch folder (the
+    sandboxes' library) is removed at the end."""
+    sandbox.cleanup_stale()  # cgroups and scratch folders of runs that were killed
+    scratch, scratch_lock = sandbox.scratch_dir()
+    pool = None
+    try:
+        lib = sandbox.prepare_library(scratch / "lib")
+        cfg_dict = {"root": str(cfg.root), "limits": dataclasses.asdict(cfg.limits), "lib": str(lib),
+                    "scratch": str(scratch), "scheduler": cfg.scheduler, "parent": os.getpid()}
+        if tasks and not cfg.scheduler:
+            pool = cf.ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=mp.get_context("fork"),
+                                          initializer=init_worker, initargs=(cfg_dict,))
+            pool.submit(int)  # the fork start forks every worker at the first task: now
+
+        def grade(batch, arrived, alone=False):
+            _run_pool(batch, 1 if alone else workers, cfg_dict, arrived, None if alone else pool)
+
+        yield grade
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+        shutil.rmtree(scratch, ignore_errors=True)
+        os.close(scratch_lock)
 
 
 def _plan_task(assignment, submissions: Path, f: Found, notebook: str, cfg, timestamps: dict, hashes: tuple) -> dict:
@@ -1257,38 +1298,28 @@ def _reusable(stored: Path, key: str) -> dict | None:
     return old if isinstance(old, dict) and old.get("key") == key and old.get("status") != "grader_error" else None
 
 
-def _grade_tasks(tasks: list, workers: int, cfg, runs: Path, results: dict, log) -> None:
-    """Grade ``tasks`` in a fresh scratch folder and record each result as it is final."""
-    sandbox.cleanup_stale()  # cgroups and scratch folders of runs that were killed
-    scratch, scratch_lock = sandbox.scratch_dir()
-    try:
-        lib = sandbox.prepare_library(scratch / "lib")
-        cfg_dict = {"root": str(cfg.root), "limits": dataclasses.asdict(cfg.limits), "lib": str(lib),
-                    "scratch": str(scratch), "scheduler": cfg.scheduler,
-                    "parent": os.getpid()}
-        # a step stopped on the wall clock while it used little CPU: maybe the machine was busy, not
-        # the student slow. Grade those submissions again, one at a time, before the timeout counts
-        # (and record nothing for them before that, so that a resumed run grades them again too).
-        # Every other result is recorded as it arrives (a killed command resumes after it).
-        again = []
+def _grade_tasks(tasks: list, grade_batch, scheduler: bool, runs: Path, results: dict, log) -> None:
+    """Grade ``tasks`` with ``grade_batch`` (:func:`_workers`) and record each result as it is final."""
+    # a step stopped on the wall clock while it used little CPU: maybe the machine was busy, not
+    # the student slow. Grade those submissions again, one at a time, before the timeout counts
+    # (and record nothing for them before that, so that a resumed run grades them again too).
+    # Every other result is recorded as it arrives (a killed command resumes after it).
+    again = []
 
-        def arrived(t, res):
-            if res.get("wall_trips"):
-                again.append(dict(t, alone=True))
-            else:
-                _record(t, res, runs, results, log)
-
-        _run_pool(tasks, workers, cfg_dict, arrived)
-        how = "again, one task per sandbox slot" if cfg_dict.get("scheduler") else "again alone"
-        if again:
-            log(f"{len(again)} submission(s) stopped on the wall clock: grading them {how}")
-
-        def regraded(t, res):
-            res["detail"] = "; ".join(x for x in [res.get("detail", ""), f"graded {how} after a "
-                                                  "wall-clock stop (a busy machine is never charged)"] if x)
+    def arrived(t, res):
+        if res.get("wall_trips"):
+            again.append(dict(t, alone=True))
+        else:
             _record(t, res, runs, results, log)
 
-        _run_pool(again, 1, cfg_dict, regraded)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-        os.close(scratch_lock)
+    grade_batch(tasks, arrived)
+    how = "again, one task per sandbox slot" if scheduler else "again alone"
+    if again:
+        log(f"{len(again)} submission(s) stopped on the wall clock: grading them {how}")
+
+    def regraded(t, res):
+        res["detail"] = "; ".join(x for x in [res.get("detail", ""), f"graded {how} after a "
+                                              "wall-clock stop (a busy machine is never charged)"] if x)
+        _record(t, res, runs, results, log)
+
+    grade_batch(again, regraded, alone=True)

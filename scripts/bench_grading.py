@@ -125,15 +125,18 @@ def timeline(state: Path, assignment: str, t0: float, wall: float, workers: int)
     arrives, so a file's modification time is its arrival): ``first_s`` from the command's start to the first
     result (its start-up, the workers' and warm parents' start and the first submission), ``steady_s`` seconds
     per submission between the first and the last result (throughput: with 2 workers two are graded at once),
-    ``finish_s`` after the last one (grades.csv, the class overview, exit), and ``overhead_s`` what the command
-    adds per submission in the steady state beyond the workers' own time (scheduling, result collection)."""
+    ``finish_s`` after the last one (grades.csv, the class overview, exit), ``overhead_s`` what the command
+    adds per submission in the steady state beyond the workers' own time (scheduling, result collection), and
+    ``warm_parents_s`` the seconds a worker's warm parent took to start (in the worker's set-up, while the
+    command checks the release; part of ``first_s``)."""
     files = sorted((state / "runs" / assignment).glob("*.json"), key=lambda p: p.stat().st_mtime)
     stamps = [p.stat().st_mtime for p in files]
     steady = (stamps[-1] - stamps[0]) / (len(stamps) - 1) if len(stamps) > 1 else float("nan")
     later = [json.loads(p.read_text())["seconds"] for p in files[workers:]] or [float("nan")]  # each worker's 1st left out
     inside_steady = sum(later) / len(later)
+    starts = sum(json.loads(p.read_text()).get("worker_start_seconds", 0.0) for p in files)
     return {"first_s": stamps[0] - t0, "steady_s": steady, "finish_s": t0 + wall - stamps[-1],
-            "overhead_s": steady - inside_steady / workers}
+            "overhead_s": steady - inside_steady / workers, "warm_parents_s": starts / workers}
 
 
 def ours(students, tmp: Path, workers: int, assignment: str, samples: Path, start: str = "warm") -> dict:
@@ -180,8 +183,8 @@ def report(res: dict) -> None:
     n, imp = res["n"], res["import_torch_numpy_s"]
     print(f"\n{res['assignment']}: {n} submissions, {res['cpus']} CPUs, load average {res['load_before']:.1f} -> "
           f"{res['load_after']:.1f}; one Python start with torch and numpy imported: {imp:.2f} s")
-    print("| command | total s | s per submission | / import | until the 1st result s | steady s per submission "
-          "| / import | command's own s per submission (steady) | after the last result s |")
+    print("| command | total s | s per submission | / import | until the 1st result s (warm parent's start in it) "
+          "| steady s per submission | / import | command's own s per submission (steady) | after the last result s |")
     print("|---|---|---|---|---|---|---|---|---|")
     if "plain_nbgrader_s" in res:
         p = res["plain_nbgrader_s"]
@@ -190,7 +193,7 @@ def report(res: dict) -> None:
     for c in (c for c in COMMANDS if c in res):
         r = res[c]
         print(f"| python -m autograder {names[c]} | {r['wall_s']:.1f} | {r['wall_s'] / n:.2f} | {r['wall_s'] / n / imp:.2f} "
-              f"| {r['first_s']:.2f} | {r['steady_s']:.2f} | {r['steady_s'] / imp:.2f} | {r['overhead_s']:.3f} "
+              f"| {r['first_s']:.2f} ({r['warm_parents_s']:.2f}) | {r['steady_s']:.2f} | {r['steady_s'] / imp:.2f} | {r['overhead_s']:.3f} "
               f"| {r['finish_s']:.2f} |")
     if "warm1" in res and "warm2" in res:
         w1, w2 = res["warm1"], res["warm2"]
