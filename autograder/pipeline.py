@@ -1118,6 +1118,7 @@ def _run_pool(tasks: list, workers: int, cfg_dict: dict, arrived, pool=None) -> 
         return
     with contextlib.ExitStack() as stack:
         if pool is None:
+            _preloaded()  # no thread may be importing while a worker is forked (it could inherit a held lock)
             pool = stack.enter_context(cf.ProcessPoolExecutor(
                 max_workers=min(workers, len(tasks)), mp_context=mp.get_context("fork"), initializer=init_worker,
                 initargs=(cfg_dict,)))
@@ -1129,6 +1130,33 @@ def _run_pool(tasks: list, workers: int, cfg_dict: dict, arrived, pool=None) -> 
             except Exception as exc:  # noqa: BLE001 - a worker died: report, keep going
                 res = grader_error(t, f"worker failed: {type(exc).__name__}: {why(exc)}")
             arrived(t, res)
+
+
+_PRELOAD: dict = {}
+
+
+def _preload_plotting() -> None:
+    """Import matplotlib (the class overview's plot, 0.3-0.5 s) in a thread of this process while the workers
+    grade, when this process only waits for their results; :func:`_preloaded` before forking again."""
+    import threading
+
+    def load():
+        with contextlib.suppress(Exception):  # the overview imports it again, and says so if it fails
+            import matplotlib
+
+            matplotlib.use("Agg")
+            import matplotlib.pyplot  # noqa: F401
+
+    if "thread" not in _PRELOAD:
+        _PRELOAD["thread"] = threading.Thread(target=load, name="preload-matplotlib", daemon=True)
+        _PRELOAD["thread"].start()
+
+
+def _preloaded() -> None:
+    """Wait for :func:`_preload_plotting`'s thread, if one was started."""
+    t = _PRELOAD.get("thread")
+    if t is not None:
+        t.join()
 
 
 def _record(task: dict, res: dict, runs: Path, results: dict, log) -> None:
@@ -1223,6 +1251,7 @@ def _grade_locked(assignment, submissions, found, nb_names, workers, force, out_
                              f"`python -m autograder release {assignment}` and hand out the new release")
         log(f"sandbox: {mode} ({mode_note}), {sandbox.start_kind()} start")
         log(f"{len(tasks)} to grade, {reused} unchanged since the last run, {workers} worker(s)")
+        _preload_plotting()  # while the workers grade: the class overview's plotting library
         _grade_tasks(tasks, grade_batch, bool(cfg.scheduler), runs, results, log)
     class_rows, out_csv, overview = write_class_files(assignment, runs, out_csv)
     here = set(results)
@@ -1244,6 +1273,7 @@ def _workers(tasks: list, workers: int, cfg):
         cfg_dict = {"root": str(cfg.root), "limits": dataclasses.asdict(cfg.limits), "lib": str(lib),
                     "scratch": str(scratch), "scheduler": cfg.scheduler, "parent": os.getpid()}
         if tasks and not cfg.scheduler:
+            _preloaded()  # (a command of its own never has the thread yet; a second grade in one process may)
             pool = cf.ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=mp.get_context("fork"),
                                           initializer=init_worker, initargs=(cfg_dict,))
             pool.submit(int)  # the fork start forks every worker at the first task: now

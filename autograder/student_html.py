@@ -164,9 +164,27 @@ def _with_alt(clean: str) -> str:
     return clean_html(str(soup)) if images else clean
 
 
+_DONE: dict = {}  # (source, attachments) -> safe_markdown's answer, at most _DONE_MAX of them
+_DONE_MAX = 4096
+
+
 def safe_markdown(source: str, attachments=None) -> str:
     """A markdown source that renders (through nbconvert's ``markdown2html``) to exactly the
-    sanitised HTML of ``source``: one line, ``<div class="student-markdown">...</div>``."""
+    sanitised HTML of ``source``: one line, ``<div class="student-markdown">...</div>``.
+    A function of its arguments only, so each answer is remembered for the process: the same cell is
+    sanitised three times per submission (autograde twice, feedback once), and most markdown cells (the
+    release's own text) are the same for every student."""
+    import json
+
+    key = (source, json.dumps(attachments or {}, sort_keys=True))
+    if key not in _DONE:
+        if len(_DONE) >= _DONE_MAX:
+            _DONE.clear()
+        _DONE[key] = _safe_markdown(source, attachments)
+    return _DONE[key]
+
+
+def _safe_markdown(source: str, attachments=None) -> str:
     try:
         html = render_markdown(source, attachments)
     except Exception:  # noqa: BLE001 (e.g. a reference to a missing attachment): show the text

@@ -405,3 +405,15 @@ def test_no_student_script_runs_in_feedback_or_formgrader(tmp_path, monkeypatch)
     finally:
         stop_server(proc)
     print(f"graded in {t_grade:.1f} s, whole test {time.monotonic() - t0:.1f} s")
+
+
+def test_a_markdown_cell_seen_before_is_not_rendered_again(monkeypatch):
+    rendered = []
+    real = student_html.render_markdown
+    monkeypatch.setattr(student_html, "render_markdown", lambda *a, **k: rendered.append(1) or real(*a, **k))
+    monkeypatch.setattr(student_html, "_DONE", {})
+    source = "# Mine\n\n<img src=x onerror=alert(1)> ![plot](attachment:p.png)"
+    first = student_html.safe_markdown(source, {"p.png": {"image/png": PNG}})
+    assert student_html.safe_markdown(source, {"p.png": {"image/png": PNG}}) == first and len(rendered) == 1
+    other = student_html.safe_markdown(source, {})  # other attachments: another answer, rendered
+    assert len(rendered) >= 2 and other != first and "onerror" not in first + other
