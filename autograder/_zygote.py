@@ -1,9 +1,11 @@
 """The warm parent of a grading worker's sandboxes: imports once, forks one fresh child per submission.
 
 Runs as the grader's own user, outside any sandbox, and never runs student code. Started by
-:class:`autograder.warm.WarmServer` as ``python -I -B _zygote.py CONTROL_FD LIB_DIR``; it imports
-numpy, torch (one thread), matplotlib (Agg, fonts and the PNG writer loaded) and the sandbox-side
-course code once, checks that no thread is alive, then answers on ``CONTROL_FD`` (a Unix
+:class:`autograder.warm.WarmServer` as ``python -I -B _zygote.py CONTROL_FD LIB_DIR [MODULE ...]``; it
+imports numpy, torch (one thread), matplotlib (Agg, fonts and the PNG writer loaded), the sandbox-side
+course code and the modules named (``_runner.setup``) once, freezes them out of the garbage collector
+(a child's collections never walk, and so never copy, the parent's objects), checks that no thread
+is alive, then answers on ``CONTROL_FD`` (a Unix
 SOCK_SEQPACKET socket; one JSON object per packet):
 
   grader -> parent  {"op": "fork", "plan": {...}} with four fds: the runner's request and reply
@@ -265,14 +267,14 @@ def _answer(ctl, msg, fds):
     return None
 
 
-def main(ctl_fd, lib_dir):
+def main(ctl_fd, lib_dir, *imports):
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)  # no ptrace, no /proc/PID/mem, even for the same uid
     here = os.path.dirname(os.path.abspath(__file__))
     sys.path.insert(0, here)
     import _runner
 
-    _runner.setup(lib_dir)
+    _runner.setup(lib_dir, imports)
     ctl = socket.socket(fileno=ctl_fd)
     ctl.sendall(json.dumps({"op": "ready", "pid": os.getpid(), "threads": threads()}).encode())
     while True:
@@ -292,4 +294,4 @@ def main(ctl_fd, lib_dir):
 
 
 if __name__ == "__main__":
-    sys.exit(main(int(sys.argv[1]), sys.argv[2]))
+    sys.exit(main(int(sys.argv[1]), sys.argv[2], *sys.argv[3:]))

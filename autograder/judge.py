@@ -17,6 +17,7 @@ from pathlib import Path
 
 from course_lib.checks import ASSIGNMENTS
 from course_lib.checks._core import Verdict, verdict
+from course_lib.exercises import REGISTRY
 
 from . import sandbox
 
@@ -119,7 +120,7 @@ def judge_notebook(nb, assignment: str, student: str, limits: sandbox.Limits, li
     plan = [{"name": name, "protocol": ex.protocol, "arg_names": ex.arg_names,
              "scalar_names": ex.scalar_names, "n_cases": len(cases[name])} for name, ex in exercises.items()]
     cells = code_cells(nb)
-    r = sandbox.run(cells, plan, inputs, limits, lib, scratch)
+    r = sandbox.run(cells, plan, inputs, limits, lib, scratch, imports=REGISTRY[assignment].warm)
     t0 = time.monotonic()
     verdicts = {name: verdict(ex, cases[name], r.judge[name]) for name, ex in exercises.items()}
     judge_seconds = round(time.monotonic() - t0, 3)

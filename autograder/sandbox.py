@@ -268,14 +268,16 @@ def _layout_shell(steps: list) -> list:
     return lines
 
 
-def _launch_command(mode, stage: Path, lib_dir: Path, uid: int, limits: Limits, fds: tuple) -> list:
-    """The command line that starts a cold runner in the sandbox, talking over ``fds`` (request, reply)."""
+def _launch_command(mode, stage: Path, lib_dir: Path, uid: int, limits: Limits, fds: tuple, imports: tuple = ()) -> list:
+    """The command line that starts a cold runner in the sandbox, talking over ``fds`` (request, reply),
+    that imports ``imports`` in its setup (as a warm parent does)."""
     rl = ["prlimit", *(f"--{k}={v}" for k, v in _rlimits(limits).items()), "--"]
     python = python_path()
     if mode == "limits":
         work = stage / "work"
         runner = lib_dir / "_grader" / "_runner.py"
-        return [*rl, "env", "-i", *sandbox_env(str(work)), python, "-I", "-B", str(runner), *map(str, fds), str(lib_dir)]
+        return [*rl, "env", "-i", *sandbox_env(str(work)), python, "-I", "-B", str(runner), *map(str, fds), str(lib_dir),
+                *imports]
     q = shlex.quote
     lines = _layout_shell(root_layout(mode, stage, lib_dir, uid, limits))
     user = [f"--userspec={uid}:{uid}", f"--groups={uid}"] if mode == "root" else []
@@ -285,7 +287,7 @@ def _launch_command(mode, stage: Path, lib_dir: Path, uid: int, limits: Limits, 
     inner = ["chroot", *user, str(stage / "root"), "/usr/bin/setpriv", "--no-new-privs", "--pdeathsig=SIGKILL",
              *caps, *rl,
              "/usr/bin/env", "-i", *sandbox_env(HOME), python, "-I", "-B", f"{COURSE_DIR}/_grader/_runner.py",
-             *map(str, fds), COURSE_DIR]
+             *map(str, fds), COURSE_DIR, *imports]
     lines.append("exec " + " ".join(q(a) for a in inner))
     ns = ["unshare", "--mount", "--net", "--pid", "--ipc", "--uts", "--fork", "--kill-child=SIGKILL",
           "--propagation", "private"]
@@ -480,7 +482,7 @@ class Sandbox:
     """One sandboxed runner process and the grader's ends of its pipes."""
 
     def __init__(self, mode: str, limits: Limits, lib_dir: Path, uid: int, scratch: Path, serial: int,
-                 server=None):
+                 server=None, imports: tuple = ()):
         self.mode, self.limits = mode, limits
         self.t_open = time.monotonic()  # its start-up runs from here (a warm child starts at the fork)
         self.stage = Path(tempfile.mkdtemp(prefix="sbx-", dir=scratch))
@@ -502,7 +504,7 @@ class Sandbox:
                 plan = warm_plan(mode, self.stage, lib_dir, uid, limits, self.groups)
                 self.proc = server.spawn(plan, (req_r, rep_w, out_w, err_w))
             else:
-                self.proc = self._start_cold(lib_dir, uid, (req_r, rep_w), out_w, err_w)
+                self.proc = self._start_cold(lib_dir, uid, (req_r, rep_w), out_w, err_w, imports)
         except BaseException:
             for fd in (self.req_w, self.rep_r, self.out_r, self.err_r):
                 os.close(fd)
@@ -519,9 +521,9 @@ class Sandbox:
         self.pending = bytearray()  # reply bytes not yet consumed
         self.closed, self.mem_hit = False, False
 
-    def _start_cold(self, lib_dir: Path, uid: int, fds: tuple, out_w: int, err_w: int) -> subprocess.Popen:
+    def _start_cold(self, lib_dir: Path, uid: int, fds: tuple, out_w: int, err_w: int, imports: tuple) -> subprocess.Popen:
         """A fresh interpreter in fresh namespaces (``unshare``), joined to the cgroups first."""
-        cmd = _launch_command(self.mode, self.stage, lib_dir, uid, self.limits, fds)
+        cmd = _launch_command(self.mode, self.stage, lib_dir, uid, self.limits, fds, imports)
         if self.groups:  # join the cgroups before anything else runs
             join = "; ".join(f"echo $$ > {shlex.quote(str(d / 'cgroup.procs'))}" for d in self.groups.values())
             cmd = ["/bin/sh", "-c", join + '; exec "$@"', "sh", *cmd]
@@ -752,8 +754,8 @@ class _Run:
     """The state of grading one submission across attempts: what to skip, what came back, what
     it cost, what happened."""
 
-    def __init__(self, cells, exercises, inputs, limits, lib, scratch):
-        self.cells, self.exercises, self.inputs = cells, exercises, inputs
+    def __init__(self, cells, exercises, inputs, limits, lib, scratch, imports=()):
+        self.cells, self.exercises, self.inputs, self.imports = cells, exercises, inputs, tuple(imports)
         self.limits, self.lib_dir, self.scratch = limits, Path(lib).parent, scratch
         self.mode = probe()[0]
         self.uid = fresh_uid()
@@ -815,7 +817,7 @@ class _Run:
             from . import warm
 
             try:
-                server = warm.server(self.lib_dir, self.limits)
+                server = warm.server(self.lib_dir, self.limits, self.imports)
                 self.startup += server.take_startup()  # the parent's own start-up, once per worker
                 sb = Sandbox(self.mode, self.limits, self.lib_dir, self.uid, self.scratch, self.serial, server)
                 self.start = "warm"
@@ -823,7 +825,7 @@ class _Run:
             except Exception as exc:  # noqa: BLE001 - graded cold instead, and said so
                 self.start_note = f"warm start failed ({type(exc).__name__}: {exc}); started cold"
         self.start = "cold"
-        return Sandbox(self.mode, self.limits, self.lib_dir, self.uid, self.scratch, self.serial)
+        return Sandbox(self.mode, self.limits, self.lib_dir, self.uid, self.scratch, self.serial, imports=self.imports)
 
     def too_many_cells(self) -> None:
         msg = f"notebook: only the first {self.limits.max_cells} code cells were run"
@@ -1007,15 +1009,18 @@ class _Run:
                              round(self.cpu_used, 3), round(self.startup, 3), self.start, self.start_note)
 
 
-def run(cells: list, exercises: list, inputs: dict, limits: Limits, lib: Path, scratch: Path) -> SandboxResult:
+def run(cells: list, exercises: list, inputs: dict, limits: Limits, lib: Path, scratch: Path,
+        imports: tuple = ()) -> SandboxResult:
     """Run ``cells`` (dicts with index and source) then call the exercise functions on ``inputs``.
 
     ``exercises``: dicts name, protocol, arg_names, scalar_names, n_cases. ``inputs``: arrays keyed
     ``"<exercise>/<case>/<arg>"``; each case is sent only when its call is made. ``lib``: the
-    ``course_lib`` copy from :func:`prepare_library`. Returns per-case output arrays.
+    ``course_lib`` copy from :func:`prepare_library`. ``imports``: modules the sandbox imports in its
+    setup, before the first cell (never charged: e.g. what the assignment's notebooks import on first
+    use). Returns per-case output arrays.
     """
     t0 = time.monotonic()
-    state = _Run(cells, exercises, inputs, limits, lib, scratch)
+    state = _Run(cells, exercises, inputs, limits, lib, scratch, imports)
     while state.attempts < limits.attempts and not state.stop:
         if state.attempt():
             break

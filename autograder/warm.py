@@ -27,7 +27,7 @@ from pathlib import Path
 
 from . import sandbox
 
-_SERVERS: dict = {}  # (pid of this process, lib dir) -> WarmServer: a forked process starts its own
+_SERVERS: dict = {}  # (pid of this process, lib dir, imports) -> WarmServer: a forked process starts its own
 
 
 class WarmProc:
@@ -65,10 +65,11 @@ class WarmProc:
 
 
 class WarmServer:
-    """One warm parent and the grader's end of its control socket."""
+    """One warm parent and the grader's end of its control socket. ``imports``: modules it imports
+    beyond the usual (``_runner.setup``), e.g. what an assignment's notebooks import on first use."""
 
-    def __init__(self, lib_dir: Path, limits: sandbox.Limits):
-        self.lib_dir, self.limits = Path(lib_dir), limits
+    def __init__(self, lib_dir: Path, limits: sandbox.Limits, imports: tuple = ()):
+        self.lib_dir, self.limits, self.imports = Path(lib_dir), limits, tuple(imports)
         self.proc, self.ctl, self.starts, self.unclaimed = None, None, 0, 0.0
         self.start()
 
@@ -80,7 +81,8 @@ class WarmServer:
         home = self.lib_dir / "_grader"
         env = dict(kv.split("=", 1) for kv in sandbox.sandbox_env(str(home)))
         env["MPLCONFIGDIR"] = str(home / "mpl")
-        cmd = [sandbox.python_path(), "-I", "-B", str(home / "_zygote.py"), str(theirs.fileno()), str(self.lib_dir)]
+        cmd = [sandbox.python_path(), "-I", "-B", str(home / "_zygote.py"), str(theirs.fileno()), str(self.lib_dir),
+               *self.imports]
         self.log = self.lib_dir.parent / f"warm-parent-{os.getpid()}.log"  # the grader's scratch, not the sandbox's
         try:
             with open(self.log, "ab") as log:
@@ -159,14 +161,14 @@ class WarmServer:
             self.proc = None
 
 
-def server(lib_dir: Path, limits: sandbox.Limits) -> WarmServer:
-    """This process's warm parent for ``lib_dir`` (started on first use)."""
-    key = (os.getpid(), str(lib_dir))
+def server(lib_dir: Path, limits: sandbox.Limits, imports: tuple = ()) -> WarmServer:
+    """This process's warm parent for ``lib_dir`` importing ``imports`` (started on first use)."""
+    key = (os.getpid(), str(lib_dir), tuple(imports))
     s = _SERVERS.get(key)
     if s is None:
         for k in [k for k in _SERVERS if k[0] != os.getpid()]:  # inherited through a fork: not ours
             del _SERVERS[k]
-        s = _SERVERS[key] = WarmServer(lib_dir, limits)
+        s = _SERVERS[key] = WarmServer(lib_dir, limits, imports)
     return s
 
 

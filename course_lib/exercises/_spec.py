@@ -159,6 +159,10 @@ class Assignment:
     manual: dict = field(default_factory=dict)
     topic: str = ""  # the README's learning path: the assignment in a few words
     ungraded: str = ""  # and what it asks besides its exercises
+    # modules its notebooks import on first use that the grader's sandbox imports before the first cell
+    # (once per grading worker, in its warm parent: autograder/_zygote.py), e.g. torch._dynamo, which the
+    # first torch.optim optimizer imports (0.8 s of every submission otherwise)
+    warm: tuple = ()
 
     @property
     def title(self) -> str:

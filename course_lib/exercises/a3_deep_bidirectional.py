@@ -222,4 +222,5 @@ ASSIGNMENT = Assignment(
     "03_deep_bidirectional", [REVERSE_PADDED, BIDIRECTIONAL_RNN, STACKED_RNN, HIGHWAY],
     about="LSTM only, zero initial states; built on the student's own `lstm_cell` and `run_rnn`, pasted from "
           "assignment 2 into the notebook and probed by the checks",
-    topic="deep and bidirectional", ungraded="matching `nn.LSTM`, tagging past the unidirectional ceiling")
+    topic="deep and bidirectional", ungraded="matching `nn.LSTM`, tagging past the unidirectional ceiling",
+    warm=("torch._dynamo",))  # its tagger trains with torch.optim
