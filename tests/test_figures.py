@@ -44,3 +44,24 @@ def test_static_notebook_puts_alt_text_on_every_figure_cell():
 def test_lecture_plots_tell_models_apart_without_colour():
     styles = {plots.line_style(m)["ls"] + plots.line_style(m)["marker"] for m in ("rnn", "lstm", "gru", "irnn")}
     assert len(styles) == 4
+
+
+def test_finish_wraps_the_caption_once_as_matplotlib_would():
+    """plots.finish breaks its caption into lines once (matplotlib wraps a ``wrap=True`` text again at every
+    layout and draw): the same lines as matplotlib's own rule, for any figure width."""
+    words = "Your gradient norms (dots) never exceed the bound; for sigma < 1 both decay exponentially: a bb  ccc".split(" ")
+    for k, width in enumerate((1.5, 3.0, 4.8, 6.5, 9.0)):
+        caption = " ".join(words[k:] + words[:k] * 2)
+        fig = plt.figure(figsize=(width, 3))
+        text = fig.text(0.01, -0.02, caption, ha="left", va="top", wrap=True, fontsize=9, style="italic")
+        fig.canvas.draw()
+        theirs = text._get_wrapped_text()  # what matplotlib draws
+        assert theirs.count("\n") >= (1 if width < 9 else 0)
+        plots._wrap_once(fig, text)
+        assert (text.get_text(), text.get_wrap()) == (theirs, False)
+        plt.close(fig)
+    fig, ax = plt.subplots(figsize=(3, 2))
+    plots.finish(fig, "t", " ".join(words))
+    caption = next(t for t in fig.texts if t.get_text().startswith("Your"))
+    assert "\n" in caption.get_text() and not caption.get_wrap()
+    plt.close(fig)

@@ -289,3 +289,27 @@ def test_a_warm_childs_start_up_is_counted_from_its_fork(lib, monkeypatch):
     r = run_cells(lib, "print(6 * 7)")
     assert r.start == "warm" and r.cells[0]["stdout"] == "42\n"
     assert r.startup_seconds >= 1.0
+
+
+# what the first cell finds already imported, and whether the setup's objects are out of the collector's reach
+PRELOADED = ("import gc, json, sys\nprint('PRELOADED', json.dumps({'modules': [m for m in ('torch._dynamo', 'IPython', "
+             "'course_lib.train', '_protocol_train') if m in sys.modules], 'frozen': gc.get_freeze_count() > 0}))")
+
+
+@pytest.mark.parametrize("start", ["warm", "cold"])
+def test_the_sandbox_imports_what_the_assignment_names_before_the_first_cell(lib, monkeypatch, start):
+    """What a notebook imports on first use (the library, IPython; torch._dynamo, which the first torch.optim
+    optimizer imports, for an assignment that names it) is imported in the sandbox's setup, never charged:
+    once per worker when warm. The setup's objects are frozen out of the garbage collector."""
+    monkeypatch.setenv("AUTOGRADER_START", start)
+    scratch, course = lib
+    cells = [{"index": 0, "source": PRELOADED}]
+    seen = {}
+    for imports in ((), ("torch._dynamo",)):
+        r = sandbox.run(cells, [], {}, LIMITS, course, scratch, imports=imports)
+        assert r.start == start and r.events == []
+        seen[imports] = json.loads(r.cells[0]["stdout"].split("PRELOADED ", 1)[1])
+    assert seen[()] == {"modules": ["IPython", "course_lib.train", "_protocol_train"], "frozen": True}
+    assert seen[("torch._dynamo",)] == {"modules": ["torch._dynamo", "IPython", "course_lib.train", "_protocol_train"],
+                                         "frozen": True}
+    assert judge.REGISTRY["04_training_with_clipping"].warm == ("torch._dynamo",)
