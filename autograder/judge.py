@@ -108,6 +108,12 @@ def attachments(assignment: str, folder: Path | None) -> dict:
         return {name: attach(Path(view)) for name, attach in attachers.items()}
 
 
+def warm_imports(assignment: str) -> tuple:
+    """Module names the sandbox imports in its setup for ``assignment`` (its notebooks import them on first
+    use: ``Assignment.warm``), beyond the runner's own list: a grading worker's warm parent imports them once."""
+    return tuple(REGISTRY[assignment].warm)
+
+
 def judge_notebook(nb, assignment: str, student: str, limits: sandbox.Limits, lib: Path, scratch: Path,
                    folder: Path | None = None) -> Judgement:
     exercises = ASSIGNMENTS[assignment]
@@ -120,7 +126,7 @@ def judge_notebook(nb, assignment: str, student: str, limits: sandbox.Limits, li
     plan = [{"name": name, "protocol": ex.protocol, "arg_names": ex.arg_names,
              "scalar_names": ex.scalar_names, "n_cases": len(cases[name])} for name, ex in exercises.items()]
     cells = code_cells(nb)
-    r = sandbox.run(cells, plan, inputs, limits, lib, scratch, imports=REGISTRY[assignment].warm)
+    r = sandbox.run(cells, plan, inputs, limits, lib, scratch, imports=warm_imports(assignment))
     t0 = time.monotonic()
     verdicts = {name: verdict(ex, cases[name], r.judge[name]) for name, ex in exercises.items()}
     judge_seconds = round(time.monotonic() - t0, 3)

@@ -485,7 +485,8 @@ def init_worker(cfg_dict):
         with contextlib.suppress(Exception):  # the first submission tries again (and starts cold if it must)
             # (the folder the sandbox binds: sandbox.Run.lib_dir); its start is the worker's, reported with the
             # worker's first result, not charged to that submission's sandbox start
-            _W["worker_start"] = warm.server(_W["lib"].parent, _W["limits"]).take_startup()
+            imports = tuple(cfg_dict.get("warm", ()))  # the assignment's own (judge.warm_imports)
+            _W["worker_start"] = warm.server(_W["lib"].parent, _W["limits"], imports).take_startup()
 
 
 def _malformed_judgement(assignment, reason) -> judge.Judgement:
@@ -1271,7 +1272,8 @@ def _workers(tasks: list, workers: int, cfg):
     try:
         lib = sandbox.prepare_library(scratch / "lib")
         cfg_dict = {"root": str(cfg.root), "limits": dataclasses.asdict(cfg.limits), "lib": str(lib),
-                    "scratch": str(scratch), "scheduler": cfg.scheduler, "parent": os.getpid()}
+                    "scratch": str(scratch), "scheduler": cfg.scheduler, "parent": os.getpid(),
+                    "warm": list(judge.warm_imports(tasks[0]["assignment"])) if tasks else []}
         if tasks and not cfg.scheduler:
             _preloaded()  # (a command of its own never has the thread yet; a second grade in one process may)
             pool = cf.ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=mp.get_context("fork"),

@@ -313,3 +313,20 @@ def test_the_sandbox_imports_what_the_assignment_names_before_the_first_cell(lib
     assert seen[("torch._dynamo",)] == {"modules": ["torch._dynamo", "IPython", "course_lib.train", "_protocol_train"],
                                          "frozen": True}
     assert judge.REGISTRY["04_training_with_clipping"].warm == ("torch._dynamo",)
+
+
+def test_a_workers_warm_parent_is_the_one_its_submissions_use(lib, monkeypatch):
+    """A grading worker starts its warm parent as it starts (``pipeline.init_worker``), with the assignment's
+    own imports (assignment 4: torch._dynamo): its submissions fork that parent; none starts another."""
+    from autograder import pipeline
+
+    monkeypatch.setattr(pipeline, "_W", {})
+    monkeypatch.setattr(sandbox, "die_with_parent", lambda: None)  # (this test process is no worker)
+    scratch, course = lib
+    a4 = "04_training_with_clipping"
+    pipeline.init_worker({"root": str(ROOT), "limits": LIMITS.__dict__, "lib": str(course), "scratch": str(scratch),
+                          "scheduler": None, "parent": os.getppid(), "warm": list(judge.warm_imports(a4))})
+    assert [k[2] for k in warm._SERVERS] == [("torch._dynamo",)] and pipeline._W["worker_start"] > 0
+    nb = nbformat.read(str(ROOT / "autograder" / "samples" / a4 / "blank" / f"{a4}.ipynb"), as_version=4)
+    j = judge.judge_notebook(nb, a4, "blank", LIMITS, course, scratch)
+    assert j.start == "warm" and len(warm._SERVERS) == 1 and next(iter(warm._SERVERS.values())).starts == 1
