@@ -1123,7 +1123,14 @@ def _run_pool(tasks: list, workers: int, cfg_dict: dict, arrived, pool=None) -> 
             pool = stack.enter_context(cf.ProcessPoolExecutor(
                 max_workers=min(workers, len(tasks)), mp_context=mp.get_context("fork"), initializer=init_worker,
                 initargs=(cfg_dict,)))
-        futures = {pool.submit(grade_one, t): t for t in tasks}
+        futures = {}
+        for k, t in enumerate(tasks):
+            try:
+                futures[pool.submit(grade_one, t)] = t
+            except cf.BrokenExecutor as exc:  # a worker died setting itself up: the pool takes no more tasks
+                for rest in tasks[k:]:
+                    arrived(rest, grader_error(rest, f"worker failed: {type(exc).__name__}: {why(exc)}"))
+                break
         for fut in cf.as_completed(futures):
             t = futures.pop(fut)
             try:

@@ -169,3 +169,20 @@ def test_compiled_templates_are_kept_on_disk_and_an_edited_one_is_compiled_again
     assert render("{{ x * 3 }}") == "6" and len(compiled) == 1  # read from the disk, not compiled
     assert render("{{ x * 5 }}") == "10" and len(compiled) == 2  # edited: compiled again
     assert list((tmp_path / "cache").iterdir())
+
+
+def test_a_worker_that_dies_setting_itself_up_costs_grader_errors_not_the_command(tmp_path, monkeypatch):
+    """The workers are forked before the release check; one that dies in its set-up breaks the pool before any
+    submission is sent: every submission is that run's ``grader_error`` (re-run next time), the command ends."""
+    import shutil
+
+    from state_helpers import isolate_state
+
+    isolate_state(monkeypatch, tmp_path / "state")
+    for sid in ("ann", "bob"):
+        (tmp_path / "subs" / sid).mkdir(parents=True)
+        shutil.copy(RELEASE, tmp_path / "subs" / sid / f"{A}.ipynb")
+    monkeypatch.setattr(pipeline, "init_worker", lambda cfg_dict: os._exit(3))
+    s = pipeline.grade(A, tmp_path / "subs", workers=2, force=True, log=lambda *a: None)
+    assert sorted((r["student_id"], r["status"]) for r in s.results) == [("ann", "grader_error"), ("bob", "grader_error")]
+    assert all("worker failed" in r["detail"] for r in s.results)
