@@ -186,3 +186,31 @@ def test_a_worker_that_dies_setting_itself_up_costs_grader_errors_not_the_comman
     s = pipeline.grade(A, tmp_path / "subs", workers=2, force=True, log=lambda *a: None)
     assert sorted((r["student_id"], r["status"]) for r in s.results) == [("ann", "grader_error"), ("bob", "grader_error")]
     assert all("worker failed" in r["detail"] for r in s.results)
+
+
+def test_the_reference_runs_once_per_visible_case_and_every_time_on_a_hidden_one(monkeypatch):
+    """The judge's reference result on a visible case (the same for every student) is computed once per
+    process; a hidden case (drawn per student) is computed each time; a changed input is another case."""
+    from course_lib.checks import ASSIGNMENTS
+    from course_lib.checks import _core
+
+    ex = ASSIGNMENTS[A]["rnn_step"]
+    real, calls = ex.reference(), []
+
+    def counted(*args):
+        calls.append(1)
+        return real(*args)
+
+    monkeypatch.setattr(_core, "_VISIBLE", {})
+    monkeypatch.setattr(ex, "reference", lambda: counted)
+    visible, hidden = ex.cases(0, hidden=False), ex.cases(123, hidden=True)
+    cases = visible + hidden
+    right = [_core.reference_result(ex, counted, c) for c in cases]
+    for _ in range(2):
+        v = _core.verdict(ex, cases, [dict(r) for r in right])
+        assert v.passed and v.n_cases == len(cases)
+    assert len(calls) == len(visible) + 3 * len(hidden)  # visible: the first time only
+    changed = ex.cases(0, hidden=False)[0]
+    changed.arrays = {k: a + 1 if a.dtype.kind == "f" else a for k, a in changed.arrays.items()}
+    _core.reference_result(ex, counted, changed)
+    assert len(calls) == len(visible) + 3 * len(hidden) + 1
