@@ -332,7 +332,8 @@ NO_ALT = student_html.NO_ALT
 class _Highlighted:
     """nbconvert's ``highlight_code`` filter, remembered per process: Pygments' HTML of a code cell depends only
     on its source, language, cell metadata and the formatter's options, and most cells of a class's feedback
-    (the release's code, the test cells) are the same for every student. At most 4,096 cells are kept."""
+    (the release's code, the test cells) are the same for every student. At most 4,096 cells are kept, none
+    longer than ``student_html.REMEMBER_MAX_CHARS``."""
 
     _done: dict = {}
 
@@ -345,6 +346,8 @@ class _Highlighted:
         html = self._done.get(key)
         if html is None:
             html = self.inner(source, language, metadata)
+            if len(source) > student_html.REMEMBER_MAX_CHARS:  # a huge cell is not kept across students
+                return html
             if len(self._done) >= 4096:
                 self._done.clear()
             self._done[key] = html

@@ -166,6 +166,9 @@ def _with_alt(clean: str) -> str:
 
 _DONE: dict = {}  # (source, attachments) -> safe_markdown's answer, at most _DONE_MAX of them
 _DONE_MAX = 4096
+# a cell longer than this (source and attachments, characters) is not remembered: a notebook may be 50 MiB, and
+# 4,096 such cells kept across students would hold gigabytes in the grading worker (found by the red team)
+REMEMBER_MAX_CHARS = 64 * 1024
 
 
 def safe_markdown(source: str, attachments=None) -> str:
@@ -173,10 +176,12 @@ def safe_markdown(source: str, attachments=None) -> str:
     sanitised HTML of ``source``: one line, ``<div class="student-markdown">...</div>``.
     A function of its arguments only, so each answer is remembered for the process: the same cell is
     sanitised three times per submission (autograde twice, feedback once), and most markdown cells (the
-    release's own text) are the same for every student."""
+    release's own text) are the same for every student; a cell over ``REMEMBER_MAX_CHARS`` is not kept."""
     import json
 
     key = (source, json.dumps(attachments or {}, sort_keys=True))
+    if len(key[0]) + len(key[1]) > REMEMBER_MAX_CHARS:
+        return _safe_markdown(source, attachments)
     if key not in _DONE:
         if len(_DONE) >= _DONE_MAX:
             _DONE.clear()

@@ -417,3 +417,24 @@ def test_a_markdown_cell_seen_before_is_not_rendered_again(monkeypatch):
     assert student_html.safe_markdown(source, {"p.png": {"image/png": PNG}}) == first and len(rendered) == 1
     other = student_html.safe_markdown(source, {})  # other attachments: another answer, rendered
     assert len(rendered) >= 2 and other != first and "onerror" not in first + other
+
+
+def test_a_huge_cell_is_sanitised_but_not_kept_for_the_next_students(monkeypatch):
+    """Red team: a 50 MiB notebook of big markdown cells must not pin its text (and its HTML) in the grading
+    worker's memory for the rest of the class; a cell over the cap is cleaned every time and never remembered,
+    nor is a big code cell's highlighting."""
+    from nbconvert.filters.highlight import Highlight2HTML
+
+    from autograder import nbgrader_plugin
+
+    monkeypatch.setattr(student_html, "_DONE", {})
+    big = "<img src=x onerror=alert(1)> word " * (student_html.REMEMBER_MAX_CHARS // 30)
+    clean = student_html.safe_markdown(big)
+    assert clean == student_html._safe_markdown(big) and "onerror" not in clean and student_html._DONE == {}
+    student_html.safe_markdown("# a small cell")
+    assert len(student_html._DONE) == 1
+    monkeypatch.setattr(nbgrader_plugin._Highlighted, "_done", {})
+    highlight = nbgrader_plugin._Highlighted(Highlight2HTML(pygments_lexer="ipython3"))
+    code = "x = 1\n" * (student_html.REMEMBER_MAX_CHARS // 6 + 1)
+    assert "<span" in highlight(code) and nbgrader_plugin._Highlighted._done == {}
+    assert highlight("y = 2\n") and len(nbgrader_plugin._Highlighted._done) == 1
