@@ -47,6 +47,24 @@ def keep_patching():
         torch.tanh = lambda x: x * 0
         time.sleep(0.005)
 threading.Thread(target=keep_patching, daemon=True).start()
+# what the warm parent imported and froze (issue 15): the protocol helpers, IPython, plots' caption wrapper,
+# torch._dynamo; the frozen heap unfrozen and written in place; start-up files of IPython, matplotlib, inductor
+import ctypes, gc, math
+import IPython, torch._dynamo
+import course_lib.plots
+for m in (sys.modules["_protocol"], IPython, torch._dynamo, course_lib.plots):
+    m.LEFTOVER = "attacker"
+sys.modules["_protocol"].call = lambda *a, **k: {}
+course_lib.plots._wrap_once = lambda *a: None
+gc.unfreeze()
+gc.collect()
+ctypes.c_double.from_address(id(math.pi) + 16).value = 3.0
+for f in ("~/.ipython/profile_default/startup/00.py", "~/.mpl/matplotlibrc", "/tmp/torchinductor_root/x"):
+    try:
+        os.makedirs(os.path.dirname(os.path.expanduser(f)), exist_ok=True)
+        open(os.path.expanduser(f), "w").write("import builtins; builtins.LEFTOVER = 1")
+    except OSError:
+        pass
 if os.fork() == 0:
     os.setsid()
     while True:
@@ -72,12 +90,21 @@ found = {
     "threads": threading.active_count() - 1,
     "processes": [p for p in os.listdir("/proc") if p.isdigit() and int(p) != os.getpid()],
 }
+import gc, math
+import IPython
+import course_lib.plots
+found["frozen"] = [m for m, o in (("_protocol", sys.modules["_protocol"]), ("IPython", IPython),
+                   ("dynamo", sys.modules.get("torch._dynamo")), ("plots", course_lib.plots))
+                   if hasattr(o, "LEFTOVER")] + ["gc"] * (gc.get_freeze_count() == 0) + ["pi"] * (math.pi != 3.141592653589793)
+found["files"] += [f for f in ("~/.ipython", "~/.mpl/matplotlibrc", "/tmp/torchinductor_root")
+                   if os.path.exists(os.path.expanduser(f))]
+
 print("LEFTOVERS", json.dumps(found))
 '''
 
 CLEAN = {"torch.tanh": False, "matmul": False, "matrix_norm": False, "np.allclose": False,
          "np.linalg.norm": False, "builtins": False, "course_lib": False, "environ": False, "files": [],
-         "threads": 0, "processes": []}
+         "threads": 0, "processes": [], "frozen": []}
 
 
 @pytest.fixture
