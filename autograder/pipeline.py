@@ -699,11 +699,12 @@ def _bookkeeping(task: dict, nb, rel, j) -> dict:
     t0 = time.monotonic()
     # sqlite: one student at a time on this machine; PostgreSQL: an advisory lock on this student alone
     with gradebook_db.bookkeeping_lock(api.coursedir.db_url, assignment, sid, _W["lock"]):
+        waited = time.monotonic() - t0  # for another worker's bookkeeping (sqlite: one at a time)
         r = api.autograde(assignment, sid, force=True, create=True)
         if not r["success"]:
             raise RuntimeError(f"nbgrader autograde failed for {sid}: {(r.get('log') or '')[-3000:]}")
         book = _record_hand_grades(api, task, manual_ids, before, now)
-    book["autograde_seconds"] = round(time.monotonic() - t0, 3)
+    book["autograde_seconds"], book["lock_wait_seconds"] = round(time.monotonic() - t0, 3), round(waited, 3)
     # feedback only reads the gradebook: outside the lock, in parallel with other workers
     f = api.generate_feedback(assignment, sid, force=True)
     if not f["success"]:
@@ -755,6 +756,7 @@ def _result(task: dict, status: list, details: list, j, book: dict, t0: float) -
         "worker_start_seconds": round(_W.pop("worker_start", 0.0), 3),  # its warm parent's, while the release was checked
         "judge_seconds": j.judge_seconds, "autograde_seconds": book["autograde_seconds"],
         "feedback_seconds": round(book["nbgrader_seconds"] - book["autograde_seconds"], 3),
+        "gradebook_lock_wait_seconds": book["lock_wait_seconds"],  # part of autograde_seconds
         "wall_trips": [] if task.get("alone") else j.wall_trips,
         "key": task["key"],
     }

@@ -103,6 +103,7 @@ PHASES = [("sandbox start (never charged)", "startup_seconds"),
           ("student cells and calls (sandbox, less its start)", None),
           ("judge (verdicts against the reference)", "judge_seconds"),
           ("bookkeeping (nbgrader autograde, gradebook)", "autograde_seconds"),
+          ("  of which waiting for another worker's bookkeeping (gradebook lock)", "gradebook_lock_wait_seconds"),
           ("feedback HTML", "feedback_seconds"),
           ("in all, inside the worker", "seconds")]
 
@@ -113,7 +114,7 @@ def phases(state: Path, assignment: str, correct_ids: set) -> dict:
     rows = [json.loads(p.read_text()) for p in (state / "runs" / assignment).glob("*.json")]
     out = {}
     for label, key in PHASES:
-        vals = [r["sandbox_seconds"] - r["startup_seconds"] if key is None else r[key] for r in rows]
+        vals = [r["sandbox_seconds"] - r["startup_seconds"] if key is None else r.get(key, 0.0) for r in rows]
         out[label] = sum(vals) / len(vals)
     correct = [r["seconds"] for r in rows if r["student_id"] in correct_ids]
     out["correct"] = sum(correct) / len(correct) if correct else float("nan")
@@ -215,14 +216,14 @@ def report(res: dict) -> None:
 
 def summary(all_res: list) -> None:
     """One line per assignment: the warm one-worker split per submission and the correct sample, as / import."""
-    print("\n| assignment (warm, 1 worker; / import) | start | cells | judge | bookkeeping | feedback | in all "
-          "| correct sample | whole command per submission | plain nbgrader | 2 workers (steady) |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("\n| assignment (warm, 1 worker; / import) | start | cells | judge | bookkeeping | (its lock wait) | feedback "
+          "| in all | correct sample | whole command per submission | plain nbgrader | 2 workers (steady) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for res in all_res:
         imp, w = res["import_torch_numpy_s"], res.get("warm1")
         if w is None:
             continue
-        ph = [v / imp for v in w["phases"].values()]
+        ph = [w["phases"][label] / imp for label, _ in PHASES] + [w["phases"]["correct"] / imp]
         plain_ = f"{res['plain_nbgrader_s'] / res['n'] / imp:.2f}" if "plain_nbgrader_s" in res else ""
         two = f"{w['steady_s'] / res['warm2']['steady_s']:.2f}x" if "warm2" in res else ""
         print(f"| {res['assignment']} | " + " | ".join(f"{v:.3f}" for v in ph) +
