@@ -114,6 +114,26 @@ def warm_imports(assignment: str) -> tuple:
     return tuple(REGISTRY[assignment].warm)
 
 
+def warm_up(assignment: str) -> None:
+    """Set a grading worker up for ``assignment`` before its first submission (the grader's own work, charged to
+    no student): import what its notebooks and reference import on first use (:func:`warm_imports`), and compute
+    the reference's results on its visible cases, the same for every student (remembered by
+    ``course_lib.checks._core.reference_result``; an exercise graded on a handed-in file is left out: its cases
+    hold that file)."""
+    import importlib
+
+    from course_lib.checks._core import reference_result
+
+    for name in warm_imports(assignment):
+        importlib.import_module(name)
+    for ex in ASSIGNMENTS[assignment].values():
+        if getattr(ex, "attach", None):
+            continue
+        ref = ex.reference()
+        for case in ex.cases(0, hidden=False):
+            reference_result(ex, ref, case)
+
+
 def judge_notebook(nb, assignment: str, student: str, limits: sandbox.Limits, lib: Path, scratch: Path,
                    folder: Path | None = None) -> Judgement:
     exercises = ASSIGNMENTS[assignment]

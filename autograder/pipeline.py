@@ -485,8 +485,13 @@ def init_worker(cfg_dict):
         with contextlib.suppress(Exception):  # the first submission tries again (and starts cold if it must)
             # (the folder the sandbox binds: sandbox.Run.lib_dir); its start is the worker's, reported with the
             # worker's first result, not charged to that submission's sandbox start
-            imports = tuple(cfg_dict.get("warm", ()))  # the assignment's own (judge.warm_imports)
+            imports = judge.warm_imports(cfg_dict["assignment"]) if cfg_dict.get("assignment") else ()
             _W["worker_start"] = warm.server(_W["lib"].parent, _W["limits"], imports).take_startup()
+    if cfg_dict.get("assignment"):  # the judge's first-use imports and visible cases' references, before any submission
+        t0 = time.monotonic()
+        with contextlib.suppress(Exception):  # a failure shows again (and is reported) when a submission is judged
+            judge.warm_up(cfg_dict["assignment"])
+        _W["worker_start"] = _W.get("worker_start", 0.0) + time.monotonic() - t0
 
 
 def _malformed_judgement(assignment, reason) -> judge.Judgement:
@@ -1282,7 +1287,7 @@ def _workers(tasks: list, workers: int, cfg):
         lib = sandbox.prepare_library(scratch / "lib")
         cfg_dict = {"root": str(cfg.root), "limits": dataclasses.asdict(cfg.limits), "lib": str(lib),
                     "scratch": str(scratch), "scheduler": cfg.scheduler, "parent": os.getpid(),
-                    "warm": list(judge.warm_imports(tasks[0]["assignment"])) if tasks else []}
+                    "assignment": tasks[0]["assignment"] if tasks else None}
         if tasks and not cfg.scheduler:
             _preloaded()  # (a command of its own never has the thread yet; a second grade in one process may)
             pool = cf.ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=mp.get_context("fork"),

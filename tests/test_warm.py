@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import signal
+import sys
 import threading
 from pathlib import Path
 
@@ -344,7 +345,8 @@ def test_the_sandbox_imports_what_the_assignment_names_before_the_first_cell(lib
 
 def test_a_workers_warm_parent_is_the_one_its_submissions_use(lib, monkeypatch):
     """A grading worker starts its warm parent as it starts (``pipeline.init_worker``), with the assignment's
-    own imports (assignment 4: torch._dynamo): its submissions fork that parent; none starts another."""
+    own imports (assignment 4: torch._dynamo): its submissions fork that parent; none starts another. The
+    worker imports them too, and computes the reference on the visible cases (judge.warm_up)."""
     from autograder import pipeline
 
     monkeypatch.setattr(pipeline, "_W", {})
@@ -352,8 +354,14 @@ def test_a_workers_warm_parent_is_the_one_its_submissions_use(lib, monkeypatch):
     scratch, course = lib
     a4 = "04_training_with_clipping"
     pipeline.init_worker({"root": str(ROOT), "limits": LIMITS.__dict__, "lib": str(course), "scratch": str(scratch),
-                          "scheduler": None, "parent": os.getppid(), "warm": list(judge.warm_imports(a4))})
+                          "scheduler": None, "parent": os.getppid(), "assignment": a4})
     assert [k[2] for k in warm._SERVERS] == [("torch._dynamo",)] and pipeline._W["worker_start"] > 0
+    assert "torch._dynamo" in sys.modules  # the worker's own reference trains with torch.optim too
     nb = nbformat.read(str(ROOT / "autograder" / "samples" / a4 / "blank" / f"{a4}.ipynb"), as_version=4)
+    from course_lib.checks import _core
+
+    visible = {k for k in _core._VISIBLE if k[0] in {id(ex) for ex in ASSIGNMENTS[a4].values()}}
+    assert len(visible) == sum(len(ex.cases(0, hidden=False)) for ex in ASSIGNMENTS[a4].values()
+                               if not getattr(ex, "attach", None))
     j = judge.judge_notebook(nb, a4, "blank", LIMITS, course, scratch)
     assert j.start == "warm" and len(warm._SERVERS) == 1 and next(iter(warm._SERVERS.values())).starts == 1
