@@ -189,8 +189,10 @@ def _wrap_once(fig, text) -> None:
     the text's left edge to the figure's right edge (pixels, at the figure's dpi), at least one.
     Matplotlib applies it again at every layout and every draw, measuring each longer prefix of each
     line; for a caption that was about a third of the time a figure takes to draw and save. Here each
-    line is found by bisection (a longer prefix is never narrower). Left to matplotlib (unchanged) when
-    the canvas has no renderer to measure with, or the text holds mathtext or line breaks."""
+    line is found by doubling, then bisection (a longer prefix is never narrower): the characters measured
+    stay within a small multiple of the caption's length times the log of a line's words. Left to
+    matplotlib (unchanged) when the canvas has no renderer to measure with, or the text holds mathtext
+    or line breaks."""
     get_renderer, raw = getattr(fig.canvas, "get_renderer", None), text.get_text()
     if get_renderer is None or "$" in raw or "\n" in raw:
         return
@@ -203,9 +205,10 @@ def _wrap_once(fig, text) -> None:
 
     lines, first = [], 0
     while first < len(words):
-        lo, hi = 1, len(words) - first  # at least one word goes on the line, at most the rest
-        if hi > 1 and fits(first, hi):  # the rest fits (the last line): one measurement
-            lo = hi
+        rest, lo, hi = len(words) - first, 1, 2  # at least one word goes on the line
+        while hi <= rest and fits(first, hi):  # doubling: nothing measured is over twice the line (a
+            lo, hi = hi, 2 * hi  # long caption's whole rest, measured for each line, made it quadratic)
+        hi = min(hi - 1, rest)
         while lo < hi:
             mid = (lo + hi + 1) // 2
             if fits(first, mid):
