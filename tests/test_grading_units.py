@@ -214,3 +214,29 @@ def test_the_reference_runs_once_per_visible_case_and_every_time_on_a_hidden_one
     changed.arrays = {k: a + 1 if a.dtype.kind == "f" else a for k, a in changed.arrays.items()}
     _core.reference_result(ex, counted, changed)
     assert len(calls) == len(visible) + 3 * len(hidden) + 1
+
+
+def test_a_remembered_reference_result_is_never_changed_by_its_user_nor_keyed_on_a_students_file(monkeypatch):
+    """Red team: a comparison that changes the reference's result in place (or a student's outputs written
+    into it) must not reach the next student's verdict; and a visible case that carries a student's file
+    (assignment 4's `charlm.pt`) is not remembered at all (each student's bytes would be a key)."""
+    from course_lib.checks import ASSIGNMENTS
+    from course_lib.checks import _core
+
+    monkeypatch.setattr(_core, "_VISIBLE", {})
+    ex = ASSIGNMENTS[A]["rnn_step"]
+    ref = ex.reference()
+    first = _core.reference_result(ex, ref, ex.cases(0, hidden=False)[0])
+    for v in first.values():
+        if v.dtype.kind == "f":
+            v[...] = 1e9
+    fresh = ex.call(ref, ex.cases(0, hidden=False)[0])
+    again = _core.reference_result(ex, ref, ex.cases(0, hidden=False)[0])
+    assert len(_core._VISIBLE) == 1 and set(again) == set(fresh)
+    assert all(np.array_equal(again[k], fresh[k]) for k in fresh)
+    model = ASSIGNMENTS["04_training_with_clipping"]["load_model"]
+    case = model.cases(0, hidden=False)[0]
+    case.arrays.update({"file": np.frombuffer(b"PK\x03\x04 not a model", dtype=np.uint8).copy(),
+                        "file_name": np.array("charlm.pt")})
+    assert "out_type" in _core.reference_result(model, model.reference(), case)
+    assert len(_core._VISIBLE) == 1

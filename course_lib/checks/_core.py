@@ -376,8 +376,9 @@ def reference_result(ex: Exercise, ref, case: Case) -> dict:
     and remembered (keyed by the SHA-256 of the case's arrays, so only the very same inputs hit): the
     visible cases are the same for every student, and a reference is deterministic; a hidden case's
     (drawn per student) is computed every time. Raises RuntimeError when the reference fails (a student
-    is never blamed for it)."""
-    key = None if case.hidden else (id(ex), id(ref), _digest(case.arrays))
+    is never blamed for it). A case of an exercise graded on a file the student hands in (``attach``) carries
+    that file: it is never remembered (student bytes are no key for what the next student gets)."""
+    key = None if case.hidden or getattr(ex, "attach", None) else (id(ex), id(ref), _digest(case.arrays))
     got = _VISIBLE.get(key, (None, None))[1] if key else None
     if got is None:
         got = ex.call(ref, case)
