@@ -60,7 +60,8 @@ course_lib.plots._wrap_once = lambda *a: None
 gc.unfreeze()
 gc.collect()
 ctypes.c_double.from_address(id(math.pi) + 16).value = 3.0
-for f in ("~/.ipython/profile_default/startup/00.py", "~/.mpl/matplotlibrc", "/tmp/torchinductor_root/x"):
+for f in ("~/.ipython/profile_default/startup/00.py", "~/.mpl/matplotlibrc", "/tmp/torchinductor_root/x",
+          "/opt/course/_grader/mpl/matplotlibrc", "@ROOT@/build/jinja2/__jinja2_attacker.cache"):
     try:
         os.makedirs(os.path.dirname(os.path.expanduser(f)), exist_ok=True)
         open(os.path.expanduser(f), "w").write("import builtins; builtins.LEFTOVER = 1")
@@ -97,7 +98,8 @@ import course_lib.plots
 found["frozen"] = [m for m, o in (("_protocol", sys.modules["_protocol"]), ("IPython", IPython),
                    ("dynamo", sys.modules.get("torch._dynamo")), ("plots", course_lib.plots))
                    if hasattr(o, "LEFTOVER")] + ["gc"] * (gc.get_freeze_count() == 0) + ["pi"] * (math.pi != 3.141592653589793)
-found["files"] += [f for f in ("~/.ipython", "~/.mpl/matplotlibrc", "/tmp/torchinductor_root")
+found["files"] += [f for f in ("~/.ipython", "~/.mpl/matplotlibrc", "/tmp/torchinductor_root",
+                              "/opt/course/_grader/mpl/matplotlibrc")
                    if os.path.exists(os.path.expanduser(f))]
 
 print("LEFTOVERS", json.dumps(found))
@@ -150,8 +152,9 @@ def test_an_attacker_graded_first_leaves_nothing_for_the_next_students(lib):
     """The attacker patches torch and numpy, sets globals, leaves a thread, a process, files and an
     environment variable; then an honest and a wrong student on the same warm parent get exactly
     their marks, and a probe in the honest student's notebook finds nothing left."""
-    attacker, _ = graded(notebook("correct", ATTACK), "attacker", lib)
+    attacker, _ = graded(notebook("correct", ATTACK.replace("@ROOT@", str(ROOT))), "attacker", lib)
     assert attacker.start == "warm" and attacker.mode == "root"
+    assert not (ROOT / "build" / "jinja2" / "__jinja2_attacker.cache").exists()  # the grader's compiled templates
     parent = warm.server(lib[1].parent, LIMITS).proc.pid
     honest, points = graded(notebook("correct", PROBE), "honest", lib)
     assert honest.start == "warm" and points == expected("correct") == 12
