@@ -118,8 +118,8 @@ def warm_up(assignment: str) -> None:
     """Set a grading worker up for ``assignment`` before its first submission (the grader's own work, charged to
     no student): import what its notebooks and reference import on first use (:func:`warm_imports`), and compute
     the reference's results on its visible cases, the same for every student (remembered by
-    ``course_lib.checks._core.reference_result``; an exercise graded on a handed-in file is left out: its cases
-    hold that file)."""
+    ``course_lib.checks._core.reference_result``; an exercise graded on a handed-in file has none, its cases hold
+    that file: what it needs for every student is loaded instead, ``prepare``)."""
     import importlib
 
     from course_lib.checks._core import reference_result
@@ -128,6 +128,8 @@ def warm_up(assignment: str) -> None:
         importlib.import_module(name)
     for ex in ASSIGNMENTS[assignment].values():
         if getattr(ex, "attach", None):
+            if getattr(ex, "prepare", None):  # e.g. the held-out text a handed-in model is measured on
+                ex.prepare()
             continue
         ref = ex.reference()
         for case in ex.cases(0, hidden=False):

@@ -352,7 +352,10 @@ def test_a_workers_warm_parent_is_the_one_its_submissions_use(lib, monkeypatch):
     worker imports them too, and computes the reference on the visible cases (judge.warm_up)."""
     from autograder import pipeline
 
+    from course_lib.checks import _core, training
+
     monkeypatch.setattr(pipeline, "_W", {})
+    monkeypatch.setattr(training, "_EVAL", {})  # nothing loaded before the worker's set-up
     monkeypatch.setattr(sandbox, "die_with_parent", lambda: None)  # (this test process is no worker)
     scratch, course = lib
     a4 = "04_training_with_clipping"
@@ -361,8 +364,7 @@ def test_a_workers_warm_parent_is_the_one_its_submissions_use(lib, monkeypatch):
     assert [k[2] for k in warm._SERVERS] == [("torch._dynamo",)] and pipeline._W["worker_start"] > 0
     assert "torch._dynamo" in sys.modules  # the worker's own reference trains with torch.optim too
     nb = nbformat.read(str(ROOT / "autograder" / "samples" / a4 / "blank" / f"{a4}.ipynb"), as_version=4)
-    from course_lib.checks import _core
-
+    assert "ids" in training._EVAL  # the held-out text a handed-in model is measured on (FileExercise.prepare)
     visible = {k for k in _core._VISIBLE if k[0] in {id(ex) for ex in ASSIGNMENTS[a4].values()}}
     assert len(visible) == sum(len(ex.cases(0, hidden=False)) for ex in ASSIGNMENTS[a4].values()
                                if not getattr(ex, "attach", None))

@@ -623,6 +623,9 @@ class FileExercise(Exercise):
     the grader draws. The judge adds ``attach(folder)``'s arrays to each case; there is no reference run."""
 
     attach: Callable | None = None
+    # () -> None: what judging the file needs that is the same for every student (assignment 4: the held-out
+    # text), loaded by a grading worker before its first submission (autograder/judge.py warm_up)
+    prepare: Callable | None = None
 
     def call(self, fn, case: Case) -> dict:
         """Call ``fn`` on ``case``; the missing reference answers with an ``out_type`` of ``"reference"``."""
@@ -637,7 +640,7 @@ def _no_reference(*args):  # the verdict needs a reference output; this exercise
 
 LOAD_MODEL = FileExercise("load_model", 3, "train.model", [], _model_cases, lambda: _no_reference, lambda: [],
                           compare=_model_compare, error_hint=_model_error_hint, output_kind="number",
-                          attach=model_file_arrays)
+                          attach=model_file_arrays, prepare=heldout_ids)
 
 
 def check_load_model(fn, *, hidden: bool = False, seed=None, folder=".") -> None:
