@@ -240,3 +240,28 @@ def test_a_remembered_reference_result_is_never_changed_by_its_user_nor_keyed_on
                         "file_name": np.array("charlm.pt")})
     assert "out_type" in _core.reference_result(model, model.reference(), case)
     assert len(_core._VISIBLE) == 1
+
+
+def test_every_visible_reference_result_is_computed_once_per_process(monkeypatch):
+    """A reference factory that builds a new closure per call (spectral_bound, run_rnn, numerical_gradient,
+    bidirectional_rnn, stacked_rnn) still hits: the second round of visible cases computes nothing."""
+    from course_lib.checks import ASSIGNMENTS
+    from course_lib.checks import _core
+
+    monkeypatch.setattr(_core, "_VISIBLE", {})
+    calls = []
+    real_call = _core.Exercise.call
+
+    def counted(self, ref, case):
+        calls.append(self.name)
+        return real_call(self, ref, case)
+
+    monkeypatch.setattr(_core.Exercise, "call", counted)
+    exercises = [ex for a in ASSIGNMENTS.values() for ex in a.values()
+                 if not getattr(ex, "attach", None)]
+    for _ in range(2):
+        for ex in exercises:
+            for case in ex.cases(0, hidden=False):
+                _core.reference_result(ex, ex.reference(), case)
+    assert len(calls) == sum(len(ex.cases(0, hidden=False)) for ex in exercises)
+    assert {"spectral_bound", "run_rnn", "numerical_gradient", "bidirectional_rnn", "stacked_rnn"} <= set(calls)

@@ -358,7 +358,7 @@ def describe_difference(ex: Exercise, case: Case, got: dict, want: dict) -> str 
     return "; ".join(parts[:3]) or None
 
 
-_VISIBLE: dict = {}  # (ids of the exercise and its reference, SHA-256 of a visible case's arrays) -> (them, the result)
+_VISIBLE: dict = {}  # (ids of the exercise and its reference factory, SHA-256 of a visible case's arrays) -> (them, the result)
 _VISIBLE_MAX = 512
 
 
@@ -377,8 +377,10 @@ def reference_result(ex: Exercise, ref, case: Case) -> dict:
     visible cases are the same for every student, and a reference is deterministic; a hidden case's
     (drawn per student) is computed every time. Raises RuntimeError when the reference fails (a student
     is never blamed for it). A case of an exercise graded on a file the student hands in (``attach``) carries
-    that file: it is never remembered (student bytes are no key for what the next student gets)."""
-    key = None if case.hidden or getattr(ex, "attach", None) else (id(ex), id(ref), _digest(case.arrays))
+    that file: it is never remembered (student bytes are no key for what the next student gets). ``ref`` is
+    what ``ex.reference()`` returned (remembered results are keyed on that factory)."""
+    # Keyed on the factory ``ex.reference``, not on ``ref``: several factories build a new closure per call.
+    key = None if case.hidden or getattr(ex, "attach", None) else (id(ex), id(ex.reference), _digest(case.arrays))
     got = _VISIBLE.get(key, (None, None))[1] if key else None
     if got is None:
         got = ex.call(ref, case)
@@ -387,7 +389,7 @@ def reference_result(ex: Exercise, ref, case: Case) -> dict:
         if key:
             if len(_VISIBLE) >= _VISIBLE_MAX:
                 _VISIBLE.pop(next(iter(_VISIBLE)))
-            _VISIBLE[key] = ((ex, ref), got)  # (both kept alive: their ids are not reused while remembered)
+            _VISIBLE[key] = ((ex, ex.reference), got)  # (both kept alive: their ids are not reused while remembered)
     return {k: np.array(v, copy=True) for k, v in got.items()}
 
 
