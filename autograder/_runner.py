@@ -145,14 +145,17 @@ def run_cell(src, idx, ns, cpu, wall, max_chars=20_000):
 
 
 def figures(max_figs=6):
+    """The open figures as PNGs (at most ``max_figs``), then closed. A figure that course_lib.plots.finish
+    laid out (its caption inside it, ``course_alt`` set) is drawn once as it is; any other (a student's own)
+    with a tight bounding box, as a notebook shows it (a second draw finds what lies outside the figure)."""
     plt = sys.modules.get("matplotlib.pyplot")
     if plt is None:
         return []
     pngs = []
     try:
         for num in plt.get_fignums()[:max_figs]:
-            buf = io.BytesIO()
-            plt.figure(num).savefig(buf, format="png", dpi=72, bbox_inches="tight")
+            buf, fig = io.BytesIO(), plt.figure(num)
+            fig.savefig(buf, format="png", dpi=72, bbox_inches=None if hasattr(fig, "course_alt") else "tight")
             pngs.append(buf.getvalue())
         plt.close("all")
     except BaseException:

@@ -167,8 +167,9 @@ def finish(fig, name: str, caption: str | None, default: str | None = None, titl
         fig.suptitle(title, fontsize=10)
     fig.course_alt = alt_text(fig, caption)
     if caption:
-        _wrap_once(fig, fig.text(0.01, -0.02, caption, ha="left", va="top", wrap=True, fontsize=9, style="italic"))
-    fig.tight_layout()
+        _caption_inside(fig, caption)
+    else:
+        fig.tight_layout()
     out = output_dir()
     if out is not None:
         (out / "figures").mkdir(parents=True, exist_ok=True)
@@ -180,13 +181,37 @@ def finish(fig, name: str, caption: str | None, default: str | None = None, titl
 
 
 FIGURE_PREFIX = "Figure: "
+CAPTION_PAD = 0.06  # inches between the caption and the figure's bottom and right edges, and above it
 
 
-def _wrap_once(fig, text) -> None:
+def _caption_inside(fig, caption: str) -> None:
+    """Put ``caption`` in a strip along the figure's bottom edge, inside the figure: the caption is
+    wrapped once (:func:`_wrap_once`) to the figure's width less ``CAPTION_PAD``, the figure grows
+    taller by the caption's height (its lines at 9 pt, measured by the canvas renderer, plus
+    ``CAPTION_PAD`` above and below, inches), and the panels are laid out above the strip
+    (``tight_layout(rect=...)``). Nothing lies outside the figure, so saving it needs no tight
+    bounding box (a second layout pass) to show the caption. The caption's offset from the bottom
+    is in inches, so it stays put at any dpi."""
+    from matplotlib.transforms import blended_transform_factory
+
+    at = blended_transform_factory(fig.transFigure, fig.dpi_scale_trans)
+    text = fig.text(0.01, CAPTION_PAD, caption, ha="left", va="bottom", wrap=True, fontsize=9, style="italic",
+                    transform=at)
+    _wrap_once(fig, text, margin=CAPTION_PAD * fig.dpi)
+    renderer = getattr(fig.canvas, "get_renderer", None)
+    lines = 1 + text.get_text().count("\n")
+    tall = (text.get_window_extent(renderer()).height / fig.dpi if renderer else lines * 9 * 1.2 / 72)
+    strip = tall + 2 * CAPTION_PAD
+    width, height = fig.get_size_inches()
+    fig.set_size_inches(width, height + strip)
+    fig.tight_layout(rect=(0, strip / (height + strip), 1, 1))
+
+
+def _wrap_once(fig, text, margin: float = 0.0) -> None:
     """Break ``text`` (a left-aligned, unrotated ``wrap=True`` text of ``fig``) into its lines now, once.
 
     The rule is matplotlib's own: each line takes as many words as stay narrower than the room from
-    the text's left edge to the figure's right edge (pixels, at the figure's dpi), at least one.
+    the text's left edge to the figure's right edge less ``margin`` (pixels, at the figure's dpi), at least one.
     Matplotlib applies it again at every layout and every draw, measuring each longer prefix of each
     line; for a caption that was about a third of the time a figure takes to draw and save. Here each
     line is found by doubling, then bisection (a longer prefix is never narrower): the characters measured
@@ -197,7 +222,7 @@ def _wrap_once(fig, text) -> None:
     if get_renderer is None or "$" in raw or "\n" in raw:
         return
     renderer, prop, words = get_renderer(), text.get_fontproperties(), raw.split(" ")
-    room = fig.bbox.x1 - text.get_transform().transform(text.get_position())[0]
+    room = fig.bbox.x1 - margin - text.get_transform().transform(text.get_position())[0]
 
     def fits(first: int, n: int) -> bool:
         wide = renderer.get_text_width_height_descent(" ".join(words[first:first + n]), prop, ismath=False)[0]

@@ -83,3 +83,55 @@ def test_a_long_caption_is_wrapped_in_about_linear_measurements():
     assert text.get_text() == theirs and theirs.count("\n") > 20
     assert sum(measured) < 40 * len(caption), (sum(measured), len(caption))
     plt.close(fig)
+
+
+def _png_size(png: bytes) -> tuple[int, int]:
+    import struct
+
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and png[12:16] == b"IHDR"
+    return struct.unpack(">II", png[16:24])
+
+
+def test_finish_puts_the_caption_inside_the_figure_below_the_panels():
+    """The caption lies in a strip the figure grew by, under every panel's labels (no tight bounding box is needed
+    to show it, none to keep it off the axes), for one and for several lines, with and without a suptitle."""
+    words = "Your gradient norms (dots) never exceed your spectral bound (lines); for sigma < 1 both decay".split()
+    for width, n_words, title in ((6.0, 4, None), (4.8, len(words), None), (6.5, len(words) * 2, "two panels")):
+        fig, axes = plt.subplots(1, 2 if title else 1, figsize=(width, 3), squeeze=False)
+        for ax in axes.ravel():
+            ax.semilogy([1, 2, 3], [1e-3, 1e-1, 1e1], label="a")
+            ax.set_xlabel("distance T - j (steps back)")
+            ax.legend()
+        plots.finish(fig, "t", " ".join((words * 2)[:n_words]), title=title)
+        caption = next(t for t in fig.texts if t.get_text().startswith("Your"))
+        renderer = fig.canvas.get_renderer()
+        box, panels = caption.get_window_extent(renderer), [ax.get_tightbbox(renderer) for ax in fig.axes]
+        assert fig.get_size_inches()[1] > 3 + box.height / fig.dpi
+        assert 0 < box.x0 and box.x1 <= fig.bbox.x1 and 0 < box.y0 and box.y1 < min(p.y0 for p in panels)
+        assert all(fig.bbox.contains(p.x0, p.y0) and fig.bbox.contains(p.x1 - 1, p.y1 - 1) for p in panels)
+        plt.close(fig)
+
+
+def test_the_sandbox_saves_a_finished_figure_as_it_is_and_a_students_own_with_a_tight_box():
+    """At grading time (autograder/_runner.figures) a figure laid out by plots.finish is drawn once at its own
+    size; a student's own figure (here with a note outside it) is cropped to what it shows, as a notebook shows it."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "autograder"))
+    try:
+        import _runner
+    finally:
+        sys.path.pop(0)
+    plt.close("all")
+    finished, ax = plt.subplots(figsize=(4, 3))
+    ax.plot([0, 1])
+    plots.finish(finished, "t", "A line that rises, and a caption long enough to take two lines at this width.")
+    own, ax = plt.subplots(figsize=(4, 3))
+    ax.plot([0, 1])
+    own.text(0.01, -0.3, "a note below the figure")
+    size = [(round(w * 72), round(h * 72)) for w, h in (finished.get_size_inches(), own.get_size_inches())]
+    pngs = _runner.figures()
+    assert len(pngs) == 2 and not plt.get_fignums()
+    assert _png_size(pngs[0]) == size[0]
+    assert _png_size(pngs[1])[1] > size[1][1] + 10
