@@ -1,7 +1,8 @@
 """Figures shared by lectures, assignments and the main job.
 
 One colour-blind-safe palette (Okabe and Ito), one style, and :func:`finish`, which puts the
-caption under a figure and, when the main job runs (``COURSE_OUTPUT_DIR`` is set), saves it.
+caption inside a figure (under its panels) and, when the main job runs (``COURSE_OUTPUT_DIR`` is
+set), saves it.
 Plot functions take the numbers an experiment returned; they compute nothing themselves.
 """
 from __future__ import annotations
