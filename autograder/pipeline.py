@@ -567,28 +567,36 @@ def _intake(task: dict, details: list) -> tuple:
     return nb, ""
 
 
-def _fill_cell_ids(data) -> None:
+def _fill_cell_ids(data) -> bool:
     """Give every cell without an ``id`` one (``cell-<index>``, stable), before nbformat reads the notebook:
     a notebook saved without ids (an older Jupyter, a script) is normal input, not a fault, and nbformat
-    would otherwise warn (``MissingIDFieldWarning``) into the grading command's output for each one. Ids
-    that are there but invalid or repeated are repaired, and noted, by :func:`make_schema_valid`."""
+    would otherwise warn (``MissingIDFieldWarning``) into the grading command's output for each one. A
+    repeated id is renamed the same way (nbformat would rename it at random and warn, ``DuplicateCellId``):
+    returns True then, a repair to report. Ids that are there but invalid are repaired, and noted, by
+    :func:`make_schema_valid`."""
     cells = data.get("cells") if isinstance(data, dict) else None
     if not isinstance(cells, list):
-        return
-    taken = {c.get("id") for c in cells if isinstance(c, dict)}
+        return False
+    cells = [c for c in cells if isinstance(c, dict)]
+    taken, first, repeated = {c.get("id") for c in cells}, set(), False
     for i, c in enumerate(cells):
-        if isinstance(c, dict) and "id" not in c:
-            c["id"] = next(n for k in range(len(cells) + 1) if (n := f"cell-{i}" + f"-{k}" * bool(k)) not in taken)
-            taken.add(c["id"])
+        cid = c.get("id")
+        if "id" in c and not (isinstance(cid, str) and cid in first):
+            first.add(cid)
+            continue
+        repeated |= "id" in c
+        c["id"] = next(n for k in range(len(cells) + 1) if (n := f"cell-{i}" + f"-{k}" * bool(k)) not in taken)
+        taken.add(c["id"])
     if data.get("nbformat") == 4 and isinstance(data.get("nbformat_minor"), int) and data["nbformat_minor"] < 5:
         data["nbformat_minor"] = 5  # ids exist from nbformat 4.5 on
+    return repeated
 
 
 def parse_submission(raw: bytes) -> tuple:
     """A submitted notebook's bytes as a schema-valid nbformat 4.5 notebook: (notebook, repairs made).
     Raises ``ValueError`` (or a JSON/Unicode error) when it is not a notebook: the row is ``malformed``."""
     data = json.loads(raw.decode("utf-8"))
-    _fill_cell_ids(data)
+    repeated = _fill_cell_ids(data)
     nb = nbformat.reads(json.dumps(data), as_version=4)
     if not isinstance(nb.get("cells"), list):
         raise ValueError("no list of cells")
@@ -599,7 +607,7 @@ def parse_submission(raw: bytes) -> tuple:
         if c.cell_type == "code":
             c.setdefault("outputs", [])
             c.setdefault("execution_count", None)
-    return nb, make_schema_valid(nb)
+    return nb, sorted(set(make_schema_valid(nb)) | ({"cell ids"} if repeated else set()))
 
 
 def _unreadable(task: dict, rel, reason: str, details: list) -> tuple:

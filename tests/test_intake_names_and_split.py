@@ -111,6 +111,21 @@ def test_a_notebook_without_cell_ids_is_read_without_warnings():
     assert pipeline.parse_submission(json.dumps(data).encode())[1] == ["cell ids"]
 
 
+
+def test_a_repeated_cell_id_is_renamed_the_same_way_every_time_and_said_so():
+    """Two cells with one id (a copied cell): renamed on intake, stably, without nbformat's warning
+    (``DuplicateCellId``, which renamed it at random into the grading command's output) and reported."""
+    data = json.loads(_without_ids(5))
+    for c in data["cells"]:
+        c["id"] = "same"
+    raw = json.dumps(data).encode()
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        nb, repaired = pipeline.parse_submission(raw)
+    assert [str(w.message)[:60] for w in seen] == [] and repaired == ["cell ids"]
+    assert nb.cells[0].id == "same" and len({c.id for c in nb.cells}) == len(nb.cells)
+    assert pipeline.parse_submission(raw)[0] == nb
+
 def test_four_byte_letters_keep_ids_under_the_file_name_limit():
     """63 four-byte letters are 252 bytes: the id is cut by bytes too, so runs/<a>/<id>.json.tmp fits."""
     from autograder import pipeline
