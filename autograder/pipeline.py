@@ -571,17 +571,22 @@ def _fill_cell_ids(data) -> bool:
     """Give every cell without an ``id`` one (``cell-<index>``, stable), before nbformat reads the notebook:
     a notebook saved without ids (an older Jupyter, a script) is normal input, not a fault, and nbformat
     would otherwise warn (``MissingIDFieldWarning``) into the grading command's output for each one. A
-    repeated id is renamed the same way (nbformat would rename it at random and warn, ``DuplicateCellId``):
-    returns True then, a repair to report. Ids that are there but invalid are repaired, and noted, by
-    :func:`make_schema_valid`."""
-    cells = data.get("cells") if isinstance(data, dict) else None
-    if not isinstance(cells, list):
-        return False
-    cells = [c for c in cells if isinstance(c, dict)]
-    taken, first, repeated = {c.get("id") for c in cells}, set(), False
+    repeated id, or one that is not a valid id (not a string: a number, null, a list; empty, too long, other
+    characters), is renamed the same way (nbformat would log the schema error, or rename it at random and
+    warn, ``DuplicateCellId``): returns True then, a repair to report. Raises ``ValueError`` when the cells
+    are not a list of objects."""
+    if not isinstance(data, dict):
+        raise ValueError("not a notebook")
+    cells = data.get("cells")
+    if cells is None:
+        return False  # nbformat 3 (worksheets) is converted by nbformat; 4 without cells is refused there
+    if not isinstance(cells, list) or not all(isinstance(c, dict) for c in cells):
+        raise ValueError("the cells are not a list of objects")
+    taken = {c["id"] for c in cells if isinstance(c.get("id"), str)}
+    first, repeated = set(), False
     for i, c in enumerate(cells):
         cid = c.get("id")
-        if "id" in c and not (isinstance(cid, str) and cid in first):
+        if isinstance(cid, str) and _CELL_ID.fullmatch(cid) and cid not in first:
             first.add(cid)
             continue
         repeated |= "id" in c
@@ -597,7 +602,10 @@ def parse_submission(raw: bytes) -> tuple:
     Raises ``ValueError`` (or a JSON/Unicode error) when it is not a notebook: the row is ``malformed``."""
     data = json.loads(raw.decode("utf-8"))
     repeated = _fill_cell_ids(data)
-    nb = nbformat.reads(json.dumps(data), as_version=4)
+    try:  # not nbformat.reads: it logs a schema error into the command's output (make_schema_valid validates)
+        nb = nbformat.convert(nbformat.reader.reads(json.dumps(data)), 4)
+    except (nbformat.ValidationError, AssertionError, AttributeError, KeyError, TypeError) as exc:
+        raise ValueError(f"not a notebook ({type(exc).__name__})") from None
     if not isinstance(nb.get("cells"), list):
         raise ValueError("no list of cells")
     for c in nb.cells:

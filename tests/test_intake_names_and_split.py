@@ -8,6 +8,8 @@ import csv
 import json
 import warnings
 
+import pytest
+
 from autograder import pipeline
 from test_intake import RELEASE, cell, release
 
@@ -125,6 +127,34 @@ def test_a_repeated_cell_id_is_renamed_the_same_way_every_time_and_said_so():
     assert [str(w.message)[:60] for w in seen] == [] and repaired == ["cell ids"]
     assert nb.cells[0].id == "same" and len({c.id for c in nb.cells}) == len(nb.cells)
     assert pipeline.parse_submission(raw)[0] == nb
+
+def test_invalid_or_repeated_non_string_cell_ids_are_renamed_quietly_and_odd_cells_are_malformed(caplog):
+    """Ids that are not strings (a number repeated, null, a list, a dict) or not valid ids are renamed on
+    intake like a repeated one: no ``DuplicateCellId`` warning at random, no schema error logged into the
+    grading command's output, no TypeError on an unhashable id. Cells that are not objects, or a notebook
+    that is not an object, are ``ValueError`` (malformed), not another exception."""
+    import logging
+
+    for ids in ([7, 7, 7], [None, None, 1], [[1], {"a": 1}, "ok"], ["a b", "", "x" * 100]):
+        data = json.loads(_without_ids(3))
+        for c, i in zip(data["cells"], ids):
+            c["id"] = i
+        raw = json.dumps(data).encode()
+        caplog.clear()
+        with warnings.catch_warnings(record=True) as seen, caplog.at_level(logging.WARNING):
+            warnings.simplefilter("always")
+            nb, repaired = pipeline.parse_submission(raw)
+        assert [str(w.message)[:60] for w in seen] == [] and not caplog.records and repaired == ["cell ids"], ids
+        assert [c.id for c in nb.cells[:3]] == [i if i == "ok" else f"cell-{k}" for k, i in enumerate(ids)]
+        assert pipeline.parse_submission(raw)[0] == nb
+    base = json.loads(_without_ids(2))
+    for bad in ([base["cells"][0], 5], {"a": base["cells"][0]}, "cells", [[1]]):
+        with pytest.raises(ValueError):
+            pipeline.parse_submission(json.dumps(dict(base, cells=bad)).encode())
+    for bad in ([base], dict(base, cells=[dict(base["cells"][0], metadata=5)])):
+        with pytest.raises(ValueError):
+            pipeline.parse_submission(json.dumps(bad).encode())
+
 
 def test_four_byte_letters_keep_ids_under_the_file_name_limit():
     """63 four-byte letters are 252 bytes: the id is cut by bytes too, so runs/<a>/<id>.json.tmp fits."""
