@@ -330,10 +330,9 @@ NO_ALT = student_html.NO_ALT
 
 
 class _Highlighted:
-    """nbconvert's ``highlight_code`` filter, remembered per process: Pygments' HTML of a code cell depends only
-    on its source, language, cell metadata and the formatter's options, and most cells of a class's feedback
-    (the release's code, the test cells) are the same for every student. At most 4,096 cells are kept, none
-    longer than ``student_html.REMEMBER_MAX_CHARS``."""
+    """nbconvert's ``highlight_code`` filter, remembered per process (``student_html.remember``): Pygments' HTML
+    of a code cell depends only on its source, language, cell metadata and the formatter's options, and most
+    cells of a class's feedback (the release's code, the test cells) are the same for every student."""
 
     _done: dict = {}
 
@@ -341,17 +340,10 @@ class _Highlighted:
         self.inner = inner
 
     def __call__(self, source, language=None, metadata=None):
-        key = (self.inner.pygments_lexer, repr(self.inner.extra_formatter_options), language,
-               json.dumps(metadata or {}, sort_keys=True, default=repr), source)
-        html = self._done.get(key)
-        if html is None:
-            html = self.inner(source, language, metadata)
-            if len(source) > student_html.REMEMBER_MAX_CHARS:  # a huge cell is not kept across students
-                return html
-            if len(self._done) >= 4096:
-                self._done.clear()
-            self._done[key] = html
-        return html
+        meta = json.dumps(metadata or {}, sort_keys=True, default=repr)
+        key = (self.inner.pygments_lexer, repr(self.inner.extra_formatter_options), language, meta, source)
+        return student_html.remember(self._done, key, len(source) + len(meta),
+                                     lambda: self.inner(source, language, metadata))
 
 
 class FeedbackHTML(HTMLExporter):

@@ -1142,10 +1142,7 @@ def _run_pool(tasks: list, workers: int, cfg_dict: dict, arrived, pool=None) -> 
         return
     with contextlib.ExitStack() as stack:
         if pool is None:
-            _preloaded()  # no thread may be importing while a worker is forked (it could inherit a held lock)
-            pool = stack.enter_context(cf.ProcessPoolExecutor(
-                max_workers=min(workers, len(tasks)), mp_context=mp.get_context("fork"), initializer=init_worker,
-                initargs=(cfg_dict,)))
+            pool = stack.enter_context(_new_pool(min(workers, len(tasks)), cfg_dict))
         futures = {}
         for k, t in enumerate(tasks):
             try:
@@ -1161,6 +1158,13 @@ def _run_pool(tasks: list, workers: int, cfg_dict: dict, arrived, pool=None) -> 
             except Exception as exc:  # noqa: BLE001 - a worker died: report, keep going
                 res = grader_error(t, f"worker failed: {type(exc).__name__}: {why(exc)}")
             arrived(t, res)
+
+
+def _new_pool(n: int, cfg_dict: dict) -> cf.ProcessPoolExecutor:
+    """``n`` grading workers, forked from this process, each set up by :func:`init_worker`."""
+    _preloaded()  # no thread may be importing while a worker is forked (it could inherit a held lock)
+    return cf.ProcessPoolExecutor(max_workers=n, mp_context=mp.get_context("fork"), initializer=init_worker,
+                                  initargs=(cfg_dict,))
 
 
 _PRELOAD: dict = {}
@@ -1305,9 +1309,7 @@ def _workers(tasks: list, workers: int, cfg):
                     "scratch": str(scratch), "scheduler": cfg.scheduler, "parent": os.getpid(),
                     "assignment": tasks[0]["assignment"] if tasks else None}
         if tasks and not cfg.scheduler:
-            _preloaded()  # (a command of its own never has the thread yet; a second grade in one process may)
-            pool = cf.ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=mp.get_context("fork"),
-                                          initializer=init_worker, initargs=(cfg_dict,))
+            pool = _new_pool(min(workers, len(tasks)), cfg_dict)
             pool.submit(int)  # the fork start forks every worker at the first task: now
 
         def grade(batch, arrived, alone=False):

@@ -164,29 +164,36 @@ def _with_alt(clean: str) -> str:
     return clean_html(str(soup)) if images else clean
 
 
-_DONE: dict = {}  # (source, attachments) -> safe_markdown's answer, at most _DONE_MAX of them
-_DONE_MAX = 4096
+_DONE: dict = {}  # (source, attachments) -> safe_markdown's answer
+REMEMBER_MAX = 4096  # answers a per-process cache keeps (then it starts again)
 # a cell longer than this (source and attachments, characters) is not remembered: a notebook may be 50 MiB, and
 # 4,096 such cells kept across students would hold gigabytes in the grading worker (found by the red team)
 REMEMBER_MAX_CHARS = 64 * 1024
 
 
+def remember(store: dict, key, size: int, make):
+    """``make()``, kept in ``store`` under ``key`` for the rest of the process (the grader's per-process caches of
+    answers that depend only on their key, the same for every student), unless ``size`` (characters of student
+    text in the key) is over :data:`REMEMBER_MAX_CHARS`; ``store`` starts again at :data:`REMEMBER_MAX` entries."""
+    if size > REMEMBER_MAX_CHARS:
+        return make()
+    if key not in store:
+        if len(store) >= REMEMBER_MAX:
+            store.clear()
+        store[key] = make()
+    return store[key]
+
+
 def safe_markdown(source: str, attachments=None) -> str:
     """A markdown source that renders (through nbconvert's ``markdown2html``) to exactly the
     sanitised HTML of ``source``: one line, ``<div class="student-markdown">...</div>``.
-    A function of its arguments only, so each answer is remembered for the process: the same cell is
-    sanitised three times per submission (autograde twice, feedback once), and most markdown cells (the
-    release's own text) are the same for every student; a cell over ``REMEMBER_MAX_CHARS`` is not kept."""
+    A function of its arguments only, so each answer is remembered for the process (:func:`remember`): the
+    same cell is sanitised three times per submission (autograde twice, feedback once), and most markdown
+    cells (the release's own text) are the same for every student."""
     import json
 
     key = (source, json.dumps(attachments or {}, sort_keys=True))
-    if len(key[0]) + len(key[1]) > REMEMBER_MAX_CHARS:
-        return _safe_markdown(source, attachments)
-    if key not in _DONE:
-        if len(_DONE) >= _DONE_MAX:
-            _DONE.clear()
-        _DONE[key] = _safe_markdown(source, attachments)
-    return _DONE[key]
+    return remember(_DONE, key, len(key[0]) + len(key[1]), lambda: _safe_markdown(source, attachments))
 
 
 def _safe_markdown(source: str, attachments=None) -> str:
