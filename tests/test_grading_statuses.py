@@ -69,6 +69,12 @@ def test_untouched_ranks_below_every_problem():
     assert min(["not_attempted", "crash"], key=order.index) == "crash"
 
 
+
+def test_the_readme_names_every_status_a_row_can_have():
+    """README.md's list of statuses is checked against the grader's own (a new status is documented)."""
+    text = (ROOT / "README.md").read_text()
+    assert [s for s in pipeline.STATUS_ORDER if s != "ok" and f"`{s}`" not in text] == []
+
 # ------------------------------------------------------------------ several candidate notebooks
 def test_several_candidates_are_ambiguous_whatever_their_times(tmp_path):
     d = tmp_path / "zoe"
