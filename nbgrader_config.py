@@ -60,6 +60,9 @@ c.Autograde.autograde_preprocessors = [JudgeExecute, SanitizeStudentHTML, Ignore
                                        LimitOutput, SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]
 # feedback: no hidden test code, no grader traceback, no server path, no live student HTML
 c.GenerateFeedback.preprocessors = [FeedbackSanitizer, SanitizeStudentHTML, GetGrades, CSSHTMLHeaderPreprocessor]
+# nbconvert checks the notebook against nbformat's schema once, after the last preprocessor, instead of after
+# every one (about 1 ms a check, 20 checks a submission); a preprocessor that broke it still fails the conversion
+c.Exporter.optimistic_validation = True
 
 # feedback pages render math offline: nbgrader's feedback template with MathJax inlined from the pinned
 # django-static-mathjax wheel instead of a CDN (autograder/templates/feedback)

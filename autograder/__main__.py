@@ -99,6 +99,10 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--timestamps", type=Path, default=None,
                    help="CSV of submission times (student_id,timestamp) as an LMS gives them; else timestamp.txt "
                         "beside each notebook (nbgrader collect); file modification times are never used")
+    g.add_argument("--figures", action="store_true", default=None,
+                   help="draw the student's figures into the feedback (about 70 ms a figure: assignment 1's four "
+                        "are half its grading time); by default grading draws none and names each by its caption "
+                        "(or AUTOGRADER_DRAW_FIGURES=1); scores never depend on figures")
     g.add_argument("--cell-timeout", type=float, default=None)
     g.add_argument("--total-timeout", type=float, default=None)
     g.add_argument("--scheduler", default=None, metavar="tcp://HOST:PORT",
@@ -181,7 +185,7 @@ def _grade(args) -> int:
     if args.cold:
         os.environ["AUTOGRADER_START"] = "cold"  # read by every worker (sandbox.start_kind)
     cfg = config.load(cell_timeout=args.cell_timeout, total_timeout=args.total_timeout, workers=args.workers,
-                      scheduler=args.scheduler)
+                      scheduler=args.scheduler, draw_figures=args.figures)
     stamps = pipeline.read_timestamps(args.timestamps) if args.timestamps else None
     s = pipeline.grade(args.assignment, args.submissions, workers=args.workers, force=args.force,
                        out_csv=args.out, cfg=cfg, students=args.student, timestamps=stamps)

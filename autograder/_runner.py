@@ -9,7 +9,8 @@ It talks to the grader over two inherited pipes, never through files (``argv``: 
 the reply fd, the folder holding ``course_lib``). A message is a frame: a 4-byte length and a
 JSON header, then an 8-byte length and a body (an ``np.savez`` archive, or nothing).
 
-  grader -> runner   {"op": "cell", "index", "source", "cpu", "wall"}       run one cell
+  grader -> runner   {"op": "cell", "index", "source", "cpu", "wall",      run one cell; its figures
+                      "figures": "draw" | "name"}                          captions, and PNGs if "draw"
                      {"op": "call", "exercise", "case", "protocol", ...}    call a function on
                                                                             the arrays in the body
                      {"op": "exit"}
@@ -144,23 +145,37 @@ def run_cell(src, idx, ns, cpu, wall, max_chars=20_000):
     return result
 
 
-def figures(max_figs=6):
-    """The open figures as PNGs (at most ``max_figs``), then closed. A figure that course_lib.plots.finish
-    laid out (its caption inside it, ``course_alt`` set) is drawn once as it is; any other (a student's own)
-    with a tight bounding box, as a notebook shows it (a second draw finds what lies outside the figure)."""
+def figures(draw=True, max_figs=6):
+    """The open figures (at most ``max_figs``), then closed: each as (its PNG, its caption), or (None, its
+    caption) when ``draw`` is false. The caption is ``course_alt`` (``course_lib.plots.finish``), "" for a
+    student's own figure. A figure that ``plots.finish`` laid out (its caption inside it) is drawn as it is;
+    any other with a tight bounding box, as a notebook shows it (a second draw finds what lies outside it)."""
     plt = sys.modules.get("matplotlib.pyplot")
     if plt is None:
         return []
-    pngs = []
+    out = []
     try:
         for num in plt.get_fignums()[:max_figs]:
-            buf, fig = io.BytesIO(), plt.figure(num)
-            fig.savefig(buf, format="png", dpi=72, bbox_inches=None if hasattr(fig, "course_alt") else "tight")
-            pngs.append(buf.getvalue())
+            fig, png = plt.figure(num), None
+            alt = getattr(fig, "course_alt", "")
+            if draw:
+                buf = io.BytesIO()
+                fig.savefig(buf, format="png", dpi=72, bbox_inches=None if hasattr(fig, "course_alt") else "tight")
+                png = buf.getvalue()
+            out.append((png, alt if isinstance(alt, str) else ""))
         plt.close("all")
     except BaseException:
         pass
-    return pngs
+    return out
+
+
+def draw_nothing():
+    """Figures at grading time when they are not drawn: matplotlib's ``template`` backend, whose canvas
+    draws nothing (``plots.finish`` then measures no text and leaves the layout to a draw that never comes)."""
+    import matplotlib
+
+    if matplotlib.get_backend() != "template":
+        matplotlib.use("template")
 
 
 # ------------------------------------------------------------------ calls
@@ -228,6 +243,7 @@ def setup(course_dir, imports=()):
             pass
     matplotlib.rcParams.update(FIGURE_RC)
     warm_figure(plt)
+    import matplotlib.backends.backend_template  # noqa: F401  (draw_nothing's backend)
     gc.collect()
     gc.freeze()  # all of the above stays out of every collection: never walked again (nor, after a fork, copied)
     return _protocol
@@ -269,10 +285,15 @@ def serve(req_fd, rep_fd, course_dir):
             return 0
         op = req.get("op")
         if op == "cell":
+            draw = req.get("figures") == "draw"
+            if not draw:
+                draw_nothing()
             r = run_cell(req["source"], req["index"], ns, req["cpu"], req["wall"])
             arrays = {k: _text(v) for k, v in r.items()}
-            for j, png in enumerate(figures()):
-                arrays[f"fig/{j}"] = _bytes(png)
+            for j, (png, caption) in enumerate(figures(draw)):
+                arrays[f"figname/{j}"] = _text(caption)
+                if png is not None:
+                    arrays[f"fig/{j}"] = _bytes(png)
             flush_streams()  # everything the cell printed is in the pipe before the reply
             send(rep_fd, {"op": "cell", "index": req["index"]}, arrays)
         elif op == "call":

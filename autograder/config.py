@@ -44,12 +44,22 @@ class Config:
     source = _folder("root", "solutions", "The solution notebooks, as nbgrader's source folder.")
 
 
+def _flag(name: str, text: str) -> bool:
+    """An ``AUTOGRADER_<FIELD>`` switch: 1/true/yes/on or 0/false/no/off; anything else is a ValueError."""
+    value = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
+    try:
+        return value[text.strip().lower()]
+    except KeyError:
+        raise ValueError(f"AUTOGRADER_{name.upper()}={text!r}: say 1 or 0 (true/false, yes/no, on/off)") from None
+
+
 def load(**overrides) -> Config:
     limits = Limits()
     for f in dataclasses.fields(Limits):
         env = os.environ.get(f"AUTOGRADER_{f.name.upper()}")
         if env:
-            setattr(limits, f.name, int(float(env)) if f.type == "int" else float(env))
+            setattr(limits, f.name, _flag(f.name, env) if f.type == "bool" else
+                    int(float(env)) if f.type == "int" else float(env))
     for k, v in overrides.items():
         if v is not None and hasattr(limits, k):
             setattr(limits, k, v)

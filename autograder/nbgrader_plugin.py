@@ -48,6 +48,13 @@ def _scrub_paths(text: str) -> str:
     return re.sub(r"/(?:usr|opt|home|root|work|srv|var)/[^\s'\"]+", "...", text)
 
 
+def figure_placeholder(caption: str) -> str:
+    """What the feedback shows in place of a figure grading did not draw: its caption (student text, shown
+    as plain text), said to be in the student's own notebook."""
+    caption = " ".join(_scrub_paths(caption).split())
+    return f"[Figure, not drawn at grading: run the notebook to see it.{' ' + caption if caption else ''}]"
+
+
 def _cell_outputs(captured) -> list:
     if not captured:
         return []
@@ -56,9 +63,13 @@ def _cell_outputs(captured) -> list:
         outs.append(new_output("stream", name="stdout", text=_scrub_paths(captured["stdout"])))
     if captured.get("stderr"):
         outs.append(new_output("stream", name="stderr", text=_scrub_paths(captured["stderr"])))
-    for png in captured.get("figures", []):
-        outs.append(new_output("display_data", data={"image/png": base64.b64encode(png).decode(),
-                                                     "text/plain": "<Figure>"}))
+    pngs, names = captured.get("figures", []), captured.get("figure_names", [])
+    for png, name in zip(pngs, names):  # drawn (Limits.draw_figures): the caption is the image's alt text
+        alt = " ".join(_scrub_paths(name).split())
+        outs.append(new_output("display_data", data={"image/png": base64.b64encode(png).decode(), "text/plain": "<Figure>"},
+                               metadata={"image/png": {"alt": alt}} if alt else {}))
+    for name in [] if pngs else names:  # not drawn: the caption in the figure's place
+        outs.append(new_output("display_data", data={"text/plain": figure_placeholder(name)}))
     if captured.get("result"):
         outs.append(new_output("execute_result", data={"text/plain": _scrub_paths(captured["result"])},
                                execution_count=None))

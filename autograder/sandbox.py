@@ -64,6 +64,7 @@ MAX_HEADER_BYTES = 1 << 16
 ALLOWED_KINDS = "biufU"
 COURSE_DIR, HOME = "/opt/course", "/sandbox"  # where the sandbox sees the library, its own folder
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+MAX_FIGURE_NAME = 500  # characters of a figure's caption kept when figures are not drawn
 SCRATCH_PARENT = Path(tempfile.gettempdir()) / "autograder-scratch"
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 CGROUP_PREFIX = "autograder-"
@@ -84,6 +85,7 @@ class Limits:
     max_output_chars: int = 20_000  # kept per cell and stream
     max_output_bytes: int = 32 * 2**20  # printed by one step: past it the step is stopped
     max_figures: int = 6  # per cell
+    draw_figures: bool = False  # PNGs of the student's figures in the feedback (about 70 ms each); else their captions
     max_figure_bytes: int = 2_000_000  # per figure
     max_figure_pixels: int = 8_000_000  # per figure (width x height: a browser decodes every pixel)
     max_kept_bytes: int = 16 * 2**20  # figures and output kept for the whole notebook
@@ -95,7 +97,7 @@ class Limits:
 
 @dataclasses.dataclass
 class SandboxResult:
-    cells: dict  # index -> dict(stdout, stderr, error_type, error, result, truncated, figures)
+    cells: dict  # index -> dict(stdout, stderr, error_type, error, result, truncated, figures, figure_names)
     judge: dict  # exercise -> list of per-case dicts of arrays
     events: list  # (kind, detail): timeout / crash / memory / process_limit / output_limit / grader_error
     mode: str
@@ -712,7 +714,9 @@ class Sandbox:
 
 
 def safe_load_bytes(data: bytes) -> dict:
-    """Arrays from an npz the sandbox sent: no pickles, only numbers/bools/strings, size-capped."""
+    """Arrays from an npz the sandbox sent: no pickles, only numbers/bools/strings, size-capped. The
+    archive is read once: each ``<key>.npy`` member with numpy's own reader (``allow_pickle=False``, its
+    header size capped); a member that is not one, or not readable, or of another kind is left out."""
     if len(data) > MAX_NPZ_BYTES:
         return {}
     out = {}
@@ -721,12 +725,13 @@ def safe_load_bytes(data: bytes) -> dict:
             infos = zf.infolist()
             if len(infos) > 10_000 or sum(i.file_size for i in infos) > 4 * MAX_NPZ_BYTES:
                 return {}
-        with np.load(io.BytesIO(data), allow_pickle=False) as z:
-            for k in z.files:
-                if not isinstance(k, str) or len(k) > 200:
+            for info in infos:
+                k = info.filename[:-4]
+                if not info.filename.endswith(".npy") or len(k) > 200:
                     continue
                 try:
-                    a = z[k]
+                    with zf.open(info) as f:
+                        a = np.lib.format.read_array(f, allow_pickle=False)
                 except Exception:  # an object array (needs pickle) or a broken member
                     continue
                 if a.dtype.kind in ALLOWED_KINDS and a.size <= 10_000_000:
@@ -844,11 +849,12 @@ class _Run:
         idx, lim = cell["index"], self.limits
         cpu, wall = self.budget(lim.cell_timeout)
         out, err = _Stream(lim.max_output_chars), _Stream(lim.max_output_chars)
-        step = sb.exchange({"op": "cell", "index": idx, "source": cell["source"], "cpu": cpu, "wall": wall},
-                           b"", cpu, wall, out, err)
+        step = sb.exchange({"op": "cell", "index": idx, "source": cell["source"], "cpu": cpu, "wall": wall,
+                            "figures": "draw" if lim.draw_figures else "name"}, b"", cpu, wall, out, err)
         self.charge(step)
         outcome, replied = self.classify(step, cpu, wall, {"op": "cell", "index": idx})
-        res = {"stdout": out.text(), "stderr": err.text(), "figures": self.figures(step.arrays),
+        pngs, names = self.figures(step.arrays)
+        res = {"stdout": out.text(), "stderr": err.text(), "figures": pngs, "figure_names": names,
                "truncated": out.total > out.keep or err.total > err.keep}
         for k in ("error_type", "error", "result"):
             res[k] = _text(step.arrays, k)[: lim.max_output_chars]
@@ -957,22 +963,28 @@ class _Run:
             return ("timeout" if sig == signal.SIGXCPU else "crash"), f"killed by signal {name}"
         return "crash", f"the process exited with status {rc}"
 
-    def figures(self, arrays: dict) -> list:
-        """PNG figures the sandbox sent for a cell: at most ``max_figures``, each a PNG (signature and
-        header checked) under the size and pixel caps, within what the notebook may keep in all."""
-        out, lim = [], self.limits
+    def figures(self, arrays: dict) -> tuple[list, list]:
+        """(PNGs, captions) the sandbox sent for a cell's figures, at most ``max_figures``, within what the
+        notebook may keep in all. Drawn (``draw_figures``): each PNG (signature and header checked, under the
+        size and pixel caps) with its caption, aligned; not drawn: no PNG (any sent is ignored), the captions.
+        A caption is text of at most ``MAX_FIGURE_NAME`` characters ("" when it is not text)."""
+        pngs, names, lim = [], [], self.limits
         for j in range(lim.max_figures):
-            a = arrays.get(f"fig/{j}")
-            if a is None:
+            name = _text(arrays, f"figname/{j}")[:MAX_FIGURE_NAME]
+            png = arrays.get(f"fig/{j}") if lim.draw_figures else None
+            if (png is None if lim.draw_figures else f"figname/{j}" not in arrays):
                 break
-            if a.dtype != np.uint8 or a.ndim != 1 or a.size > lim.max_figure_bytes or not _png_ok(a.tobytes(), lim):
+            if png is not None and (png.dtype != np.uint8 or png.ndim != 1 or png.size > lim.max_figure_bytes
+                                    or not _png_ok(png.tobytes(), lim)):
                 continue
-            if self.kept + a.size > lim.max_kept_bytes:
+            size = len(name) + (png.size if png is not None else 0)
+            if self.kept + size > lim.max_kept_bytes:
                 self.note_kept_limit()
                 break
-            self.kept += a.size
-            out.append(a.tobytes())
-        return out
+            self.kept += size
+            pngs += [png.tobytes()] if png is not None else []
+            names.append(name)
+        return pngs, names
 
     def note_kept_limit(self) -> None:
         msg = (f"notebook: more output and figures than the grader keeps ({self.limits.max_kept_bytes // 2**20} MB);"
@@ -995,7 +1007,7 @@ class _Run:
                 events.append(("output_limit", f"cell {idx}: output truncated"))
         for idx in self.skip_cells:
             reason = next((d for k, d in self.events if d.startswith(f"cell {idx}:")), "")
-            cells[idx] = {"figures": [], "stdout": "", "stderr": "", "result": "", "truncated": False,
+            cells[idx] = {"figures": [], "figure_names": [], "stdout": "", "stderr": "", "result": "", "truncated": False,
                           "error_type": "Skipped",
                           "error": f"This cell was stopped by the grader ({reason.split(': ', 1)[-1]}); "
                                    "the rest of the notebook was graded without it."}

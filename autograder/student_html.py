@@ -17,7 +17,8 @@ channel through which student bytes reach that HTML:
 * attachments: only PNG, JPEG and GIF whose bytes really are that format (inlined as data: URLs);
 * code cells: the source is left alone (the templates highlight it with Pygments, which escapes);
   outputs keep only streams, errors, ``text/plain`` and real PNG/JPEG/GIF images, with no output
-  metadata (widths, filenames and the like go into attributes unescaped);
+  metadata (widths, filenames and the like go into attributes unescaped) but an image's ``alt`` text
+  (plain text, at most :data:`MAX_ALT` characters, which the templates escape);
 * cell metadata: only nbgrader's own keys with the types nbgrader writes, ``editable`` and
   ``deletable`` (tags, ``jupyter.source_hidden``, ``transient`` and the rest are dropped); a cell id
   that is not a valid nbformat id is replaced; ``execution_count`` is an int or nothing;
@@ -310,10 +311,25 @@ def safe_outputs(outputs) -> list:
                     keep[mime] = b64
             if not keep:
                 continue
+            meta = _alt_metadata(o.get("metadata"), keep)
             if kind == "execute_result":
-                out.append(new_output(kind, data=keep, execution_count=_count(o.get("execution_count"))))
+                out.append(new_output(kind, data=keep, metadata=meta, execution_count=_count(o.get("execution_count"))))
             else:
-                out.append(new_output(kind, data=keep))
+                out.append(new_output(kind, data=keep, metadata=meta))
+    return out
+
+
+MAX_ALT = 1000  # characters of an image's alt text kept
+
+
+def _alt_metadata(meta, kept: dict) -> dict:
+    """``{mime: {"alt": text}}`` for each image kept whose metadata gives a string alt (whitespace squeezed)."""
+    out = {}
+    for mime in (m for m in _RASTER if m in kept):
+        entry = meta.get(mime) if isinstance(meta, dict) else None
+        alt = entry.get("alt") if isinstance(entry, dict) else None
+        if isinstance(alt, str) and alt.strip():
+            out[mime] = {"alt": " ".join(alt.split())[:MAX_ALT]}
     return out
 
 

@@ -170,7 +170,7 @@ def finish(fig, name: str, caption: str | None, default: str | None = None, titl
     if caption:
         _caption_inside(fig, caption)
     else:
-        fig.tight_layout()
+        fig.set_layout_engine("tight")
     out = output_dir()
     if out is not None:
         (out / "figures").mkdir(parents=True, exist_ok=True)
@@ -205,7 +205,7 @@ def _caption_inside(fig, caption: str) -> None:
     strip = tall + 2 * CAPTION_PAD
     width, height = fig.get_size_inches()
     fig.set_size_inches(width, height + strip)
-    fig.tight_layout(rect=(0, strip / (height + strip), 1, 1))
+    fig.set_layout_engine("tight", rect=(0, strip / (height + strip), 1, 1))
 
 
 def _wrap_once(fig, text, margin: float = 0.0) -> None:

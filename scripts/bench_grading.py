@@ -1,6 +1,7 @@
 """Seconds per submission: the grading command (warm and cold, 1 and 2 workers) vs plain `nbgrader autograde`.
 
-    python scripts/bench_grading.py [--n 20] [--assignment 01_gradient_flow | all] [--commands plain,cold1,warm1,warm2]
+    python scripts/bench_grading.py [--n 20] [--assignment 01_gradient_flow | all]
+                                    [--commands plain,cold1,warm1,warm2,figures1]
                                     [--json out.json]
     python scripts/bench_grading.py --distributed [--n 20] [--json out.json]   # a Dask cluster, PostgreSQL (assignment 1)
 
@@ -13,7 +14,9 @@ state folder:
 - ours, cold, 1 worker: `python -m autograder grade --cold` (a fresh interpreter per sandbox: the
   grading as it was before warm workers);
 - ours, warm, 1 and 2 workers: `python -m autograder grade` (each worker's warm parent forks a
-  sandbox per submission; bookkeeping set up once per worker).
+  sandbox per submission; bookkeeping set up once per worker; the student's figures named by their
+  captions, not drawn: the default);
+- ours, warm, 1 worker, `--figures`: the same with the student's figures drawn into the feedback.
 
 Wall-clock times include each command's start-up (and each worker's warm parent). Also in the same
 run: the seconds one Python start with torch and numpy imported takes (the median of 3), the ratio
@@ -140,10 +143,12 @@ def timeline(state: Path, assignment: str, t0: float, wall: float, workers: int)
             "overhead_s": steady - inside_steady / workers, "warm_parents_s": starts / workers}
 
 
-def ours(students, tmp: Path, workers: int, assignment: str, samples: Path, start: str = "warm") -> dict:
-    """One `python -m autograder grade` over ``students`` (sample names), in a fresh state folder: its wall
-    seconds from its start (``wall_s``), its :func:`timeline`, and (1 worker) the :func:`phases`."""
-    tag = f"{assignment}-{start}{workers}"
+def ours(students, tmp: Path, workers: int, assignment: str, samples: Path, start: str = "warm",
+         figures: bool = False) -> dict:
+    """One `python -m autograder grade` (``--figures`` too when ``figures``) over ``students`` (sample names),
+    in a fresh state folder: its wall seconds from its start (``wall_s``), its :func:`timeline`, and the
+    :func:`phases`."""
+    tag = f"{assignment}-{start}{workers}{'-figures' * figures}"
     subs, state = tmp / f"subs-{tag}", tmp / f"state-{tag}"
     for k, name in enumerate(students):  # the sample's whole folder (assignment 4 hands in a model too)
         shutil.copytree(samples / name, subs / f"s{k:02d}")
@@ -153,14 +158,17 @@ def ours(students, tmp: Path, workers: int, assignment: str, samples: Path, star
     env.pop("NBGRADER_DB_URL", None)
     t0, c0 = time.time(), time.perf_counter()
     r = subprocess.run([sys.executable, "-m", "autograder", "grade", assignment, str(subs), "--workers", str(workers),
-                        "--force"], cwd=ROOT, env=env, capture_output=True, text=True)
+                        "--force", *["--figures"] * figures], cwd=ROOT, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - c0
     if r.returncode:
         raise SystemExit(r.stdout + r.stderr)
     return {"wall_s": wall, **timeline(state, assignment, t0, wall, workers), "phases": phases(state, assignment, correct)}
 
 
-COMMANDS = ("plain", "cold1", "warm1", "warm2")
+COMMANDS = ("plain", "cold1", "warm1", "warm2", "figures1")
+# (start, workers, --figures) of each of ours; figures1: warm, 1 worker, the student's figures drawn
+OURS = {"cold1": ("cold", 1, False), "warm1": ("warm", 1, False), "warm2": ("warm", 2, False),
+        "figures1": ("warm", 1, True)}
 
 
 def measure(n: int, assignment: str, commands=COMMANDS) -> dict:
@@ -175,7 +183,8 @@ def measure(n: int, assignment: str, commands=COMMANDS) -> dict:
             res["plain_nbgrader_s"] = plain(students, tmp, assignment, samples)
         for c in commands:
             if c != "plain":
-                res[c] = ours(students, tmp, int(c[-1]), assignment, samples, c[:-1])
+                start, workers, figures = OURS[c]
+                res[c] = ours(students, tmp, workers, assignment, samples, start, figures)
         res["load_after"] = os.getloadavg()[0]
     return res
 
@@ -190,7 +199,8 @@ def report(res: dict) -> None:
     if "plain_nbgrader_s" in res:
         p = res["plain_nbgrader_s"]
         print(f"| nbgrader autograde (plain, batched) | {p:.1f} | {p / n:.2f} | {p / n / imp:.2f} | | | | | |")
-    names = {"cold1": "grade --cold, 1 worker", "warm1": "grade (warm), 1 worker", "warm2": "grade (warm), 2 workers"}
+    names = {"cold1": "grade --cold, 1 worker", "warm1": "grade (warm), 1 worker", "warm2": "grade (warm), 2 workers",
+             "figures1": "grade --figures (warm), 1 worker"}
     for c in (c for c in COMMANDS if c in res):
         r = res[c]
         print(f"| python -m autograder {names[c]} | {r['wall_s']:.1f} | {r['wall_s'] / n:.2f} | {r['wall_s'] / n / imp:.2f} "
@@ -203,7 +213,7 @@ def report(res: dict) -> None:
     if "warm1" in res and "plain_nbgrader_s" in res:
         print(f"warm 1 worker / plain nbgrader: {res['warm1']['wall_s'] / res['plain_nbgrader_s']:.2f}"
               + (f"; warm / cold (1 worker): {res['warm1']['wall_s'] / res['cold1']['wall_s']:.2f}" if "cold1" in res else ""))
-    shown = [c for c in ("cold1", "warm1", "warm2") if c in res]  # warm2: the same, two at a time (contention)
+    shown = [c for c in ("cold1", "warm1", "warm2", "figures1") if c in res]  # warm2: the same, two at a time (contention)
     if not shown:
         return
     print("| per submission, inside the worker | " + " | ".join(f"{c} s | {c} / import" for c in shown) + " |")
@@ -217,8 +227,9 @@ def report(res: dict) -> None:
 def summary(all_res: list) -> None:
     """One line per assignment: the warm one-worker split per submission and the correct sample, as / import."""
     print("\n| assignment (warm, 1 worker; / import) | start | cells | judge | bookkeeping | (its lock wait) | feedback "
-          "| in all | correct sample | whole command per submission | plain nbgrader | 2 workers (steady) |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "| in all | correct sample | whole command per submission | plain nbgrader | 2 workers (steady) "
+          "| correct sample, --figures |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for res in all_res:
         imp, w = res["import_torch_numpy_s"], res.get("warm1")
         if w is None:
@@ -226,8 +237,9 @@ def summary(all_res: list) -> None:
         ph = [w["phases"][label] / imp for label, _ in PHASES] + [w["phases"]["correct"] / imp]
         plain_ = f"{res['plain_nbgrader_s'] / res['n'] / imp:.2f}" if "plain_nbgrader_s" in res else ""
         two = f"{w['steady_s'] / res['warm2']['steady_s']:.2f}x" if "warm2" in res else ""
+        figs = f"{res['figures1']['phases']['correct'] / imp:.3f}" if "figures1" in res else ""
         print(f"| {res['assignment']} | " + " | ".join(f"{v:.3f}" for v in ph) +
-              f" | {w['wall_s'] / res['n'] / imp:.2f} | {plain_} | {two} |")
+              f" | {w['wall_s'] / res['n'] / imp:.2f} | {plain_} | {two} | {figs} |")
 
 
 ASSIGNMENTS = ("01_gradient_flow", "02_lstm_gru_cells", "03_deep_bidirectional", "04_training_with_clipping")

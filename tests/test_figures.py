@@ -103,6 +103,7 @@ def test_finish_puts_the_caption_inside_the_figure_below_the_panels():
             ax.set_xlabel("distance T - j (steps back)")
             ax.legend()
         plots.finish(fig, "t", " ".join((words * 2)[:n_words]), title=title)
+        fig.canvas.draw()  # the panels are laid out when the figure is drawn (its layout engine)
         caption = next(t for t in fig.texts if t.get_text().startswith("Your"))
         renderer = fig.canvas.get_renderer()
         box, panels = caption.get_window_extent(renderer), [ax.get_tightbbox(renderer) for ax in fig.axes]
@@ -131,7 +132,7 @@ def test_the_sandbox_saves_a_finished_figure_as_it_is_and_a_students_own_with_a_
     ax.plot([0, 1])
     own.text(0.01, -0.3, "a note below the figure")
     size = [(round(w * 72), round(h * 72)) for w, h in (finished.get_size_inches(), own.get_size_inches())]
-    pngs = _runner.figures()
-    assert len(pngs) == 2 and not plt.get_fignums()
+    pngs, captions = zip(*_runner.figures())
+    assert len(pngs) == 2 and not plt.get_fignums() and captions[0].startswith("A line that rises") and captions[1] == ""
     assert _png_size(pngs[0]) == size[0]
     assert _png_size(pngs[1])[1] > size[1][1] + 10

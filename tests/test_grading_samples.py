@@ -32,11 +32,12 @@ def expected():
     return rows
 
 
-def run(subs, state, monkeypatch, **kw):
+def run(subs, state, monkeypatch, limits=None, **kw):
     monkeypatch.setenv("AUTOGRADER_STATE_DIR", str(state))
     monkeypatch.setenv("AUTOGRADER_SECRET", "ci-secret")
     monkeypatch.delenv("NBGRADER_DB_URL", raising=False)
-    return pipeline.grade(A, subs, workers=2, cfg=config.load(**LIMITS), log=lambda *a: None, **kw)
+    cfg = config.load(**{**LIMITS, **(limits or {})})
+    return pipeline.grade(A, subs, workers=2, cfg=cfg, log=lambda *a: None, **kw)
 
 
 @pytest.fixture(scope="module")
@@ -149,6 +150,23 @@ def test_feedback_gives_nothing_away(graded):
     for line in secret:
         assert line not in linked and escape(line) not in linked, line
     assert "global norm" in (feedback / "mistake_clip_per_parameter" / A / f"{A}.html").read_text()
+
+
+def test_feedback_names_the_figures_grading_did_not_draw_and_draws_them_when_asked(graded, tmp_path, monkeypatch):
+    """By default the feedback shows each figure's caption where the figure would be (no image); with
+    ``draw_figures`` (``grade --figures``) the figures themselves, each with its caption as alt text, and the
+    same score. A student's own figure title never reaches the page as markup."""
+    placeholder = "[Figure, not drawn at grading: run the notebook to see it."
+    html = (graded["state"] / "feedback" / "correct" / A / f"{A}.html").read_text()
+    assert html.count(placeholder) == 4 and "<img" not in html
+    assert f"{placeholder} Your rnn_step, run 60 steps:" in html
+    subs = tmp_path / "drawn"
+    shutil.copytree(SAMPLES / "correct", subs / "correct")
+    row = run(subs, tmp_path / "state", monkeypatch, limits={"draw_figures": True}).results[0]
+    html = (tmp_path / "state" / "feedback" / "correct" / A / f"{A}.html").read_text()
+    assert placeholder not in html and html.count('src="data:image/png;base64,') == 4
+    assert 'alt="Your rnn_step, run 60 steps:' in html
+    assert (row["score"], row["status"]) == (graded["rows"]["correct"]["score"], graded["rows"]["correct"]["status"])
 
 
 def test_other_students_are_unaffected(graded, tmp_path, monkeypatch):

@@ -107,10 +107,10 @@ def run_cell(*args):
     r["error_type"] = "CellTimeout"  # claim a timeout that never happened
     return r
 runner.run_cell = run_cell
-runner.figures = lambda *a: [b"not a png" * 1000] * 20 + [b"\\x89PNG\\r\\n\\x1a\\n" + bytes(3_000_000)]
+runner.figures = lambda *a: [(b"not a png" * 1000, "")] * 20 + [(b"\\x89PNG\\r\\n\\x1a\\n" + bytes(3_000_000), "")]
 """
     r = run_cells(lib, fake_claims, "print('after')", "import os\nfor _ in range(40):\n    os.write(1, b'z' * 1_000_000)",
-                  "print('last')", max_output_bytes=8 * 2**20)
+                  "print('last')", max_output_bytes=8 * 2**20, draw_figures=True)
     assert not [e for e in r.events if e[0] == "timeout"], r.events  # claimed, not measured
     assert r.cells[1]["stdout"] == "after\n" and r.cells[1]["error_type"] == "Error"
     assert r.cells[1]["figures"] == []  # neither the fake PNGs nor the oversized one
@@ -318,12 +318,63 @@ def test_what_a_notebook_may_keep_is_capped_in_all(lib):
 import __main__, os, struct, zlib
 png = b"\\x89PNG\\r\\n\\x1a\\n" + struct.pack(">I", 13) + b"IHDR" + struct.pack(">II", 100, 100) + os.urandom(900_000)
 huge = b"\\x89PNG\\r\\n\\x1a\\n" + struct.pack(">I", 13) + b"IHDR" + struct.pack(">II", 100_000, 100_000)
-__main__.figures = lambda *a: [png] * 5 + [huge]
+__main__.figures = lambda *a: [(png, "")] * 5 + [(huge, "")]
 """
-    r = run_cells(lib, flood, *["print('x' * 10)"] * 30, max_kept_bytes=4 * 2**20, max_cells=20)
+    r = run_cells(lib, flood, *["print('x' * 10)"] * 30, max_kept_bytes=4 * 2**20, max_cells=20, draw_figures=True)
     kept = sum(len(f) for c in r.cells.values() for f in c["figures"])
     assert 0 < kept <= 4 * 2**20
     assert all(len(f) < 1_000_000 for c in r.cells.values() for f in c["figures"])  # never the 10^10-pixel one
     assert ("output_limit", "notebook: only the first 20 code cells were run") in r.events
     assert any(k == "output_limit" and "more output and figures" in d for k, d in r.events)
     assert max(r.cells) == 19
+
+
+FIGURE_CELL = """
+import matplotlib.pyplot as plt
+from course_lib import plots
+fig, ax = plt.subplots()
+ax.plot([0, 1, 4])
+plots.finish(fig, "t", "Squares grow.")
+own, ax = plt.subplots()
+ax.plot([1, 0])
+"""
+
+
+def test_figures_are_named_by_default_and_drawn_when_asked(lib):
+    """By default grading draws no figure (matplotlib's template backend in the sandbox) and keeps each
+    one's caption (a student's own figure: an empty one); ``draw_figures`` keeps PNGs instead."""
+    named = run_cells(lib, FIGURE_CELL, "import matplotlib\nprint(matplotlib.get_backend())")
+    assert named.cells[0]["figures"] == [] and named.cells[0]["figure_names"] == ["Squares grow.", ""]
+    assert named.cells[1]["stdout"] == "template\n"
+    drawn = run_cells(lib, FIGURE_CELL, "import matplotlib\nprint(matplotlib.get_backend())", draw_figures=True)
+    assert len(drawn.cells[0]["figures"]) == 2 and drawn.cells[0]["figure_names"] == ["Squares grow.", ""]
+    assert all(f.startswith(sandbox.PNG_MAGIC) for f in drawn.cells[0]["figures"])
+    assert drawn.cells[1]["stdout"].lower() == "agg\n"
+
+
+def test_figures_not_asked_for_are_never_kept(lib):
+    """A patched runner that sends PNGs when none were asked for, floods captions or sends a caption
+    that is not text: no PNG is kept, at most max_figures captions of at most MAX_FIGURE_NAME characters
+    (one that is not text: a figure without a caption)."""
+    forged = """
+import __main__, numpy as np
+png = np.frombuffer(b"\\x89PNG\\r\\n\\x1a\\n" + bytes(100), np.uint8)
+real_send = __main__.send
+def send(fd, header, arrays=None):
+    if arrays is not None and header.get("op") == "cell":
+        arrays = dict(arrays, **{f"fig/{j}": png for j in range(3)})
+    real_send(fd, header, arrays)
+__main__.send = send
+__main__.figures = lambda *a: [(None, "x" * 100_000)] * 50
+"""
+    bad_name = """
+import __main__, numpy as np
+real_text = __main__._text
+__main__._text = lambda s: np.arange(5) if isinstance(s, list) else real_text(s)
+__main__.figures = lambda *a: [(None, [1, 2])]
+"""
+    r = run_cells(lib, forged, "print(1)", max_figures=3)
+    assert all(c["figures"] == [] for c in r.cells.values())
+    assert r.cells[1]["figure_names"] == ["x" * sandbox.MAX_FIGURE_NAME] * 3
+    r = run_cells(lib, bad_name, "print(1)")
+    assert r.cells[1]["figure_names"] == [""] and r.cells[1]["stdout"] == "1\n"

@@ -109,6 +109,7 @@ def payload_notebook(invalid=True):
         new_output("display_data", data={"image/png": FAKE_PNG, "text/plain": "<Figure>"}),
         new_output("display_data", data={"image/png": PNG, "text/plain": "<Figure>"},
                    metadata={"image/png": {"width": "1\" onerror=\"window.__pwned='width'",
+                                           "alt": ALT_BREAKOUT,
                                            "filenames": {"image/png": "x\" onerror=\"window.__pwned=1"}}}),
         new_output("execute_result", data={"text/plain": "42"}, execution_count=7),
         new_output("error", ename="ValueError", evalue="<script>window.__pwned='evalue'</script>",
@@ -124,6 +125,9 @@ def payload_notebook(invalid=True):
     if invalid:
         nb.cells[0]["id"] = "x\" onmouseover=\"window.__pwned='cell id'"
     return nb
+
+
+ALT_BREAKOUT = 'a plot" onerror="alert(1)" x="'  # an alt text that tries to close its attribute (an on* would show)
 
 
 def _export(nb, template="classic"):
@@ -171,6 +175,8 @@ def test_sanitised_notebook_exports_nothing_live(template):
     nb = student_html.sanitize_notebook(payload_notebook())
     html = _export(nb, template)
     assert _live_payloads(html) == []
+    alts = [t.get("alt") for t in BeautifulSoup(html, "html.parser").find_all("img") if "alert" in (t.get("alt") or "")]
+    assert alts == ([ALT_BREAKOUT] if template == "classic" else [])  # one attribute's text (lab shows no alt)
     assert "jupyter-widgets" not in html and "widget-state" not in html  # no widget JavaScript loaded
     assert "window.__pwned='title'" not in html and "cell id" not in html
 
@@ -206,7 +212,9 @@ def test_sanitised_cells_and_metadata_are_minimal():
     assert kinds == [("stream", []), ("display_data", ["text/plain"]), ("display_data", ["text/plain"]),
                      ("display_data", ["image/png", "text/plain"]), ("execute_result", ["text/plain"]),
                      ("error", [])]
-    assert all(o.get("metadata", {}) == {} for o in code.outputs)
+    # of output metadata only an image's alt text is kept, as plain text (the templates escape it)
+    assert [o.get("metadata", {}) for o in code.outputs] == [
+        {}, {}, {}, {"image/png": {"alt": ALT_BREAKOUT}}, {}, {}]
     assert code.outputs[4].execution_count is None
     nbformat.validate(nb)
 
