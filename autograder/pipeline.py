@@ -539,7 +539,10 @@ def _grade_one(task: dict) -> dict:
     if task.get("needs_folder"):
         status.append("missing_files")
         details.append(task["needs_folder"])
-    book = _bookkeeping(task, nb, rel, j)
+    try:
+        book = _bookkeeping(task, nb, rel, j)
+    finally:
+        sandbox.finish_closing()  # its sandbox, killed when the cells were done, was torn down meanwhile
     details.extend(book["review"])
     return _result(task, status, details, j, book, t0)
 

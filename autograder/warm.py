@@ -145,6 +145,8 @@ class WarmServer:
 
     def reap(self, pid: int):
         """The child's exit status (negative: killed by that signal)."""
+        if self.ctl is None:  # this parent was closed or replaced: it took its children with it
+            return -signal.SIGKILL
         try:
             self.ctl.sendall(json.dumps({"op": "reap", "pid": pid}).encode())
             return int(self._recv(30)["status"])

@@ -92,6 +92,7 @@ def test_nothing_is_mounted_or_left_in_the_graders_namespace(lib):
     assert r.cells[0]["stdout"].split() == ["True", "/sandbox"]
     assert "autograder-scratch" not in Path("/proc/self/mountinfo").read_text()
     scratch, _ = lib
+    sandbox.finish_closing()  # the last sandbox was killed without waiting for its teardown
     assert [p.name for p in scratch.iterdir() if p.name.startswith("sbx-")] == []  # every stage removed
 
 

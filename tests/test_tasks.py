@@ -319,6 +319,35 @@ def test_encode_decode_round_trip_and_unknown_chars(corpus):
         corpus.decode([len(corpus.vocab)])
 
 
+def test_reading_and_encoding_are_the_per_character_definitions(corpus, tmp_path):
+    """The corpus is read and encoded with whole-text operations; the result is character for character that of
+    the definitions: drop each control character but newline and tab, then look each character up (unknown: 0),
+    on the real text and on one made of control codes, separators next to them, non-BMP characters and lone
+    surrogates."""
+    import random
+
+    def records(text):
+        out = []
+        for rec in text.split("\n%\n"):
+            rec = "".join(c for c in rec.strip("\n%") if c in "\n\t" or c.isprintable())
+            if rec.strip() and "$FreeBSD" not in rec:
+                out.append(rec)
+        return out
+
+    def encode(vocab, text):
+        return torch.tensor([vocab.stoi.get(c, 0) for c in text], dtype=torch.long)
+
+    assert torch.equal(corpus.train_ids, encode(corpus.vocab, corpus.train))
+    rng = random.Random(0)
+    alphabet = ["a", "b", " ", "\n", "\t", "%", "\x07", "\x08", "\x1b", "\u2603", "\U0001F600", "\ud800", "\n%\n"]
+    text = "".join(rng.choice(alphabet) for _ in range(5000)) + "\n%\x07\n tail"
+    (tmp_path / "fortunes").write_text(text, encoding="utf-8", errors="surrogatepass")
+    read = tmp_path / "fortunes"
+    assert corpus_mod._read_records(read) == records(read.read_text(encoding="utf-8", errors="replace"))
+    assert torch.equal(corpus.encode(text), encode(corpus.vocab, text))
+    assert corpus.encode("").shape == (0,) and corpus.encode("").dtype == torch.long
+
+
 def test_unigram_bits_per_char_is_a_sensible_bar(corpus):
     bpc = tasks.unigram_bits_per_char(corpus)
     assert 4.0 < bpc < 5.0

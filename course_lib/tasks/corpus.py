@@ -15,6 +15,7 @@ offensive (``-o``) files are never read.
 """
 from __future__ import annotations
 
+import re
 import site
 import sys
 import sysconfig
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
+import numpy as np
 import torch
 
 from .._validate import int_at_least
@@ -53,8 +55,22 @@ class Vocab:
         """1-D int64 tensor of ids; unknown characters map to ``unk_id`` (0)."""
         if not isinstance(text, str):
             raise ValueError(f"text must be a str, got {type(text).__name__}")
-        get = self.stoi.get
-        return torch.tensor([get(c, 0) for c in text], dtype=torch.long)
+        # every character's code point at once, then one table lookup (a Python loop took 0.1 s a million)
+        points = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype="<u4")
+        table = self._table()
+        ids = np.zeros(points.shape, dtype=np.int64)
+        known = points < table.size
+        ids[known] = table[points[known]]
+        return torch.from_numpy(ids)
+
+    def _table(self) -> np.ndarray:
+        """id of each code point up to the vocabulary's largest (0: unknown), made once."""
+        if getattr(self, "_lookup", None) is None:
+            lookup = np.zeros(max(map(ord, self.itos)) + 1, dtype=np.int64)
+            for c, i in self.stoi.items():
+                lookup[ord(c)] = i
+            self._lookup = lookup
+        return self._lookup
 
     def decode(self, ids) -> str:
         """The text for a sequence of ids (a 1-D tensor or a list of ints)."""
@@ -173,11 +189,15 @@ def _fortune_dirs() -> list[Path]:
 
 def _read_records(path: Path) -> list[str]:
     text = path.read_text(encoding="utf-8", errors="replace")
+    # drop terminal control codes (bell, backspace overstrike), keep newlines and tabs: the few such
+    # characters the text holds, found once, removed by one regular expression
+    control = sorted(c for c in set(text) if not (c in "\n\t" or c.isprintable()))
+    drop = re.compile("[" + re.escape("".join(control)) + "]") if control else None
     records = []
     for rec in text.split(_SEPARATOR):
         rec = rec.strip("\n%")
-        # drop terminal control codes (bell, backspace overstrike), keep newlines and tabs
-        rec = "".join(c for c in rec if c in "\n\t" or c.isprintable())
+        if drop is not None:
+            rec = drop.sub("", rec)
         if rec.strip() and "$FreeBSD" not in rec:
             records.append(rec)
     return records
