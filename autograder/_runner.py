@@ -7,7 +7,7 @@ counts every byte, validates every reply, and computes the verdict in its own pr
 
 It talks to the grader over two inherited pipes, never through files (``argv``: the request fd,
 the reply fd, the folder holding ``course_lib``). A message is a frame: a 4-byte length and a
-JSON header, then an 8-byte length and a body (an ``np.savez`` archive, or nothing).
+JSON header, then an 8-byte length and a body (arrays, :func:`pack`, or nothing).
 
   grader -> runner   {"op": "cell", "index", "source", "cpu", "wall",      run one cell; its figures
                       "figures": "draw" | "name"}                          captions, and PNGs if "draw"
@@ -24,6 +24,7 @@ import ast
 import io
 import json
 import os
+import re
 import signal
 import struct
 import sys
@@ -59,25 +60,76 @@ def recv(fd):
 
 
 def send(fd, header, arrays=None):
-    body = npz(arrays) if arrays is not None else b""
+    body = pack(arrays) if arrays is not None else b""
     head = json.dumps(header).encode()
     view = memoryview(struct.pack(">I", len(head)) + head + struct.pack(">Q", len(body)) + body)
     while view:
         view = view[os.write(fd, view):]
 
 
-def npz(arrays):
-    """An ``.npz`` archive of ``arrays`` (any key, even "file", which ``np.savez(**arrays)`` refuses)."""
-    import zipfile
-
+def pack(arrays):
+    """``arrays`` (name -> array-like) as one body: a 4-byte length, a JSON table ``[[name, dtype, shape],
+    ...]`` (numpy's dtype string, e.g. ``"<f8"``), then each array's bytes in C order, one after another.
+    An object array cannot be sent (ValueError)."""
     import numpy as np
 
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
-        for k, v in arrays.items():
-            with zf.open(f"{k}.npy", "w", force_zip64=True) as f:
-                np.lib.format.write_array(f, np.asanyarray(v), allow_pickle=False)
-    return buf.getvalue()
+    table, parts = [], []
+    for k, v in arrays.items():
+        a = np.asarray(v)  # (tobytes gives C order whatever the layout; ascontiguousarray would make a 0-d 1-d)
+        if a.dtype.hasobject or a.dtype.fields is not None:
+            raise ValueError(f"{k}: an array of objects or records cannot be sent")
+        table.append([str(k), a.dtype.str, list(a.shape)])
+        parts.append(a.tobytes())
+    head = json.dumps(table).encode()
+    return b"".join([struct.pack(">I", len(head)), head, *parts])
+
+
+_DTYPE = re.compile(r"[<>|=][a-zA-Z][0-9]{1,9}(\[[a-zA-Z]{1,4}\])?")  # what numpy's dtype.str gives a plain type
+
+
+def unpack(body, kinds="biufU", max_arrays=10_000, max_size=10_000_000):
+    """The arrays of a :func:`pack` body (own, writable copies), read without trusting it: ValueError when
+    it is not one (a bad table, a dtype that is not a plain type, sizes past its end, bytes left over);
+    an array of a kind not in ``kinds``, of more than ``max_size`` elements or with a name over 200
+    characters is left out."""
+    import numpy as np
+
+    (n,) = struct.unpack(">I", body[:4])
+    if n > 1 << 20:
+        raise ValueError("table too long")
+    table, pos, out = json.loads(bytes(body[4:4 + n])), 4 + n, {}
+    if not isinstance(table, list) or len(table) > max_arrays:
+        raise ValueError("not a table of arrays")
+    for entry in table:
+        name, dtype, shape = _entry(entry)
+        count = 1
+        for d in shape:
+            count *= d
+        nbytes = count * dtype.itemsize
+        if pos + nbytes > len(body):
+            raise ValueError("an array runs past the end")
+        if dtype.kind in kinds and count <= max_size and len(name) <= 200 and dtype.itemsize:
+            out[name] = np.frombuffer(body, dtype, count, pos).reshape(shape).copy()
+        pos += nbytes
+    if pos != len(body):
+        raise ValueError("bytes after the last array")
+    return out
+
+
+def _entry(entry):
+    """(name, dtype, shape) of one table entry, or ValueError."""
+    import numpy as np
+
+    if not (isinstance(entry, list) and len(entry) == 3 and isinstance(entry[0], str) and isinstance(entry[1], str)
+            and isinstance(entry[2], list) and len(entry[2]) <= 32
+            and all(type(d) is int and 0 <= d < 2**40 for d in entry[2])):
+        raise ValueError("not an array entry")
+    if not _DTYPE.fullmatch(entry[1]):
+        raise ValueError("not a plain dtype")
+    dtype = np.dtype(entry[1])
+    if dtype.fields is not None or dtype.subdtype is not None or dtype.hasobject:
+        raise ValueError("not a plain dtype")
+    return entry[0], dtype, tuple(entry[2])
 
 
 def flush_streams():
@@ -188,8 +240,7 @@ def call(protocol_mod, ns, req, body):
         return {"error_type": np.array("Missing"), "error": np.array("")}
     if not callable(fn):
         return {"error_type": np.array("NotCallable"), "error": np.array(f"`{name}` is a {type(fn).__name__}")}
-    with np.load(io.BytesIO(body), allow_pickle=False) as z:
-        case = {k: z[k] for k in z.files}
+    case = unpack(body)
     start_timers(req["cpu"], req["wall"])
     try:
         got = protocol_mod.call(req["protocol"], fn, case, req["arg_names"], req["scalar_names"])

@@ -40,7 +40,6 @@ import contextlib
 import ctypes
 import dataclasses
 import fcntl
-import io
 import json
 import os
 import select
@@ -52,16 +51,16 @@ import subprocess
 import sys
 import tempfile
 import time
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from . import boundary
-from ._runner import npz as _npz  # the one encoder for both ends of the pipes
+from ._runner import pack as _pack  # the one encoding for both ends of the pipes
+from ._runner import unpack as _unpack
 
 HERE = Path(__file__).resolve().parent
-MAX_NPZ_BYTES = 64 * 2**20  # one reply's body
+MAX_BODY_BYTES = 64 * 2**20  # one reply's body
 MAX_HEADER_BYTES = 1 << 16
 ALLOWED_KINDS = "biufU"
 COURSE_DIR, HOME = "/opt/course", "/sandbox"  # where the sandbox sees the library, its own folder
@@ -566,7 +565,7 @@ class Sandbox:
         if len(b) < 12 + hlen:
             return None
         (blen,) = struct.unpack(">Q", b[4 + hlen:12 + hlen])
-        if blen > MAX_NPZ_BYTES:
+        if blen > MAX_BODY_BYTES:
             raise ValueError("reply too long")
         if len(b) < 12 + hlen + blen:
             return None
@@ -626,7 +625,7 @@ class Sandbox:
     def _replied(self, step: Step, send: bytearray, out: _Stream, err: _Stream) -> bool:
         """A whole reply came (``step`` gets it), or bytes that cannot be one (``malformed``)."""
         try:  # a reply before the whole request went in is no reply; nor is a flood
-            if len(self.pending) > 12 + MAX_HEADER_BYTES + MAX_NPZ_BYTES or (send and self.pending):
+            if len(self.pending) > 12 + MAX_HEADER_BYTES + MAX_BODY_BYTES or (send and self.pending):
                 raise ValueError("unasked or oversized reply")
             got = self._frame()
         except (ValueError, UnicodeDecodeError):
@@ -745,31 +744,15 @@ atexit.register(finish_closing)
 
 
 def safe_load_bytes(data: bytes) -> dict:
-    """Arrays from an npz the sandbox sent: no pickles, only numbers/bools/strings, size-capped. The
-    archive is read once: each ``<key>.npy`` member with numpy's own reader (``allow_pickle=False``, its
-    header size capped); a member that is not one, or not readable, or of another kind is left out."""
-    if len(data) > MAX_NPZ_BYTES:
+    """Arrays from a body the sandbox sent (``_runner.pack``), read by ``_runner.unpack`` without trusting it:
+    only numbers, bools and strings (no pickles: no object can be in it), size-capped; {} when it is not
+    such a body."""
+    if len(data) > MAX_BODY_BYTES:
         return {}
-    out = {}
     try:
-        with zipfile.ZipFile(io.BytesIO(data)) as zf:
-            infos = zf.infolist()
-            if len(infos) > 10_000 or sum(i.file_size for i in infos) > 4 * MAX_NPZ_BYTES:
-                return {}
-            for info in infos:
-                k = info.filename[:-4]
-                if not info.filename.endswith(".npy") or len(k) > 200:
-                    continue
-                try:
-                    with zf.open(info) as f:
-                        a = np.lib.format.read_array(f, allow_pickle=False)
-                except Exception:  # an object array (needs pickle) or a broken member
-                    continue
-                if a.dtype.kind in ALLOWED_KINDS and a.size <= 10_000_000:
-                    out[k] = a
-    except Exception:
+        return _unpack(data, kinds=ALLOWED_KINDS)
+    except Exception:  # noqa: BLE001 - a malformed body is no reply
         return {}
-    return out
 
 
 def _png_ok(data: bytes, lim: Limits) -> bool:
@@ -915,7 +898,7 @@ class _Run:
             cpu, wall = self.budget(lim.call_timeout)
             req = {"op": "call", "exercise": name, "case": i, "protocol": ex["protocol"],
                    "arg_names": ex["arg_names"], "scalar_names": ex["scalar_names"], "cpu": cpu, "wall": wall}
-            step = sb.exchange(req, _npz(case), cpu, wall, _Stream(0), _Stream(0))
+            step = sb.exchange(req, _pack(case), cpu, wall, _Stream(0), _Stream(0))
             self.charge(step)
             outcome, replied = self.classify(step, cpu, wall, {"op": "call", "exercise": name, "case": i})
             if outcome == "ok":

@@ -352,7 +352,9 @@ def test_command_killed_then_rerun_resumes(graded, postgres, cluster):
     grades the rest, and every student is in grades.csv and the gradebook once, with the exact score."""
     state, runs = graded["state"], graded["state"] / "runs" / A
     env = _env(state, graded["url"], AUTOGRADER_SECRET="another-secret")  # a new secret: every result is stale
-    two = ["--student", "correct", "--student", "partial"]  # regraded; the class's other rows stay as they are
+    # regraded (the class's other rows stay as they are): one graded in a second, one that runs into its time
+    # limit for several, so the kill lands between their results however fast grading is
+    two = ["--student", "correct", "--student", "slow_function"]
     t0 = time.time()
     proc = subprocess.Popen(_grade_cmd(graded["subs"], cluster["address"], *two), cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

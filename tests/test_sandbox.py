@@ -5,9 +5,11 @@ setup used to cost students points, and checks the grader's side holds.
 """
 import csv
 import hashlib
+import json
 import os
 import shutil
 import signal
+import struct
 import subprocess
 import sys
 import threading
@@ -202,13 +204,34 @@ def test_cleanup_keeps_what_a_live_run_holds(lib):
     assert str(scratch) not in sandbox.cleanup_stale() and scratch.is_dir()
 
 
-def test_replies_are_loaded_as_plain_arrays_only():
-    import io
+def _body(table, data=b""):
+    head = json.dumps(table).encode()
+    return struct.pack(">I", len(head)) + head + data
 
-    buf = io.BytesIO()
-    np.savez(buf, good=np.arange(3.0), text=np.array("hi"), evil=np.array([object()], dtype=object))
-    assert set(sandbox.safe_load_bytes(buf.getvalue())) == {"good", "text"}
-    assert sandbox.safe_load_bytes(b"not a zip") == {}
+
+def test_replies_are_loaded_as_plain_arrays_only():
+    """A reply body is read without trusting it: plain arrays come back as own writable copies; an array of
+    another kind, too many elements or too long a name is left out; anything that is not a well-formed body
+    (an object or record dtype, a bad table, sizes past the end, bytes left over) gives nothing at all."""
+    from autograder import _runner
+
+    got = sandbox.safe_load_bytes(_runner.pack({"good": np.arange(6.0).reshape(2, 3), "text": np.array("hi"),
+                                                "flag": np.array([True]), "z": np.array([1j]), "n" * 201: [1]}))
+    assert set(got) == {"good", "text", "flag"} and got["good"].shape == (2, 3) and got["text"].shape == ()
+    assert str(got["text"]) == "hi" and np.array_equal(got["good"], np.arange(6.0).reshape(2, 3))
+    t = sandbox.safe_load_bytes(_runner.pack({"t": np.arange(6).reshape(2, 3).T}))["t"]  # not C-contiguous
+    assert np.array_equal(t, np.arange(6).reshape(2, 3).T)
+    assert got["good"].flags.writeable and got["good"].flags.owndata
+    with pytest.raises(ValueError):
+        _runner.pack({"evil": np.array([object()], dtype=object)})
+    eight = np.arange(1.0).tobytes()
+    for bad in (b"not a body", _body({"a": 1}), _body([["x", "|O", [1]]], eight), _body([["x", "f8,i4", [1]]], eight),
+                _body([["x", "(2,)f8", [1]]], eight), _body([["x", "<f8", [2]]], eight), _body([["x", "<f8", [1]]], eight * 2),
+                _body([["x", "<f8", [-1]]]), _body([["x", "<f8", [True]]], eight), _body([["x", "<f8", [1]]] * 10_001),
+                struct.pack(">I", 2**21) + b"[]"):
+        assert sandbox.safe_load_bytes(bad) == {}, bad[:60]
+    huge = sandbox.safe_load_bytes(_body([["big", "|b1", [10_000_001]], ["ok", "<i8", [1]]], bytes(10_000_001) + eight))
+    assert set(huge) == {"ok"}
 
 
 @pytest.mark.slow
