@@ -746,13 +746,39 @@ atexit.register(finish_closing)
 def safe_load_bytes(data: bytes) -> dict:
     """Arrays from a body the sandbox sent (``_runner.pack``), read by ``_runner.unpack`` without trusting it:
     only numbers, bools and strings (no pickles: no object can be in it), size-capped; {} when it is not
-    such a body."""
+    such a body. Text is text a notebook file can hold: an array whose name UTF-8 cannot encode (a lone
+    surrogate, which a result's hint would name) is left out, a text array is mended (:func:`_valid_text`)."""
     if len(data) > MAX_BODY_BYTES:
         return {}
     try:
-        return _unpack(data, kinds=ALLOWED_KINDS)
+        arrays = _unpack(data, kinds=ALLOWED_KINDS)
     except Exception:  # noqa: BLE001 - a malformed body is no reply
         return {}
+    return {k: _valid_text(a) if a.dtype.kind == "U" else a for k, a in arrays.items() if _encodable(k)}
+
+
+def _encodable(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
+
+
+def _valid_text(a: np.ndarray) -> np.ndarray:
+    """A text array whose every character is one UTF-8 can encode: a code point past U+10FFFF (numpy makes
+    a corrupt ``str`` of it) or a lone surrogate (a file the notebook is written to cannot hold it) becomes
+    U+FFFD. Same shape, native byte order."""
+    a = np.asarray(a, dtype=a.dtype.newbyteorder("="), order="C")
+    if a.dtype.itemsize == 0:
+        return a
+    codes = a.reshape(-1).view(np.uint32)
+    bad = (codes > 0x10FFFF) | ((codes >= 0xD800) & (codes <= 0xDFFF))
+    if not bad.any():
+        return a
+    codes = codes.copy()
+    codes[bad] = 0xFFFD
+    return codes.view(a.dtype).reshape(a.shape)
 
 
 def _png_ok(data: bytes, lim: Limits) -> bool:

@@ -16,6 +16,7 @@ import threading
 import time
 from pathlib import Path
 
+import nbformat
 import numpy as np
 import pytest
 
@@ -232,6 +233,8 @@ def test_replies_are_loaded_as_plain_arrays_only():
         assert sandbox.safe_load_bytes(bad) == {}, bad[:60]
     huge = sandbox.safe_load_bytes(_body([["big", "|b1", [10_000_001]], ["ok", "<i8", [1]]], bytes(10_000_001) + eight))
     assert set(huge) == {"ok"}
+    # a name UTF-8 cannot encode (a result's hint would name it): left out
+    assert set(sandbox.safe_load_bytes(_runner.pack({"ok": [1], "x\ud800": [2]}))) == {"ok"}
 
 
 @pytest.mark.slow
@@ -402,3 +405,28 @@ __main__.figures = lambda *a: [(None, [1, 2])]
     assert r.cells[1]["figure_names"] == ["x" * sandbox.MAX_FIGURE_NAME] * 3
     r = run_cells(lib, bad_name, "print(1)")
     assert r.cells[1]["figure_names"] == [""] and r.cells[1]["stdout"] == "1\n"
+
+
+def test_text_from_the_sandbox_is_text_a_notebook_file_can_hold(lib):
+    """A lone surrogate in an exception's message or a figure's caption, and code points past U+10FFFF forged
+    into a reply (numpy turns them into a corrupt ``str``), reach the grader as U+FFFD: the graded notebook
+    can be written (a surrogate used to fail nbgrader's write: the submission a grader_error, for ever)."""
+    surrogates = 'import matplotlib.pyplot as plt\nplt.figure().course_alt = "cap \\ud800"\nraise ValueError("bad \\udfff")'
+    forged = """
+import __main__, numpy as np
+bad = np.frombuffer(np.array([0x110000, 0x41, 0xFFFFFFFF], "<u4").tobytes(), "<U3").reshape(())
+real_send = __main__.send
+def send(fd, header, arrays=None):
+    if arrays is not None and header.get("op") == "cell":
+        arrays = dict(arrays, **{"figname/0": bad, "result": bad.byteswap().view(">U3")})
+    real_send(fd, header, arrays)
+__main__.send = send
+"""
+    r = run_cells(lib, surrogates, forged, "1")
+    assert r.cells[0]["figure_names"] == ["cap \ufffd"] and r.cells[0]["error"].endswith("ValueError: bad \ufffd\n")
+    assert r.cells[2]["figure_names"] == ["\ufffdA\ufffd"] and r.cells[2]["result"] == "\ufffdA\ufffd"
+    from autograder import nbgrader_plugin
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("", outputs=nbgrader_plugin._cell_outputs(c))
+                                         for c in r.cells.values()])
+    assert "cap \ufffd" in nbformat.writes(nb).encode("utf-8").decode("utf-8")
