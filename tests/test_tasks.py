@@ -346,6 +346,18 @@ def test_reading_and_encoding_are_the_per_character_definitions(corpus, tmp_path
     assert corpus_mod._read_records(read) == records(read.read_text(encoding="utf-8", errors="replace"))
     assert torch.equal(corpus.encode(text), encode(corpus.vocab, text))
     assert corpus.encode("").shape == (0,) and corpus.encode("").dtype == torch.long
+    # a vocabulary of other things than characters (words, numbers: they match no character) and of lone
+    # surrogates and the last code point; a str subclass whose encode lies: still character by character
+    odd = text.replace("\n", "")[:300] + "\U0010ffff"
+
+    class Lying(str):
+        def encode(self, *a, **k):
+            return b"\0\0\0\0"
+
+    for vocab in (corpus_mod.Vocab(["ab", "a", "\ud800", "\U0010ffff"]), corpus_mod.Vocab([3, 7]),
+                  corpus_mod.Vocab(["word"])):
+        assert torch.equal(vocab.encode(odd), encode(vocab, odd))
+        assert torch.equal(vocab.encode(Lying(odd)), encode(vocab, odd))
 
 
 def test_unigram_bits_per_char_is_a_sensible_bar(corpus):

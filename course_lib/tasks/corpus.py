@@ -56,7 +56,8 @@ class Vocab:
         if not isinstance(text, str):
             raise ValueError(f"text must be a str, got {type(text).__name__}")
         # every character's code point at once, then one table lookup (a Python loop took 0.1 s a million)
-        points = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype="<u4")
+        # (str's own encode: one code point per character, whatever a subclass of str does)
+        points = np.frombuffer(str.encode(text, "utf-32-le", "surrogatepass"), dtype="<u4")
         table = self._table()
         ids = np.zeros(points.shape, dtype=np.int64)
         known = points < table.size
@@ -64,10 +65,12 @@ class Vocab:
         return torch.from_numpy(ids)
 
     def _table(self) -> np.ndarray:
-        """id of each code point up to the vocabulary's largest (0: unknown), made once."""
+        """id of each code point up to the vocabulary's largest (0: unknown), made once. An entry that is not
+        one character (``Vocab(["ab"])``) matches no character of a text: it is not in the table."""
         if getattr(self, "_lookup", None) is None:
-            lookup = np.zeros(max(map(ord, self.itos)) + 1, dtype=np.int64)
-            for c, i in self.stoi.items():
+            chars = {c: i for c, i in self.stoi.items() if isinstance(c, str) and len(c) == 1}
+            lookup = np.zeros(max(map(ord, chars), default=0) + 1, dtype=np.int64)
+            for c, i in chars.items():
                 lookup[ord(c)] = i
             self._lookup = lookup
         return self._lookup
