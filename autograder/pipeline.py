@@ -603,7 +603,8 @@ def _fill_cell_ids(data) -> bool:
 def parse_submission(raw: bytes) -> tuple:
     """A submitted notebook's bytes as a schema-valid nbformat 4.5 notebook: (notebook, repairs made).
     Raises ``ValueError`` (or a JSON/Unicode error) when it is not a notebook: the row is ``malformed``."""
-    data = json.loads(raw.decode("utf-8"))
+    text = raw.decode("utf-8")
+    data, mended = _mend_surrogates(json.loads(text), text)
     repeated = _fill_cell_ids(data)
     try:  # not nbformat.reads: it logs a schema error into the command's output (make_schema_valid validates)
         nb = nbformat.convert(nbformat.reader.reads(json.dumps(data)), 4)
@@ -618,7 +619,21 @@ def parse_submission(raw: bytes) -> tuple:
         if c.cell_type == "code":
             c.setdefault("outputs", [])
             c.setdefault("execution_count", None)
-    return nb, sorted(set(make_schema_valid(nb)) | ({"cell ids"} if repeated else set()))
+    extra = {"cell ids"} if repeated else set()
+    return nb, sorted(set(make_schema_valid(nb)) | extra | ({"lone surrogates"} if mended else set()))
+
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _mend_surrogates(data, text: str) -> tuple:
+    """(``data``, whether it changed) with each lone surrogate (a ``\\udXXX`` escape without its pair: raw
+    UTF-8 cannot hold one, and no file the notebook is written to can) as U+FFFD."""
+    if not _SURROGATE_ESCAPE.search(text):
+        return data, False
+    dumped = json.dumps(data, ensure_ascii=False)
+    mended = dumped.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    return (json.loads(mended), True) if mended != dumped else (data, False)
 
 
 def _unreadable(task: dict, rel, reason: str, details: list) -> tuple:

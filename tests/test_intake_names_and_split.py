@@ -8,6 +8,7 @@ import csv
 import json
 import warnings
 
+import nbformat
 import pytest
 
 from autograder import pipeline
@@ -155,6 +156,23 @@ def test_invalid_or_repeated_non_string_cell_ids_are_renamed_quietly_and_odd_cel
         with pytest.raises(ValueError):
             pipeline.parse_submission(json.dumps(bad).encode())
 
+
+def test_a_lone_surrogate_anywhere_is_mended_on_intake_and_said_so():
+    """A ``\\ud800`` escape without its pair (in a code cell, markdown, an output, a metadata key or value) is
+    U+FFFD once read: the notebook can be written again (it failed nbgrader's write: a grader_error on every
+    run); a pair stays one letter, a literal backslash-u stays text, and neither is called a repair."""
+    data = json.loads(_without_ids(5))
+    data["cells"][0]["source"] = "s = 'SURR'"
+    data["metadata"]["kernelspec"] = {"name": "python3", "display_name": "SURRx", "language": "python"}
+    data["metadata"]["SURR"] = ["SURR"]
+    nb, repaired = pipeline.parse_submission(json.dumps(data).replace("SURR", "\\udfff").encode())
+    assert repaired == ["lone surrogates"] and nb.cells[0].source == "s = '\ufffd'"
+    assert nb.metadata["\ufffd"] == ["\ufffd"] and nb.metadata.kernelspec.display_name == "\ufffdx"
+    nbformat.writes(nb).encode("utf-8")
+    data["cells"][0]["source"] = "pair \U0001F600, literal \\ud800"
+    del data["metadata"]["SURR"], data["metadata"]["kernelspec"]
+    nb, repaired = pipeline.parse_submission(json.dumps(data).encode())
+    assert repaired == [] and nb.cells[0].source == "pair \U0001F600, literal \\ud800"
 
 def test_four_byte_letters_keep_ids_under_the_file_name_limit():
     """63 four-byte letters are 252 bytes: the id is cut by bytes too, so runs/<a>/<id>.json.tmp fits."""
