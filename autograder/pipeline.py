@@ -511,6 +511,8 @@ def grade_one(task: dict) -> dict:
         import traceback
 
         return grader_error(task, f"{type(exc).__name__}: {why(exc)}", traceback.format_exc())
+    finally:  # its sandbox, killed when the cells were done, was torn down meanwhile (even when the grader failed
+        sandbox.finish_closing()  # after it: a worker's last sandbox is never left to its exit, which a fork skips)
 
 
 def grader_error(task, message, tb=""):
@@ -539,10 +541,7 @@ def _grade_one(task: dict) -> dict:
     if task.get("needs_folder"):
         status.append("missing_files")
         details.append(task["needs_folder"])
-    try:
-        book = _bookkeeping(task, nb, rel, j)
-    finally:
-        sandbox.finish_closing()  # its sandbox, killed when the cells were done, was torn down meanwhile
+    book = _bookkeeping(task, nb, rel, j)  # meanwhile its sandbox, killed when the cells were done, is torn down
     details.extend(book["review"])
     return _result(task, status, details, j, book, t0)
 

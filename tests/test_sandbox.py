@@ -430,3 +430,32 @@ __main__.send = send
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("", outputs=nbgrader_plugin._cell_outputs(c))
                                          for c in r.cells.values()])
     assert "cap \ufffd" in nbformat.writes(nb).encode("utf-8").decode("utf-8")
+
+
+@needs_root
+def test_a_grader_failure_after_the_cells_still_tears_the_sandbox_down(tmp_path, monkeypatch):
+    """The grader fails on a submission after its sandbox ran (a bug in what follows the judge): the row is
+    a grader_error, and the sandbox, killed without waiting, is still reaped and its cgroups removed before
+    the command ends (a forked worker never runs atexit: they used to stay until the next command)."""
+    made, real = tmp_path / "cgroups.txt", sandbox._cgroups
+
+    def recording(name, limits):  # in the forked worker: what it made goes to a file
+        groups = real(name, limits)
+        with open(made, "a") as f:
+            f.write("".join(f"{d}\n" for d in groups.values()))
+        return groups
+
+    def bug(nb, rel):
+        raise RuntimeError("a grader bug after the sandbox ran")
+
+    monkeypatch.setattr(sandbox, "_cgroups", recording)
+    monkeypatch.setattr(pipeline, "repair", bug)
+    monkeypatch.setenv("AUTOGRADER_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("AUTOGRADER_SECRET", "ci-secret")
+    monkeypatch.delenv("NBGRADER_DB_URL", raising=False)
+    shutil.copytree(SAMPLES / "correct", tmp_path / "subs" / "correct")
+    s = pipeline.grade(A, tmp_path / "subs", workers=1, cfg=config.load(cell_timeout=8.0, call_timeout=4.0),
+                       log=lambda *a: None)
+    assert [(r["status"], "a grader bug" in r["detail"]) for r in s.results] == [("grader_error", True)]
+    groups = made.read_text().split()
+    assert groups and [d for d in groups if Path(d).exists()] == []
