@@ -40,6 +40,7 @@ import contextlib
 import ctypes
 import dataclasses
 import fcntl
+import functools
 import json
 import os
 import select
@@ -439,6 +440,18 @@ def _tree_cpu(pid: int) -> float:
     return total
 
 
+def _children(pid: int) -> list:
+    """The pids of ``pid``'s children, from /proc ([] when it is gone)."""
+    out = []
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children", "rb") as f:
+                out.extend(int(c) for c in f.read().split())
+    except (OSError, ValueError):
+        pass
+    return out
+
+
 def die_with_parent():
     """Die (SIGKILL) when the parent dies: called in a sandbox's launcher before exec and in each
     grading worker, so that a grading command killed with SIGKILL leaves no process behind."""
@@ -698,7 +711,11 @@ class Sandbox:
                 self._finish()
             return self.proc.returncode
         self.closed = True
-        for sig_target in (lambda: os.killpg(self.proc.pid, signal.SIGKILL), self.proc.kill):
+        # its PID 1 first (a child of the process started: killed, it takes its PID namespace with it): it may
+        # have left the process group and cleared its own parent-death signal, and no cgroup holds it in userns
+        # mode (nor on a host without cgroup v1)
+        kills = [functools.partial(os.kill, c, signal.SIGKILL) for c in _children(self.proc.pid)]
+        for sig_target in (*kills, lambda: os.killpg(self.proc.pid, signal.SIGKILL), self.proc.kill):
             try:
                 sig_target()
             except (ProcessLookupError, PermissionError):

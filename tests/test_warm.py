@@ -306,6 +306,46 @@ def test_pid_1_that_left_its_process_group_dies_with_the_sandbox_without_cgroups
     assert left == []
 
 
+# PID 1 also clears its own parent-death signal (any process may): only a kill aimed at it ends it
+UNBOUND = ("import ctypes, os, time\nctypes.CDLL(None).prctl(1, 0, 0, 0, 0)\nos.setsid()\n"
+           "os._exit = lambda *a: time.sleep(3600)\nprint('NS', os.readlink('/proc/self/ns/pid'))")
+
+
+def _processes_in(pid_ns: str) -> list:
+    found = []
+    for p in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if os.readlink(f"/proc/{p}/ns/pid") == pid_ns:
+                found.append(int(p))
+        except OSError:
+            pass
+    return found
+
+
+@pytest.mark.parametrize("mode", ["root", "userns"])
+@pytest.mark.parametrize("start", ["warm", "cold"])
+def test_pid_1_that_cleared_its_parent_death_signal_dies_with_the_sandbox(lib, monkeypatch, mode, start):
+    """PID 1 leaves the process group, clears its parent-death signal and never exits, where no cgroup holds
+    it (userns mode; root mode on a host without cgroup v1): the grader kills it by its pid, and its PID
+    namespace ends with it (it used to outlive the submission and the grading command)."""
+    if mode == "root" and os.geteuid() != 0:
+        pytest.skip("root mode needs root")
+    monkeypatch.setenv("AUTOGRADER_SANDBOX", mode)
+    monkeypatch.setenv("AUTOGRADER_START", start)
+    monkeypatch.setattr(sandbox, "_MODE", None)
+    monkeypatch.setattr(sandbox, "_cgroups", lambda name, limits: {})
+    r = run_cells(lib, UNBOUND)
+    assert (r.mode, r.start) == (mode, start)
+    left = _processes_in(r.cells[0]["stdout"].split()[1])
+    for _ in range(100):  # killed as the sandbox closes; give the kernel a moment
+        if not left:
+            break
+        threading.Event().wait(0.05)
+        left = _processes_in(r.cells[0]["stdout"].split()[1])
+    for pid in left:  # never leave one behind, even when the test fails
+        os.kill(pid, signal.SIGKILL)
+    assert left == []
+
 def test_a_warm_childs_start_up_is_counted_from_its_fork(lib, monkeypatch):
     """The child starts at the fork, before the grader first waits on it: a grader slowed there (a
     busy machine) must still count that time as start-up (never charged), not lose it."""
