@@ -432,11 +432,9 @@ def _tree_cpu(pid: int) -> float:
                 stat = f.read().decode()
             fields = stat[stat.rindex(")") + 2:].split()
             total += sum(int(x) for x in fields[11:15]) / _CLK
-            for task in os.listdir(f"/proc/{p}/task"):
-                with open(f"/proc/{p}/task/{task}/children", "rb") as f:
-                    stack.extend(int(c) for c in f.read().split())
         except (OSError, ValueError):
             continue
+        stack.extend(_children(p))
     return total
 
 
