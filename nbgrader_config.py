@@ -46,7 +46,7 @@ from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, Igno
                                     LimitOutput, SaveAutoGrades)
 
 from autograder.nbgrader_plugin import (FeedbackSanitizer, JudgeExecute, RebuildNbgraderMetadata,  # noqa: E402
-                                       SanitizeStudentHTML)
+                                       SanitizeStudentHTML, ValidateNotebook)
 from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor  # noqa: E402
 from nbgrader.preprocessors import (ClearOutput, DeduplicateIds, GetGrades, OverwriteCells,  # noqa: E402
                                     OverwriteKernelspec)
@@ -57,11 +57,13 @@ from nbgrader.preprocessors import (ClearOutput, DeduplicateIds, GetGrades, Over
 c.Autograde.sanitize_preprocessors = [RebuildNbgraderMetadata, SanitizeStudentHTML, ClearOutput, DeduplicateIds, OverwriteKernelspec,
                                       OverwriteCells, CheckCellMetadata]
 c.Autograde.autograde_preprocessors = [JudgeExecute, SanitizeStudentHTML, IgnorePattern, ClearMetadataPreprocessor,
-                                       LimitOutput, SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]
+                                       LimitOutput, ValidateNotebook, SaveAutoGrades, AssignLatePenalties,
+                                       CheckCellMetadata]
 # feedback: no hidden test code, no grader traceback, no server path, no live student HTML
 c.GenerateFeedback.preprocessors = [FeedbackSanitizer, SanitizeStudentHTML, GetGrades, CSSHTMLHeaderPreprocessor]
 # nbconvert checks the notebook against nbformat's schema once, after the last preprocessor, instead of after
-# every one (about 1 ms a check, 20 checks a submission); a preprocessor that broke it still fails the conversion
+# every one (about 1 ms a check, 20 checks a submission); a preprocessor that broke it still fails the conversion,
+# and autograde checks it once more right before SaveAutoGrades (ValidateNotebook): a failed run writes no grades
 c.Exporter.optimistic_validation = True
 
 # feedback pages render math offline: nbgrader's feedback template with MathJax inlined from the pinned

@@ -129,6 +129,24 @@ class JudgeExecute(NbGraderPreprocessor):
 _HIDDEN = re.compile(r"^[ \t]*### BEGIN HIDDEN TESTS.*?^[ \t]*### END HIDDEN TESTS[^\n]*\n?", re.S | re.M)
 
 
+class ValidateNotebook(NbGraderPreprocessor):
+    """Autograde step, right before ``SaveAutoGrades``: the notebook checked against nbformat's schema as
+    nbconvert checks it (``relax_add_props``), so that a notebook a preprocessor broke fails the conversion
+    before anything is written to the gradebook. nbconvert itself checks only after the last preprocessor
+    (``Exporter.optimistic_validation``): the gradebook then got the failed run's scores. Raises
+    ``nbformat.ValidationError``."""
+
+    def preprocess(self, nb, resources):
+        import nbformat
+
+        try:
+            nbformat.validate(nb, relax_add_props=True)
+        except nbformat.ValidationError:
+            self.log.error("Notebook is invalid before its grades are saved (a preprocessor broke it)")
+            raise
+        return nb, resources
+
+
 class FeedbackSanitizer(NbGraderPreprocessor):
     """Feedback step: no hidden-test code, no server paths."""
 

@@ -164,3 +164,40 @@ def test_a_class_gets_statuses_an_instructor_can_act_on(tmp_path, monkeypatch, c
     again = pipeline.grade(A, subs, workers=2, cfg=config.load(cell_timeout=8.0, call_timeout=4.0,
                                                                   total_timeout=120.0), log=lambda *a: None)
     assert (again.graded, again.reused) == (0, len(rows))
+
+
+def test_a_notebook_a_preprocessor_broke_fails_before_the_gradebook_is_written(tmp_path, monkeypatch):
+    """nbconvert checks the schema only after the last preprocessor (``optimistic_validation``): a notebook
+    broken before ``SaveAutoGrades`` must still fail the run (grader_error) without writing the failed run's
+    scores into the gradebook, which keeps the last good grading's (it used to take the new ones)."""
+    import sqlite3
+
+    from nbgrader.preprocessors import LimitOutput
+
+    monkeypatch.setenv("AUTOGRADER_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("AUTOGRADER_SECRET", "ci-secret")
+    monkeypatch.delenv("NBGRADER_DB_URL", raising=False)
+    samples, subs = ROOT / "autograder" / "samples" / A, tmp_path / "subs"
+    cfg = config.load(cell_timeout=8.0, call_timeout=4.0, total_timeout=120.0)
+
+    def scores():
+        with sqlite3.connect(tmp_path / "state" / "gradebook.db") as db:
+            return db.execute("select b.name, g.auto_score from grade g join base_cell b on g.cell_id = b.id "
+                              "order by b.name").fetchall()
+
+    shutil.copytree(samples / "partial", subs / "stu")
+    assert [r["score"] for r in pipeline.grade(A, subs, workers=1, cfg=cfg, log=lambda *a: None).results] == [4.0]
+    before = scores()
+    real = LimitOutput.preprocess
+
+    def broken(self, nb, resources):  # a preprocessor after the sanitiser leaves an output the schema refuses
+        nb, resources = real(self, nb, resources)
+        next(c for c in nb.cells if c.cell_type == "code").outputs = [{"output_type": "stream", "name": "stdout"}]
+        return nb, resources
+
+    monkeypatch.setattr(LimitOutput, "preprocess", broken)
+    shutil.rmtree(subs / "stu")
+    shutil.copytree(samples / "correct", subs / "stu")
+    rows = pipeline.grade(A, subs, workers=1, cfg=cfg, log=lambda *a: None).results
+    assert [(r["status"], "nbgrader autograde failed" in r["detail"]) for r in rows] == [("grader_error", True)]
+    assert scores() == before and sum(s for _, s in before) == 4.0
