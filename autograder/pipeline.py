@@ -511,8 +511,6 @@ def grade_one(task: dict) -> dict:
         import traceback
 
         return grader_error(task, f"{type(exc).__name__}: {why(exc)}", traceback.format_exc())
-    finally:  # its sandbox, killed when the cells were done, was torn down meanwhile (even when the grader failed
-        sandbox.finish_closing()  # after it: a worker's last sandbox is never left to its exit, which a fork skips)
 
 
 def grader_error(task, message, tb=""):
@@ -541,7 +539,7 @@ def _grade_one(task: dict) -> dict:
     if task.get("needs_folder"):
         status.append("missing_files")
         details.append(task["needs_folder"])
-    book = _bookkeeping(task, nb, rel, j)  # meanwhile its sandbox, killed when the cells were done, is torn down
+    book = _bookkeeping(task, nb, rel, j)
     details.extend(book["review"])
     return _result(task, status, details, j, book, t0)
 
