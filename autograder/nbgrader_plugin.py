@@ -48,10 +48,15 @@ def _scrub_paths(text: str) -> str:
     return re.sub(r"/(?:usr|opt|home|root|work|srv|var)/[^\s'\"]+", "...", text)
 
 
+def _caption(text: str) -> str:
+    """A figure's caption from the sandbox as one line of plain text, no server path in it."""
+    return " ".join(_scrub_paths(text).split())
+
+
 def figure_placeholder(caption: str) -> str:
     """What the feedback shows in place of a figure grading did not draw: its caption (student text, shown
     as plain text), said to be in the student's own notebook."""
-    caption = " ".join(_scrub_paths(caption).split())
+    caption = _caption(caption)
     return f"[Figure, not drawn at grading: run the notebook to see it.{' ' + caption if caption else ''}]"
 
 
@@ -65,7 +70,7 @@ def _cell_outputs(captured) -> list:
         outs.append(new_output("stream", name="stderr", text=_scrub_paths(captured["stderr"])))
     pngs, names = captured.get("figures", []), captured.get("figure_names", [])
     for png, name in zip(pngs, names):  # drawn (Limits.draw_figures): the caption is the image's alt text
-        alt = " ".join(_scrub_paths(name).split())
+        alt = _caption(name)
         outs.append(new_output("display_data", data={"image/png": base64.b64encode(png).decode(), "text/plain": "<Figure>"},
                                metadata={"image/png": {"alt": alt}} if alt else {}))
     for name in [] if pngs else names:  # not drawn: the caption in the figure's place

@@ -189,10 +189,11 @@ def _caption_inside(fig, caption: str) -> None:
     """Put ``caption`` in a strip along the figure's bottom edge, inside the figure: the caption is
     wrapped once (:func:`_wrap_once`) to the figure's width less ``CAPTION_PAD``, the figure grows
     taller by the caption's height (its lines at 9 pt, measured by the canvas renderer, plus
-    ``CAPTION_PAD`` above and below, inches), and the panels are laid out above the strip
-    (``tight_layout(rect=...)``). Nothing lies outside the figure, so saving it needs no tight
-    bounding box (a second layout pass) to show the caption. The caption's offset from the bottom
-    is in inches, so it stays put at any dpi."""
+    ``CAPTION_PAD`` above and below, inches), and the panels are laid out above the strip when the
+    figure is drawn (a tight layout engine with ``rect``: a figure never drawn, as at grading, is never
+    laid out). Nothing lies outside the figure, so saving it needs no tight bounding box (a second
+    layout pass) to show the caption. The caption's offset from the bottom is in inches, so it stays
+    put at any dpi."""
     from matplotlib.transforms import blended_transform_factory
 
     at = blended_transform_factory(fig.transFigure, fig.dpi_scale_trans)
