@@ -65,6 +65,9 @@ ALLOWED_KINDS = "biufU"
 COURSE_DIR, HOME = "/opt/course", "/sandbox"  # where the sandbox sees the library, its own folder
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 MAX_FIGURE_NAME = 500  # characters of a figure's caption kept when figures are not drawn
+# characters kept of each text in a function's result (an error message, a type name: the protocols send at
+# most 403, course_lib.checks._protocol*.MAX_TEXT); the rest of a longer one (a patched runner's) is dropped
+MAX_RESULT_TEXT = 1000
 SCRATCH_PARENT = Path(tempfile.gettempdir()) / "autograder-scratch"
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 CGROUP_PREFIX = "autograder-"
@@ -767,6 +770,11 @@ def _valid_text(a: np.ndarray) -> np.ndarray:
     return codes.view(a.dtype).reshape(a.shape)
 
 
+def _short_text(a: np.ndarray) -> np.ndarray:
+    """``a``, each of its texts cut to :data:`MAX_RESULT_TEXT` characters (same shape; not text: as it is)."""
+    return a.astype(f"<U{MAX_RESULT_TEXT}") if a.dtype.kind == "U" and a.dtype.itemsize > 4 * MAX_RESULT_TEXT else a
+
+
 def _png_ok(data: bytes, lim: Limits) -> bool:
     """A PNG signature, then an IHDR chunk whose width and height are within the caps."""
     if len(data) < 24 or not data.startswith(PNG_MAGIC) or data[12:16] != b"IHDR":
@@ -914,6 +922,7 @@ class _Run:
             self.charge(step)
             outcome, replied = self.classify(step, cpu, wall, {"op": "call", "exercise": name, "case": i})
             if outcome == "ok":
+                step.arrays = {k: _short_text(a) for k, a in step.arrays.items()}
                 if _text(step.arrays, "error_type") == "TimeLimit":  # said by the sandbox, not measured
                     step.arrays = {"error_type": np.array("Error"), "error": np.array("raised TimeLimit")}
                 self.result_bytes += sum(a.nbytes for a in step.arrays.values())

@@ -458,3 +458,30 @@ def test_a_grader_failure_after_the_cells_still_tears_the_sandbox_down(tmp_path,
     assert [(r["status"], "a grader bug" in r["detail"]) for r in s.results] == [("grader_error", True)]
     groups = made.read_text().split()
     assert groups and [d for d in groups if Path(d).exists()] == []
+
+
+def test_texts_in_a_functions_result_are_capped_by_the_grader(lib):
+    """A patched runner that answers a call with a 2-million-character error message (the protocols send at
+    most 403): the grader keeps MAX_RESULT_TEXT characters of it, so the hint, the graded notebook and the
+    feedback stay small (it used to put the whole text into all three)."""
+    from course_lib.checks import ASSIGNMENTS
+
+    forged = """
+import __main__, numpy as np
+real_send = __main__.send
+def send(fd, header, arrays=None):
+    if arrays is not None and header.get("op") == "call":
+        arrays = {"error_type": np.array("ValueError"), "error": np.array("x" * 2_000_000), "names": np.array(["y" * 5000] * 3)}
+    real_send(fd, header, arrays)
+__main__.send = send
+"""
+    ex = ASSIGNMENTS[A]["rnn_step"]
+    case = ex.cases(0, hidden=False)[0]
+    plan = [{"name": ex.name, "protocol": ex.protocol, "arg_names": ex.arg_names, "scalar_names": ex.scalar_names,
+             "n_cases": 1}]
+    scratch, course = lib
+    r = sandbox.run([{"index": 0, "source": forged}], plan, {f"{ex.name}/0/{k}": v for k, v in case.arrays.items()},
+                    sandbox.Limits(cell_timeout=10), course, scratch)
+    got = r.judge[ex.name][0]
+    assert str(got["error_type"]) == "ValueError" and str(got["error"]) == "x" * sandbox.MAX_RESULT_TEXT
+    assert got["names"].tolist() == ["y" * sandbox.MAX_RESULT_TEXT] * 3
